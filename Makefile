@@ -1,0 +1,40 @@
+# Two commands for a fresh machine with only Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(if $(NCF_DATA_DIR),$(NCF_DATA_DIR),data/ml-1m)
+
+.PHONY: install run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up, fetch MovieLens 1M if needed, run the main job.
+run: $(STAMP)
+	@if [ -z "$(NCF_DATA_DIR)" ] && [ ! -f data/ml-1m/ratings.dat ]; then \
+		$(PY) -m batch fetch-data --dataset ml-1m --dest data/ml-1m || exit $$?; fi
+	$(PY) -m batch evaluate --data-dir $(DATA_DIR) --model itempop --protocol both --json
+
+## Set up and run the whole test suite (lint included).
+test: $(STAMP) lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(PY) bench/data_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,130 @@
+"""Command line: `python -m batch evaluate ...` and `python -m batch fetch-data ...`.
+
+The only place that configures logging; JSON results go to stdout, logs and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from batch import exit_codes
+from batch.fetch import ARCHIVES, FetchError, fetch_dataset
+from model.data import DataFormatError, DataLoader, leave_one_out
+from model.data.formats import FORMATS
+from model.evaluation import PROTOCOLS, Evaluator
+from model.registry import MODELS, build_model
+
+logger = logging.getLogger("batch")
+
+
+def _protocols(value: str) -> tuple[str, ...]:
+    return PROTOCOLS if value == "both" else (value,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ncf-batch", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="train a model and report HR@10 / NDCG@10 (leave-one-out)")
+    ev.add_argument(
+        "--data-dir",
+        default=os.environ.get("NCF_DATA_DIR"),
+        help="MovieLens directory (default: $NCF_DATA_DIR)",
+    )
+    ev.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+    ev.add_argument("--model", default="itempop", choices=sorted(MODELS))
+    ev.add_argument("--protocol", default="both", choices=[*PROTOCOLS, "both"])
+    ev.add_argument(
+        "--split", default="test", choices=["validation", "test"], help="split of the headline figures"
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the candidate negatives")
+    ev.add_argument("--min-rating", type=float, default=None, help="keep only ratings >= this as positives")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+
+    fe = sub.add_parser("fetch-data", help="download and verify an official MovieLens archive")
+    fe.add_argument("--dataset", default="ml-1m", choices=sorted(ARCHIVES))
+    fe.add_argument("--dest", required=True, help="directory to create (the zip's folder becomes it)")
+    fe.add_argument("--url", default=None, help="mirror URL instead of GroupLens (give --md5 with it)")
+    fe.add_argument("--md5", default=None, help="expected MD5 of the zip at --url")
+    return parser
+
+
+def run_evaluate(args: argparse.Namespace) -> dict:
+    if not args.data_dir:
+        raise DataFormatError(".", "no data directory: pass --data-dir or set NCF_DATA_DIR")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    dataset = DataLoader(args.data_dir, format=args.format, min_rating=args.min_rating).load()
+    timings["load_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    split = leave_one_out(dataset, seed=args.seed)
+    timings["split_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    model = build_model(args.model).fit(split.train, split.validation)
+    timings["fit_s"] = time.perf_counter() - start
+
+    evaluator = Evaluator(split, k=10, protocols=_protocols(args.protocol))
+    results = {}
+    for which in ("validation", "test"):
+        start = time.perf_counter()
+        results[which] = evaluator.evaluate(model, which)
+        timings[f"evaluate_{which}_s"] = time.perf_counter() - start
+    headline = results[args.split][evaluator.protocols[0]]
+    return {
+        "model": args.model,
+        "dataset": dataset.name,
+        "format": dataset.format,
+        "split": args.split,
+        "protocol": args.protocol,
+        "hr@10": headline["hr@10"],
+        "ndcg@10": headline["ndcg@10"],
+        "validation": results["validation"],
+        "test": results["test"],
+        "n_users": dataset.n_users,
+        "n_items": dataset.n_items,
+        "n_interactions": dataset.n_interactions,
+        "seed": args.seed,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+
+
+def _print_summary(result: dict) -> None:
+    print(
+        f"{result['model']} on {result['dataset']} ({result['n_users']} users, {result['n_items']} items, "
+        f"{result['n_interactions']} interactions)"
+    )
+    for which in ("validation", "test"):
+        for protocol, m in result[which].items():
+            print(f"  {which:<10} {protocol:<7} HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "evaluate":
+            result = run_evaluate(args)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            else:
+                _print_summary(result)
+        elif args.command == "fetch-data":
+            fetch_dataset(args.dataset, args.dest, url=args.url, md5=args.md5)
+    except DataFormatError as exc:
+        logger.error("bad input: %s", exc)
+        return exit_codes.BAD_INPUT
+    except FetchError as exc:
+        logger.error("%s", exc)
+        return exit_codes.DOWNLOAD
+    return exit_codes.OK

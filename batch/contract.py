@@ -1,0 +1,249 @@
+"""The output contract between the batch job, the lookup service and downstream readers, defined once.
+
+Layout under the output directory:
+
+    LATEST                      one line: the run id of the newest published run (replaced atomically)
+    runs/<run_id>/
+      recommendations.parquet   user_id int32, rank int16 (1..N), movie_id int32, score float32
+      movies.parquet            movie_id int32, title string, year int16 (nullable), genres list<string>
+      popular.parquet           rank int16, movie_id int32, score float32
+      metrics.json              evaluation figures, history, step timings
+      manifest.json             `Manifest`: ids, versions, counts, sha256 + size of every other file
+      model/                    the saved model
+
+Writing goes through `RunWriter`: files land in a hidden staging directory, are fsynced, the manifest is
+written last, the directory is renamed into `runs/`, and only then is `LATEST` replaced (os.replace). A crash
+at any point leaves the previous run served and intact. This module imports only pyarrow and pydantic, so
+the lookup service can use it without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+LATEST = "LATEST"
+RUNS_DIR = "runs"
+STAGING_PREFIX = ".staging-"
+RECOMMENDATIONS = "recommendations.parquet"
+MOVIES = "movies.parquet"
+POPULAR = "popular.parquet"
+METRICS = "metrics.json"
+MANIFEST = "manifest.json"
+MODEL_DIR = "model"
+
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [("user_id", pa.int32()), ("rank", pa.int16()), ("movie_id", pa.int32()), ("score", pa.float32())]
+)
+MOVIES_SCHEMA = pa.schema(
+    [
+        ("movie_id", pa.int32()),
+        ("title", pa.string()),
+        ("year", pa.int16()),
+        ("genres", pa.list_(pa.string())),
+    ]
+)
+POPULAR_SCHEMA = pa.schema([("rank", pa.int16()), ("movie_id", pa.int32()), ("score", pa.float32())])
+TABLE_SCHEMAS = {RECOMMENDATIONS: RECOMMENDATIONS_SCHEMA, MOVIES: MOVIES_SCHEMA, POPULAR: POPULAR_SCHEMA}
+REQUIRED_FILES = (RECOMMENDATIONS, MOVIES, POPULAR, METRICS)
+
+
+class RunInvalid(Exception):
+    """A run directory does not meet the contract (missing file, bad checksum, wrong schema)."""
+
+
+class FileEntry(BaseModel):
+    sha256: str
+    bytes: int
+
+
+class Manifest(BaseModel):
+    """manifest.json of one run."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    run_id: str
+    created_at: str = Field(description="UTC, ISO 8601")
+    schema_version: int = SCHEMA_VERSION
+    code_version: str
+    engine: str
+    model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
+    dataset: dict[str, Any] = Field(
+        default_factory=dict, description="name, format, sha256 of each input file"
+    )
+    counts: dict[str, int] = Field(default_factory=dict)
+    top_n: int
+    files: dict[str, FileEntry]
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable by time: `20261127T020000Z-<6 hex>`."""
+    now = now or datetime.now(UTC)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_latest(output_dir: Path) -> str | None:
+    """The run id `LATEST` names, or None before the first publish."""
+    try:
+        text = (Path(output_dir) / LATEST).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def run_dir(output_dir: Path, run_id: str) -> Path:
+    return Path(output_dir) / RUNS_DIR / run_id
+
+
+def verify_run(path: Path) -> Manifest:
+    """Check a run directory against its manifest (files present, sizes, sha256, table schemas).
+
+    Raises:
+        RunInvalid: naming the first problem found.
+    """
+    path = Path(path)
+    try:
+        manifest = Manifest.model_validate_json((path / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        raise RunInvalid(f"{path}: {MANIFEST} missing") from None
+    except ValueError as exc:
+        raise RunInvalid(f"{path / MANIFEST}: invalid manifest: {exc}") from None
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise RunInvalid(f"{path}: schema_version {manifest.schema_version}, expected {SCHEMA_VERSION}")
+    for name in REQUIRED_FILES:
+        if name not in manifest.files:
+            raise RunInvalid(f"{path}: manifest does not list {name}")
+    for name, entry in manifest.files.items():
+        file = path / name
+        if not file.is_file():
+            raise RunInvalid(f"{file}: missing")
+        if file.stat().st_size != entry.bytes:
+            raise RunInvalid(f"{file}: {file.stat().st_size} bytes, manifest says {entry.bytes}")
+        if sha256_file(file) != entry.sha256:
+            raise RunInvalid(f"{file}: sha256 does not match the manifest")
+    for name, schema in TABLE_SCHEMAS.items():
+        actual = pq.read_schema(path / name)
+        if not actual.remove_metadata().equals(schema):
+            raise RunInvalid(f"{path / name}: schema {actual} differs from the contract {schema}")
+    return manifest
+
+
+class RunWriter:
+    """Stages one run and publishes it atomically.
+
+    Usage:
+        writer = RunWriter(output_dir)
+        writer.write_table(RECOMMENDATIONS, table)      # or write_batches for chunked output
+        writer.write_json(METRICS, metrics)
+        writer.publish(manifest_fields)                 # -> runs/<run_id>, then LATEST
+
+    Call `abort()` (or let `publish` fail) to remove the staging directory; a staging directory left by a
+    killed process is harmless and is removed by the next `prune`.
+    """
+
+    def __init__(self, output_dir: str | Path, run_id: str | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.run_id = run_id or new_run_id()
+        self.staging = self.output_dir / RUNS_DIR / f"{STAGING_PREFIX}{self.run_id}"
+        self.staging.mkdir(parents=True, exist_ok=False)
+
+    def path(self, name: str) -> Path:
+        """Where to write `name` inside the staging directory (e.g. the model directory)."""
+        return self.staging / name
+
+    def write_table(self, name: str, table: pa.Table, row_group_size: int | None = None) -> None:
+        """Write a whole table, cast to the contract schema of `name`."""
+        schema = TABLE_SCHEMAS[name]
+        pq.write_table(
+            table.select(schema.names).cast(schema), self.staging / name, row_group_size=row_group_size
+        )
+
+    def open_table(self, name: str) -> pq.ParquetWriter:
+        """A ParquetWriter for `name`, for writing one row group per chunk (`write_table` on each batch)."""
+        return pq.ParquetWriter(self.staging / name, TABLE_SCHEMAS[name])
+
+    def write_json(self, name: str, obj: Any) -> None:
+        (self.staging / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+    def publish(self, **manifest_fields: Any) -> Manifest:
+        """Write manifest.json (checksums of every staged file), fsync, rename into runs/, replace LATEST.
+
+        `manifest_fields`: everything of `Manifest` except run_id, created_at, schema_version and files.
+        """
+        files = {}
+        for file in sorted(p for p in self.staging.rglob("*") if p.is_file()):
+            rel = file.relative_to(self.staging).as_posix()
+            files[rel] = FileEntry(sha256=sha256_file(file), bytes=file.stat().st_size)
+            _fsync_path(file)
+        manifest = Manifest(
+            run_id=self.run_id,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            files=files,
+            **manifest_fields,
+        )
+        manifest_path = self.staging / MANIFEST
+        manifest_path.write_text(manifest.model_dump_json(indent=2, by_alias=True))
+        _fsync_path(manifest_path)
+        for directory in sorted({p.parent for p in self.staging.rglob("*")} | {self.staging}, reverse=True):
+            _fsync_path(directory)
+        final = run_dir(self.output_dir, self.run_id)
+        self.staging.rename(final)
+        _fsync_path(final.parent)
+        tmp_latest = self.output_dir / f".{LATEST}.{self.run_id}.tmp"
+        with tmp_latest.open("w") as fh:
+            fh.write(self.run_id + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_latest, self.output_dir / LATEST)
+        _fsync_path(self.output_dir)
+        return manifest
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def prune(output_dir: str | Path, keep: int) -> list[str]:
+    """Delete all but the newest `keep` runs and any leftover staging directories; never the LATEST run.
+
+    Returns the run ids deleted.
+    """
+    output_dir = Path(output_dir)
+    runs = output_dir / RUNS_DIR
+    if not runs.is_dir():
+        return []
+    latest = read_latest(output_dir)
+    for leftover in runs.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    run_ids = sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    doomed = [r for r in run_ids[: max(0, len(run_ids) - keep)] if r != latest]
+    for run_id in doomed:
+        shutil.rmtree(runs / run_id, ignore_errors=True)
+    return doomed
