@@ -1,0 +1,52 @@
+"""Typed configuration of the NCF models (architecture) and of their training."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class NCFConfig(BaseModel):
+    """Architecture of GMF, MLP or NeuMF (He et al. 2017)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["gmf", "mlp", "neumf"] = Field("neumf", description="which model: GMF, MLP or both fused")
+    factors: int = Field(8, ge=1, description="GMF embedding size (the paper's predictive factors)")
+    layers: tuple[int, ...] = Field(
+        (64, 32, 16, 8),
+        description="MLP widths; layers[0] is the concatenated user+item embedding, so each MLP embedding "
+        "is layers[0] // 2 wide; Dense+ReLU layers follow for layers[1:]",
+    )
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty on embeddings and weights (0 = off)")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="dropout rate after each MLP hidden layer (0 = off)"
+    )
+    init_std: float = Field(0.01, gt=0.0, description="std of the Gaussian embedding initialisation")
+
+    @field_validator("layers")
+    @classmethod
+    def _check_layers(cls, layers: tuple[int, ...]) -> tuple[int, ...]:
+        if len(layers) < 1 or any(w < 1 for w in layers):
+            raise ValueError("layers must be one or more positive widths")
+        if layers[0] % 2:
+            raise ValueError("layers[0] must be even: it is the user and item MLP embeddings concatenated")
+        return layers
+
+
+class TrainConfig(BaseModel):
+    """How `NeuMFTrainer` trains any `NCFModel` engine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(20, ge=1, description="maximum number of epochs")
+    batch_size: int = Field(2048, ge=1, description="examples per mini-batch")
+    learning_rate: float = Field(0.002, gt=0.0, description="optimizer step size")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd (with optional momentum)")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam)")
+    num_negatives: int = Field(4, ge=0, description="fresh negatives per positive each epoch")
+    patience: int = Field(
+        3, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
+    )
+    seed: int = Field(0, description="seeds initialisation, shuffling and negative sampling")
