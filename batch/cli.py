@@ -17,6 +17,7 @@ from batch import exit_codes
 from batch.fetch import ARCHIVES, FetchError, fetch_dataset
 from model.data import DataFormatError, DataLoader, leave_one_out
 from model.data.formats import FORMATS
+from model.data.split import N_NEGATIVES
 from model.evaluation import PROTOCOLS, Evaluator
 from model.registry import MODELS, build_model
 
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="test", choices=["validation", "test"], help="split of the headline figures"
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the candidate negatives")
+    ev.add_argument(
+        "--eval-negatives",
+        type=int,
+        default=N_NEGATIVES,
+        help="sampled negatives per held-out item (paper: 99)",
+    )
     ev.add_argument("--min-rating", type=float, default=None, help="keep only ratings >= this as positives")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
 
@@ -65,7 +72,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    split = leave_one_out(dataset, seed=args.seed)
+    split = leave_one_out(dataset, seed=args.seed, n_negatives=args.eval_negatives)
     timings["split_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from model.data.errors import DataFormatError
 
@@ -173,18 +175,32 @@ def read_fields(
 
 
 def _read_quoted_csv(path: Path, raw: bytes, names: Sequence[str], encoding: str, first_line: int) -> pd.DataFrame:
+    """Quoted CSV (movies.csv titles may hold commas) through pyarrow, single-threaded so a bad row has a number."""
+    bad_rows = []
+
+    def on_bad_row(row: pacsv.InvalidRow) -> str:
+        bad_rows.append(row)
+        return "error"
+
     try:
-        frame = pd.read_csv(
-            io.BytesIO(raw), header=None, names=list(names), dtype=str, na_filter=False, encoding=encoding
+        table = pacsv.read_csv(
+            io.BytesIO(raw),
+            read_options=pacsv.ReadOptions(column_names=list(names), use_threads=False, encoding=encoding),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
         )
-    except pd.errors.ParserError as exc:
+    except pa.ArrowInvalid as exc:
+        if bad_rows:
+            row = bad_rows[0]
+            raise DataFormatError(
+                path,
+                f"expected {len(names)} comma-separated fields, found {row.actual_columns}",
+                first_line + row.number - 1,
+            ) from None
         raise DataFormatError(path, f"malformed CSV: {exc}") from None
-    # pandas pads short rows with NaN even with na_filter=False; a None/NaN cell means a missing field.
-    missing = frame.isna().any(axis=1).to_numpy()
-    if missing.any():
-        i = int(np.flatnonzero(missing)[0])
-        raise DataFormatError(path, f"expected {len(names)} comma-separated fields", first_line + i)
-    return frame
+    return table.to_pandas()
 
 
 def to_integers(
