@@ -57,7 +57,7 @@ def check_encoding(path: Path, raw: bytes, encoding: str) -> None:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             return  # not UTF-8: genuinely Latin-1 (or at least single-byte) text
-        first = next(i for i, b in enumerate(raw) if b >= 0x80)
+        first = int(np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) >= 0x80)[0])
         raise DataFormatError(
             path,
             "text is UTF-8 encoded but this layout is Latin-1; pass encoding='utf-8' to read it as UTF-8",
