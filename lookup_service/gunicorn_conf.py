@@ -1,0 +1,38 @@
+"""Gunicorn configuration of the lookup service (`ncf-serve` uses it; `gunicorn -c <this file>` too).
+
+Values come from `ServerSettings` (environment `NCF_BIND`, `NCF_WORKERS`, ...). Choices:
+- one worker process per core: a lookup is a few microseconds of NumPy plus Flask and JSON in Python, so it
+  is CPU-bound under the GIL and only processes add throughput; each worker holds its own copy of the run
+  (a few MB for ML-1M) and polls LATEST itself.
+- `gthread` workers (threads default 1): like sync workers for CPU work, but they keep HTTP connections
+  alive, so clients and proxies do not pay a TCP handshake per request (see bench/results/load_test.md).
+- no `preload_app`: the reloader thread must start inside each worker, after the fork.
+- on SIGTERM gunicorn stops accepting, lets in-flight requests finish for `graceful_timeout`, then exits.
+"""
+
+from lookup_service.settings import ServerSettings
+
+_server = ServerSettings()
+
+bind = _server.bind
+workers = _server.workers
+worker_class = "gthread"
+threads = _server.threads
+keepalive = 5
+timeout = _server.timeout_seconds
+graceful_timeout = _server.graceful_timeout_seconds
+preload_app = False
+accesslog = _server.access_log
+loglevel = _server.log_level
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms run=%({x-run-id}o)s'
+logconfig_dict = {
+    "root": {"level": _server.log_level.upper(), "handlers": ["error_console"]},
+    "loggers": {
+        "gunicorn.error": {
+            "level": _server.log_level.upper(),
+            "handlers": ["error_console"],
+            "propagate": False,
+        },
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
