@@ -19,10 +19,12 @@ logger = logging.getLogger(__name__)
 RUN_ID_HEADER = "X-Run-Id"
 
 
-def create_app(settings: ServiceSettings | None = None) -> Flask:
+def create_app(settings: ServiceSettings | None = None, start_reloader: bool = True) -> Flask:
     """Build the app: load the run LATEST names (if any), start polling LATEST, register the routes.
 
     `settings` defaults to `ServiceSettings()` read from the environment (`NCF_OUTPUT_DIR`, ...).
+    `start_reloader=False` leaves polling to the caller: gunicorn builds the app once before forking and
+    starts a reloader in each worker (`gunicorn_conf.post_worker_init`), as threads do not survive a fork.
     The app's `extensions["ncf"]` holds the `RunHolder` and the `Reloader` (None when polling is off).
     """
     settings = settings or ServiceSettings()
@@ -39,7 +41,8 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     reloader = None
     if settings.reload_interval_seconds > 0:
         reloader = Reloader(holder, settings.reload_interval_seconds)
-        reloader.start()
+        if start_reloader:
+            reloader.start()
     app.extensions["ncf"] = {"holder": holder, "reloader": reloader}
 
     app.register_api(RecommenderAPI(holder, settings.default_n).blueprint)

@@ -6,7 +6,10 @@ Values come from `ServerSettings` (environment `NCF_BIND`, `NCF_WORKERS`, ...). 
   (a few MB for ML-1M) and polls LATEST itself.
 - `gthread` workers (threads default 1): like sync workers for CPU work, but they keep HTTP connections
   alive, so clients and proxies do not pay a TCP handshake per request (see bench/results/load_test.md).
-- no `preload_app`: the reloader thread must start inside each worker, after the fork.
+- `preload_app`: the master imports the app and loads the run once, then forks; on 2 shared cores this
+  halves start-up CPU (two workers importing pyarrow, Flask and pydantic at once). Threads do not survive
+  a fork, so `post_worker_init` re-checks LATEST (a worker forked later must not serve the master's older
+  run) and starts the LATEST poller in each worker.
 - on SIGTERM gunicorn stops accepting, lets in-flight requests finish for `graceful_timeout`, then exits.
 """
 
@@ -21,7 +24,9 @@ threads = _server.threads
 keepalive = 5
 timeout = _server.timeout_seconds
 graceful_timeout = _server.graceful_timeout_seconds
-preload_app = False
+preload_app = True
+control_socket_disable = True  # no gunicornc; several servers on one machine would share its path
+wsgi_app = "lookup_service.app:create_app(start_reloader=False)"
 accesslog = _server.access_log
 loglevel = _server.log_level
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms run=%({x-run-id}o)s'
@@ -36,3 +41,11 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
+
+
+def post_worker_init(worker) -> None:
+    """In each worker, after the fork: catch up with LATEST, then poll it on a thread of this process."""
+    state = worker.wsgi.extensions["ncf"]
+    state["holder"].check()
+    if state["reloader"] is not None:
+        state["reloader"].start()

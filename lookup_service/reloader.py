@@ -76,14 +76,17 @@ class Reloader:
         self.holder = holder
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ncf-run-reloader", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start polling in this process (call once per process: after a fork, in the child)."""
+        self._thread = threading.Thread(target=self._run, name="ncf-run-reloader", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 CONFIG_FILE = Path(__file__).with_name("gunicorn_conf.py")
-APP = "lookup_service.app:create_app()"
 
 
 def gunicorn_argv(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--config", str(CONFIG_FILE), *args, APP]
+    return [sys.executable, "-m", "gunicorn", "--config", str(CONFIG_FILE), *args]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,7 +126,7 @@ def load_run(path: Path) -> RunStore:
     """
     started = time.perf_counter()
     manifest = verify_run(path)
-    movies_table = pq.read_table(path / MOVIES)
+    movies_table = pq.ParquetFile(path / MOVIES).read()
     movie_ids = movies_table.column(MOVIE_ID).to_numpy()
     order = np.argsort(movie_ids, kind="stable")
     if len(movie_ids) and np.any(np.diff(movie_ids[order]) == 0):
@@ -154,7 +154,7 @@ def load_run(path: Path) -> RunStore:
 def _load_recommendations(
     path: Path, manifest: Manifest, movie_index: IdIndex
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
-    table = pq.read_table(path / RECOMMENDATIONS)
+    table = pq.ParquetFile(path / RECOMMENDATIONS).read()
     user = table.column(USER_ID).to_numpy()
     rank = table.column(RANK).to_numpy()
     order = np.lexsort((rank, user))
@@ -175,7 +175,7 @@ def _load_recommendations(
 
 
 def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> RankedList:
-    table = pq.read_table(path / POPULAR)
+    table = pq.ParquetFile(path / POPULAR).read()
     rank = table.column(RANK).to_numpy()
     order = np.argsort(rank, kind="stable")
     if not np.array_equal(rank[order], np.arange(1, len(rank) + 1)):
