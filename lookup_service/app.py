@@ -32,6 +32,7 @@ def create_app(settings: ServiceSettings | None = None, start_reloader: bool = T
         __name__,
         info=Info(title="NCF recommender lookup service", version="1"),
         doc_ui=False,
+        security_schemes={},  # flask-openapi3 would emit `securitySchemes: null`, which is not valid OpenAPI
         validation_error_status=422,
         validation_error_model=ErrorResponse,
         validation_error_callback=validation_error_response,
