@@ -30,22 +30,16 @@ wsgi_app = "lookup_service.app:create_app(start_reloader=False)"
 accesslog = _server.access_log
 loglevel = _server.log_level
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms run=%({x-run-id}o)s'
-logconfig_dict = {
-    "root": {"level": _server.log_level.upper(), "handlers": ["error_console"]},
-    "loggers": {
-        "gunicorn.error": {
-            "level": _server.log_level.upper(),
-            "handlers": ["error_console"],
-            "propagate": False,
-        },
-        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
-    },
-}
+# Only the root logger (the service's own `logging.getLogger(__name__)` loggers): gunicorn keeps its error
+# and access loggers as set up from `loglevel` and `accesslog` above.
+logconfig_dict = {"root": {"level": _server.log_level.upper(), "handlers": ["error_console"]}, "loggers": {}}
 
 
 def post_worker_init(worker) -> None:
     """In each worker, after the fork: catch up with LATEST, then poll it on a thread of this process."""
-    state = worker.wsgi.extensions["ncf"]
+    state = worker.wsgi.extensions.get("ncf")
+    if state is None:  # another app served with this config (bench/bare_app.py)
+        return
     state["holder"].check()
     if state["reloader"] is not None:
         state["reloader"].start()

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
+from lookup_service.render import movie_fragment
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class RunStore:
         popular: the popularity fallback list.
         movie_index: raw movie id -> position in `movies`.
         movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
+        movie_fragments: each movie's JSON prefix for `render.recommendations_json`.
     """
 
     manifest: Manifest
@@ -92,6 +94,7 @@ class RunStore:
     popular: RankedList
     movie_index: IdIndex
     movies: list[dict[str, Any]]
+    movie_fragments: list[str]
 
     @property
     def run_id(self) -> str:
@@ -146,8 +149,9 @@ def load_run(path: Path) -> RunStore:
         len(movies),
         time.perf_counter() - started,
     )
+    fragments = [movie_fragment(m) for m in movies]
     return RunStore(
-        manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies
+        manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies, fragments
     )
 
 
@@ -160,7 +164,7 @@ def _load_recommendations(
     order = np.lexsort((rank, user))
     user, rank = user[order], rank[order]
     movie = table.column(MOVIE_ID).to_numpy()[order]
-    scores = np.ascontiguousarray(table.column(SCORE).to_numpy()[order], dtype=np.float32)
+    scores = _finite_scores(path / RECOMMENDATIONS, table.column(SCORE).to_numpy()[order])
     user_ids, starts, counts = np.unique(user, return_index=True, return_counts=True)
     expected_rank = np.arange(len(user)) - np.repeat(starts, counts) + 1
     if not np.array_equal(rank, expected_rank):
@@ -183,8 +187,15 @@ def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> Ranke
     if len(rank) == 0:
         raise RunInvalid(f"{path / POPULAR}: empty")
     movie_pos = _movie_positions(path / POPULAR, table.column(MOVIE_ID).to_numpy()[order], movie_index)
-    scores = np.ascontiguousarray(table.column(SCORE).to_numpy()[order], dtype=np.float32)
+    scores = _finite_scores(path / POPULAR, table.column(SCORE).to_numpy()[order])
     return RankedList(movie_pos[: manifest.top_n], scores[: manifest.top_n])
+
+
+def _finite_scores(file: Path, scores: np.ndarray) -> np.ndarray:
+    """float32 scores; NaN or infinity (not valid JSON) refuses the run."""
+    if not np.all(np.isfinite(scores)):
+        raise RunInvalid(f"{file}: scores must be finite")
+    return np.ascontiguousarray(scores, dtype=np.float32)
 
 
 def _movie_positions(file: Path, movie_ids: np.ndarray, movie_index: IdIndex) -> np.ndarray:
