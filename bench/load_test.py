@@ -143,6 +143,16 @@ class Server:
             )
         return out
 
+    def cpu_seconds(self) -> float:
+        """user + system CPU time of the master and its current workers (from /proc)."""
+        pids = [str(self.process.pid)]
+        pids += Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        ticks = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -164,7 +174,11 @@ def free_port() -> int:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def run_wrk(port: int, prefix: str, max_user: int, duration: int, connections: int, threads: int) -> dict:
+def run_wrk(
+    server: Server, prefix: str, max_user: int, duration: int, connections: int, threads: int
+) -> dict:
+    """One wrk run; also the server's CPU time per request (less sensitive to other jobs than req/s)."""
+    port = server.port
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -178,16 +192,20 @@ def run_wrk(port: int, prefix: str, max_user: int, duration: int, connections: i
         prefix,
         str(max_user),
     ]
+    cpu_before = server.cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    cpu = server.cpu_seconds() - cpu_before
     latency = {
         pct: float(value) * UNITS[unit]
         for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     }
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "requests": requests,
+        "server_cpu_us_per_request": cpu / max(requests, 1) * 1e6,
         "p50_ms": latency["50"],
         "p90_ms": latency["90"],
         "p99_ms": latency["99"],
@@ -250,6 +268,7 @@ def flip_test(args, output_dir: Path, runs: list[str], log_dir: Path, max_user: 
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+        "socket_errors_connect_read_write_timeout": [int(x) for x in errors.groups()] if errors else [0] * 4,
         "access_log_statuses": statuses,
         "access_log_requests_per_run": served,
         "refused_or_failed_reloads": server_log_count(log_dir / "flip.err", "refused run"),
@@ -265,10 +284,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("NCF_DATA_DIR"))
     parser.add_argument("--output-dir", type=Path, help="use real published runs instead of synthetic ones")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=6, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--flips", type=int, default=10)
     parser.add_argument("--flip-every", type=float, default=2.0)
     parser.add_argument("--flip-reload-interval", type=float, default=0.5)
@@ -309,7 +328,7 @@ def main() -> None:
             service.wait_ready("/readyz")
             bare.wait_ready("/bare/users/1/recommendations")
             for server, prefix in ((service, "/v1/users/"), (bare, "/bare/users/")):  # warm-up
-                run_wrk(server.port, prefix, max_user, 2, args.connections, args.threads)
+                run_wrk(server, prefix, max_user, 2, args.connections, args.threads)
             reps = []
             for rep in range(args.reps):
                 row = {}
@@ -318,7 +337,7 @@ def main() -> None:
                     ("bare", bare, "/bare/users/"),
                 ):
                     row[name] = run_wrk(
-                        server.port, prefix, max_user, args.duration, args.connections, args.threads
+                        server, prefix, max_user, args.duration, args.connections, args.threads
                     )
                     print(rep, name, {k: v for k, v in row[name].items() if k != "command"}, flush=True)
                 row["ratio"] = row["service"]["requests_per_s"] / row["bare"]["requests_per_s"]
@@ -342,6 +361,8 @@ def main() -> None:
         "bare_requests_per_s": median("bare", "requests_per_s"),
         "bare_p99_ms": median("bare", "p99_ms"),
         "throughput_ratio_service_over_bare": statistics.median(r["ratio"] for r in reps),
+        "service_cpu_us_per_request": median("service", "server_cpu_us_per_request"),
+        "bare_cpu_us_per_request": median("bare", "server_cpu_us_per_request"),
         "max_worker_rss_mb": max(w["rss_mb"] for w in memory["service"]),
         "max_worker_pss_mb": max(w["pss_mb"] for w in memory["service"]),
         "startup_to_ready_s": statistics.median(startups),
@@ -382,6 +403,7 @@ def main() -> None:
 
 def markdown(result: dict) -> str:
     s, met, flip = result["summary"], result["targets_met"], result["flip_test"]
+    bare_over_service_cpu = s["bare_cpu_us_per_request"] / s["service_cpu_us_per_request"]
 
     def mark(key: str) -> str:
         return "met" if met[key] else "**missed**"
@@ -406,6 +428,8 @@ def markdown(result: dict) -> str:
         f"| bare Flask endpoint, p99 | {s['bare_p99_ms']:.1f} ms | | |",
         f"| service / bare throughput | {s['throughput_ratio_service_over_bare']:.2f} | >= 0.9 | "
         f"{mark('throughput_ratio_service_over_bare')} |",
+        f"| server CPU per request: service / bare | {s['service_cpu_us_per_request']:.0f} / "
+        f"{s['bare_cpu_us_per_request']:.0f} us (bare/service {bare_over_service_cpu:.2f}) | | |",
         f"| worker RSS (max of 2) | {s['max_worker_rss_mb']:.0f} MB (PSS {s['max_worker_pss_mb']:.0f} MB) | "
         f"<= 150 MB | {mark('max_worker_rss_mb')} |",
         f"| start-up to /readyz 200 | {s['startup_to_ready_s']:.2f} s | <= 2 s | "
@@ -415,14 +439,17 @@ def markdown(result: dict) -> str:
         "",
         "## Repetitions",
         "",
-        "| rep | service req/s | service p50 / p99 ms | bare req/s | bare p50 / p99 ms | ratio |",
-        "|---|---|---|---|---|---|",
+        "| rep | service req/s | service p50 / p99 ms | service CPU us/req | bare req/s | bare p50 / p99 ms "
+        "| bare CPU us/req | ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(result["reps"]):
         sv, b = r["service"], r["bare"]
         lines.append(
             f"| {i} | {sv['requests_per_s']:.0f} | {sv['p50_ms']:.2f} / {sv['p99_ms']:.2f} | "
-            f"{b['requests_per_s']:.0f} | {b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {r['ratio']:.2f} |"
+            f"{sv['server_cpu_us_per_request']:.0f} | {b['requests_per_s']:.0f} | "
+            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {b['server_cpu_us_per_request']:.0f} | "
+            f"{r['ratio']:.2f} |"
         )
     lines += [
         "",
