@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
-from lookup_service.render import movie_fragment
+from lookup_service.render import movie_fragment, short_float32
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class RankedList:
     """One user's (or the popular) list: positions into `RunStore.movies` and scores, best first."""
 
     movie_pos: np.ndarray  # (k,) int32
-    scores: np.ndarray  # (k,) float32
+    scores: np.ndarray  # (k,) float64: the float32 scores as short decimals (`render.short_float32`)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class RunStore:
         users: raw user id -> user position.
         offsets: (n_users + 1,) int64; user position u owns rows offsets[u]:offsets[u+1].
         rec_movie_pos: (n_recs,) int32 position of the recommended movie in `movies`.
-        rec_scores: (n_recs,) float32.
+        rec_scores: (n_recs,) float64, the float32 scores as short decimals.
         popular: the popularity fallback list.
         movie_index: raw movie id -> position in `movies`.
         movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
@@ -212,10 +212,10 @@ def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:
 
 
 def _finite_scores(file: Path, scores: np.ndarray) -> np.ndarray:
-    """float32 scores; NaN or infinity (not valid JSON) refuses the run."""
+    """Scores for responses (`render.short_float32`); NaN or infinity (not valid JSON) refuses the run."""
     if not np.all(np.isfinite(scores)):
         raise RunInvalid(f"{file}: scores must be finite")
-    return np.ascontiguousarray(scores, dtype=np.float32)
+    return short_float32(scores)
 
 
 def _movie_positions(file: Path, movie_ids: np.ndarray, movie_index: IdIndex) -> np.ndarray:

@@ -15,6 +15,7 @@ from synthetic_runs import point_latest, publish_corrupted, write_run
 from batch.contract import MANIFEST, MOVIES, POPULAR, RECOMMENDATIONS, RunInvalid, run_dir
 from lookup_service.app import create_app
 from lookup_service.reloader import Reloader, RunHolder
+from lookup_service.render import short_float32
 from lookup_service.settings import ServiceSettings
 from lookup_service.store import IdIndex, load_run
 
@@ -34,7 +35,7 @@ def test_load_run_keeps_compact_arrays_in_rank_order(output_dir):
     run_id = write_run(output_dir, user_ids=users, top_n=6)
     store = load_run(run_dir(output_dir, run_id))
     assert store.offsets.tolist() == [0, 6, 12, 18]
-    assert store.rec_movie_pos.dtype == np.int32 and store.rec_scores.dtype == np.float32
+    assert store.rec_movie_pos.dtype == np.int32 and store.rec_scores.dtype == np.float64
     recs = pq.read_table(run_dir(output_dir, run_id) / RECOMMENDATIONS).to_pandas()
     for user in users:
         expected = recs[recs.user_id == user].sort_values("rank")
@@ -209,3 +210,19 @@ def test_service_becomes_ready_when_the_first_run_is_published(output_dir):
     run_id = write_run(output_dir)
     holder.check()
     assert holder.store.run_id == run_id
+
+
+def test_short_float32_keeps_every_float32_value_exactly():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate(
+        [
+            rng.random(20_000, dtype=np.float32),
+            (rng.standard_normal(20_000) * 10.0 ** rng.integers(-12, 12, 20_000)).astype(np.float32),
+            np.array([0.0, -0.0, 1.0, -3.5, 1e-38, 3e38], dtype=np.float32),
+        ]
+    )
+    short = short_float32(scores)
+    assert short.dtype == np.float64
+    assert np.array_equal(short.astype(np.float32), scores)
+    digits = [repr(x).split("e")[0].replace(".", "").lstrip("-0") for x in short.tolist()]
+    assert max(len(d) for d in digits) <= 9
