@@ -47,7 +47,9 @@ RANK_KEYS = [_rank_key(rank) for rank in range(1001)]
 
 def short_float32(scores: np.ndarray) -> np.ndarray:
     """float32 scores as float64 holding their 9-significant-digit decimal (which maps back to the same
-    float32), so `repr` in a response is short and quick: 0.8506242 instead of 0.8506242036819458.
+    float32), so `repr` in a response is short and quick: 0.850624204 instead of 0.8506242036819458.
+    Exact for every value; short for magnitudes of about 1e-6..1e6 (beyond, the scaling is inexact and a
+    value may keep its long form).
 
     Args:
         scores: (n,) finite float32. Returns (n,) float64.
