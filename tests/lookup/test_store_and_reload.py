@@ -227,3 +227,18 @@ def test_short_float32_keeps_every_float32_value_exactly():
     usual = short[(np.abs(scores) >= 1e-6) & (np.abs(scores) <= 1e6)]  # probabilities, logits, counts
     digits = [repr(x).split("e")[0].replace(".", "").strip("-0") for x in usual.tolist()]
     assert len(usual) > 20_000 and max(len(d) for d in digits) <= 9
+
+
+def _many_row_groups(staging: Path) -> None:
+    table = pq.read_table(staging / RECOMMENDATIONS)
+    pq.write_table(table, staging / RECOMMENDATIONS, row_group_size=7)
+
+
+def test_a_run_written_in_many_row_groups_loads_the_same(tmp_path):
+    one = write_run(tmp_path / "one", seed=4)
+    many = write_run(tmp_path / "many", seed=4, edit_staging=_many_row_groups)
+    assert pq.ParquetFile(run_dir(tmp_path / "many", many) / RECOMMENDATIONS).metadata.num_row_groups > 10
+    a, b = load_run(run_dir(tmp_path / "one", one)), load_run(run_dir(tmp_path / "many", many))
+    assert np.array_equal(a.offsets, b.offsets)
+    assert np.array_equal(a.rec_movie_pos, b.rec_movie_pos)
+    assert np.array_equal(a.rec_scores, b.rec_scores)
