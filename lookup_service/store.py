@@ -33,14 +33,14 @@ class IdIndex:
     """Raw id -> position in a sorted array of unique ids, or -1.
 
     Args:
-        ids: (n,) sorted, unique, non-negative int raw ids.
+        ids: (n,) sorted, unique int raw ids (a dense table when they are non-negative and compact).
     """
 
     def __init__(self, ids: np.ndarray) -> None:
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
         max_id = int(self.ids[-1]) if len(self.ids) else -1
         self.dense: np.ndarray | None = None
-        if max_id < 4 * len(self.ids) + DENSE_SLACK:
+        if (not len(self.ids) or self.ids[0] >= 0) and max_id < 4 * len(self.ids) + DENSE_SLACK:
             self.dense = np.full(max_id + 1, -1, dtype=np.int32)
             self.dense[self.ids] = np.arange(len(self.ids), dtype=np.int32)
 
@@ -144,6 +144,8 @@ def load_run(path: Path) -> RunStore:
     users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
     popular = _load_popular(path, manifest, movie_index)
     metrics = json.loads((path / METRICS).read_text())
+    fragments = [movie_fragment(m) for m in movies]
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     logger.info(
         "loaded run %s: %d users, %d recommendations, %d movies in %.2fs",
         manifest.run_id,
@@ -152,8 +154,6 @@ def load_run(path: Path) -> RunStore:
         len(movies),
         time.perf_counter() - started,
     )
-    fragments = [movie_fragment(m) for m in movies]
-    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     return RunStore(
         manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies, fragments
     )

@@ -20,12 +20,14 @@ from lookup_service.settings import ServiceSettings
 from lookup_service.store import IdIndex, load_run
 
 
-@pytest.mark.parametrize("ids", [np.array([2, 5, 9, 40]), np.array([3, 10**9, 2 * 10**9])])
+@pytest.mark.parametrize(
+    "ids", [np.array([2, 5, 9, 40]), np.array([3, 10**9, 2 * 10**9]), np.array([-5, 2, 8])]
+)
 def test_id_index_finds_known_ids_and_rejects_others(ids):
     index = IdIndex(ids)
-    assert (index.dense is not None) == (ids.max() < 10**6)
+    assert (index.dense is not None) == (ids.min() >= 0 and ids.max() < 10**6)
     assert [index.position(int(i)) for i in ids] == list(range(len(ids)))
-    for unknown in (0, 1, 4, int(ids.max()) + 1, -7):
+    for unknown in (0, 1, 4, int(ids.max()) + 1, -7, -1):
         assert index.position(unknown) == -1
     assert index.positions(np.array([ids[1], 4, ids[0]])).tolist() == [1, -1, 0]
 
