@@ -150,7 +150,10 @@ def verify_run(path: Path) -> Manifest:
         if sha256_file(file) != entry.sha256:
             raise RunInvalid(f"{file}: sha256 does not match the manifest")
     for name, schema in TABLE_SCHEMAS.items():
-        actual = pq.read_schema(path / name)
+        try:
+            actual = pq.read_schema(path / name)
+        except (pa.ArrowException, OSError) as exc:
+            raise RunInvalid(f"{path / name}: unreadable Parquet: {exc}") from None
         if not actual.remove_metadata().equals(schema):
             raise RunInvalid(f"{path / name}: schema {actual} differs from the contract {schema}")
     return manifest
