@@ -19,9 +19,7 @@ def _dense_loss(model: EALS, x: np.ndarray) -> float:
     """Slow reference: every cell, weight w if observed else c_i, target x."""
     p, q = model.p_.T, model.q_.T
     weights = np.where(x > 0, model.weight, model.c_[None, :])
-    return float(
-        np.sum(weights * (x - p @ q.T) ** 2) + model.regularization * (np.sum(p**2) + np.sum(q**2))
-    )
+    return float(np.sum(weights * (x - p @ q.T) ** 2) + model.regularization * (np.sum(p**2) + np.sum(q**2)))
 
 
 def test_missing_weights_follow_popularity():

@@ -33,7 +33,9 @@ def test_no_shrink_is_plain_cosine():
 def test_top_k_keeps_the_largest_per_column():
     sim = np.array([[0.0, 0.9, 0.1, 0.3], [0.9, 0.0, 0.5, 0.2], [0.1, 0.5, 0.0, 0.7], [0.3, 0.2, 0.7, 0.0]])
     kept = keep_top_k(sim, 2).toarray()
-    expected = np.array([[0.0, 0.9, 0.0, 0.3], [0.9, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.7], [0.3, 0.0, 0.7, 0.0]])
+    expected = np.array(
+        [[0.0, 0.9, 0.0, 0.3], [0.9, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.7], [0.3, 0.0, 0.7, 0.0]]
+    )
     np.testing.assert_allclose(kept, expected)
 
 
