@@ -25,9 +25,9 @@ class IALS(FactorRecommender):
     """iALS.
 
     Args:
-        factors: latent dimension (chosen on the ML-1M validation item: 64).
-        regularization: L2 penalty (chosen on validation: 0.1).
-        alpha: confidence weight of observed pairs (chosen on validation: 1.0).
+        factors: latent dimension (chosen on the ML-1M validation item: 128).
+        regularization: L2 penalty (chosen on validation: 30).
+        alpha: confidence weight of observed pairs (chosen on validation: 4).
         iterations: ALS sweeps (15).
         seed: seed of the initial factors.
         num_threads: native threads (0 = all cores).
@@ -35,9 +35,9 @@ class IALS(FactorRecommender):
 
     def __init__(
         self,
-        factors: int = 64,
-        regularization: float = 0.1,
-        alpha: float = 1.0,
+        factors: int = 128,
+        regularization: float = 30.0,
+        alpha: float = 4.0,
         iterations: int = 15,
         seed: int = 0,
         num_threads: int = 0,

@@ -26,10 +26,10 @@ class BPR(FactorRecommender):
     """BPR-MF.
 
     Args:
-        factors: latent dimension (chosen on the ML-1M validation item: 64).
-        learning_rate: SGD step (chosen on validation: 0.05).
-        regularization: L2 penalty (chosen on validation: 0.01).
-        iterations: epochs over the training pairs (chosen on validation: 100).
+        factors: latent dimension (64).
+        learning_rate: SGD step (chosen on the ML-1M validation item: 0.01).
+        regularization: L2 penalty (0.001).
+        iterations: epochs over the training pairs (100).
         seed: seed of the initial factors and the negative samples.
         num_threads: SGD threads (1 = deterministic; 0 = all cores).
     """
@@ -37,8 +37,8 @@ class BPR(FactorRecommender):
     def __init__(
         self,
         factors: int = 64,
-        learning_rate: float = 0.05,
-        regularization: float = 0.01,
+        learning_rate: float = 0.01,
+        regularization: float = 0.001,
         iterations: int = 100,
         seed: int = 0,
         num_threads: int = 1,
