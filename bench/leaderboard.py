@@ -61,7 +61,7 @@ SEARCH: dict[str, dict[str, list]] = {
     "itemknn": {"k": [20, 50, 100, 200], "shrink": [0.0, 10.0, 100.0]},
     "bpr": {"learning_rate": [0.01, 0.05]},  # fits take minutes here: two points only
     "ials": {"factors": [64, 128], "regularization": [10.0, 30.0, 60.0], "alpha": [2.0, 4.0]},
-    "eals": {"c0": [256.0, 512.0, 1024.0], "regularization": [0.1, 10.0]},
+    "eals": {"c0": [256.0, 512.0], "regularization": [10.0]},  # fits take minutes here
     "ease": {"l2": [250.0, 500.0, 1000.0, 2000.0]},
 }
 
