@@ -210,7 +210,19 @@ def to_markdown(report: dict) -> str:
                     f"| {v['sampled']['ndcg@10']:.4f} | {v['full']['hr@10']:.4f} | {s['fit_seconds']:.1f} |"
                 )
             lines.append("")
+    lines += ["## Who wins here", ""]
+    for protocol in ("sampled", "full"):
+        ranked = sorted(rows, key=lambda r: r["test"][protocol]["ndcg@10"], reverse=True)
+        if len(ranked) > 1:
+            first, second = ranked[0], ranked[1]
+            a, b = first["test"][protocol], second["test"][protocol]
+            lines.append(
+                f"- Test, {protocol} protocol: **{first['display']}** is best by NDCG@10 "
+                f"({a['ndcg@10']:.4f} vs {b['ndcg@10']:.4f} for {second['display']}; HR@10 "
+                f"{a['hr@10']:.4f} vs {b['hr@10']:.4f})."
+            )
     lines += [
+        "",
         "## Timing note",
         "",
         f"Training times are wall-clock seconds on a shared, noisy machine ({meta['machine']}) where other "
@@ -248,6 +260,13 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def write_views(report: dict, out_dir: Path) -> None:
+    """leaderboard.md and leaderboard.png from the report."""
+    (out_dir / "leaderboard.md").write_text(to_markdown(report))
+    plot(report, out_dir / "leaderboard.png")
+    logger.info("wrote %s", out_dir / "leaderboard.{json,md,png}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -265,8 +284,17 @@ def main(argv: list[str] | None = None) -> int:
         default=120.0,
         help="no extra timing fit once the fits took this long (s)",
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the .md and .png from an existing leaderboard.json",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    if args.render_only:
+        report = json.loads((args.out_dir / "leaderboard.json").read_text())
+        write_views(report, args.out_dir)
+        return 0
     if not args.data_dir:
         parser.error("pass --data-dir or set NCF_DATA_DIR")
 
@@ -297,9 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "leaderboard.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / "leaderboard.md").write_text(to_markdown(report))
-    plot(report, args.out_dir / "leaderboard.png")
-    logger.info("wrote %s", args.out_dir / "leaderboard.{json,md,png}")
+    write_views(report, args.out_dir)
     return 0
 
 
