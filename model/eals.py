@@ -39,10 +39,10 @@ class EALS(FactorRecommender):
     Args:
         factors: latent dimension K (64).
         c0: total weight of the missing data (chosen on the ML-1M validation item: 512).
-        alpha: popularity exponent of the missing-data weights (paper: 0.4; chosen on validation: 0.4).
+        alpha: popularity exponent of the missing-data weights (0.4, the paper's).
         weight: weight w of an observed pair (1).
-        regularization: L2 penalty λ (chosen on validation: 0.1).
-        iterations: sweeps over users then items (chosen on validation: 20).
+        regularization: L2 penalty λ (chosen on validation: 10).
+        iterations: sweeps over users then items (20).
         init_std: standard deviation of the normal initial factors (0.01, as the authors' code).
         seed: seed of the initial factors.
     """
@@ -53,7 +53,7 @@ class EALS(FactorRecommender):
         c0: float = 512.0,
         alpha: float = 0.4,
         weight: float = 1.0,
-        regularization: float = 0.1,
+        regularization: float = 10.0,
         iterations: int = 20,
         init_std: float = 0.01,
         seed: int = 0,
