@@ -28,7 +28,7 @@ class BPR(FactorRecommender):
     Args:
         factors: latent dimension (64).
         learning_rate: SGD step (chosen on the ML-1M validation item: 0.01).
-        regularization: L2 penalty (0.001).
+        regularization: L2 penalty (chosen on validation: 0.01).
         iterations: epochs over the training pairs (100).
         seed: seed of the initial factors and the negative samples.
         num_threads: SGD threads (1 = deterministic; 0 = all cores).
@@ -38,7 +38,7 @@ class BPR(FactorRecommender):
         self,
         factors: int = 64,
         learning_rate: float = 0.01,
-        regularization: float = 0.001,
+        regularization: float = 0.01,
         iterations: int = 100,
         seed: int = 0,
         num_threads: int = 1,
