@@ -27,3 +27,14 @@ def test_leaderboard_writes_its_three_files(tmp_path):
     assert rows["ease"]["published_sampled_test"] is None  # published figures are for ML-1M only
     assert "EASE^R" in (tmp_path / "leaderboard.md").read_text()
     assert (tmp_path / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --update re-runs only the named model and keeps the other rows; --render-only needs no data.
+    (tmp_path / "leaderboard.md").unlink()
+    update = [*cmd[:2], "--data-dir", DATA_DIR, "--out-dir", str(tmp_path), "--models", "itempop"]
+    subprocess.run([*update, "--no-search", "--no-refit", "--update"], check=True, cwd=ROOT, timeout=300)
+    updated = {r["name"]: r for r in json.loads((tmp_path / "leaderboard.json").read_text())["models"]}
+    assert updated["ease"] == rows["ease"]
+    assert updated["itempop"]["test_refit_on_train_and_validation"] == {}
+    (tmp_path / "leaderboard.md").unlink()
+    subprocess.run([*cmd[:2], "--out-dir", str(tmp_path), "--render-only"], check=True, cwd=ROOT, timeout=120)
+    assert "EASE^R" in (tmp_path / "leaderboard.md").read_text()
