@@ -38,3 +38,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## Baselines leaderboard on ML-1M: bench/results/leaderboard.{json,md,png} (long: the grids refit every model).
+.PHONY: leaderboard
+leaderboard: $(STAMP)
+	$(PY) bench/leaderboard.py --data-dir $(DATA_DIR)

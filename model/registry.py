@@ -20,9 +20,44 @@ def _random() -> Recommender:
     return RandomModel()
 
 
+def _itemknn() -> Recommender:
+    from model.knn import ItemKNN
+
+    return ItemKNN()
+
+
+def _bpr() -> Recommender:
+    from model.bpr import BPR
+
+    return BPR()
+
+
+def _ials() -> Recommender:
+    from model.als import IALS
+
+    return IALS()
+
+
+def _eals() -> Recommender:
+    from model.eals import EALS
+
+    return EALS()
+
+
+def _ease() -> Recommender:
+    from model.ease import EASE
+
+    return EASE()
+
+
 MODELS: dict[str, Callable[[], Recommender]] = {
     "itempop": _itempop,
     "random": _random,
+    "itemknn": _itemknn,
+    "bpr": _bpr,
+    "ials": _ials,
+    "eals": _eals,
+    "ease": _ease,
 }
 
 
