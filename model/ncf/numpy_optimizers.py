@@ -1,0 +1,109 @@
+"""SGD (with momentum) and Adam written out in NumPy, with dense and row-wise (lazy) updates.
+
+Formulas follow Keras 3 so that one step matches Keras' own step:
+- SGD:  v = momentum * v - lr * g;  p += v   (plain p -= lr * g when momentum is 0)
+- Adam: m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps),
+        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), t = number of steps taken.
+
+`update_rows` touches only the given rows of a table and of its optimizer state (lazy updates): a row
+outside the batch keeps its parameters and its moments. Keras instead updates every row with a zero
+gradient, which moves rows with non-zero momentum; the two agree on the first step from zero state.
+All updates are in place and keep the parameter's dtype.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Optimizer(ABC):
+    """In-place optimizer over named parameters; state is created on the first update of each name."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self._state: dict[str, list[np.ndarray]] = {}
+
+    def step(self) -> None:
+        """Start a new training step (call once per batch, before its updates)."""
+        self.iterations += 1
+
+    def _slots(self, name: str, param: np.ndarray, n: int) -> list[np.ndarray]:
+        if name not in self._state:
+            self._state[name] = [np.zeros_like(param) for _ in range(n)]
+        return self._state[name]
+
+    @abstractmethod
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        """Dense update of the whole of `param` (any shape) with `grad` (same shape)."""
+
+    @abstractmethod
+    def update_rows(self, name: str, table: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
+        """Lazy update of `table[rows]` with `grad`; rows (u,) unique int, grad (u, width)."""
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (heavy-ball) momentum."""
+
+    def __init__(self, learning_rate: float, momentum: float = 0.0) -> None:
+        super().__init__(learning_rate)
+        self.momentum = momentum
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        if not self.momentum:
+            param -= self.learning_rate * grad
+            return
+        (velocity,) = self._slots(name, param, 1)
+        velocity *= self.momentum
+        velocity -= self.learning_rate * grad
+        param += velocity
+
+    def update_rows(self, name: str, table: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
+        if not self.momentum:
+            table[rows] -= self.learning_rate * grad
+            return
+        (velocity,) = self._slots(name, table, 1)
+        v = velocity[rows]
+        v *= self.momentum
+        v -= self.learning_rate * grad
+        velocity[rows] = v
+        table[rows] += v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with Keras' defaults and epsilon placement."""
+
+    def __init__(
+        self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _step_size(self) -> float:
+        t = self.iterations
+        return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+
+    def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Update moments m, v in place; return the parameter decrement."""
+        m *= self.beta_1
+        m += (1 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1 - self.beta_2) * np.square(grad)
+        denom = np.sqrt(v)
+        denom += self.epsilon
+        out = m * m.dtype.type(self._step_size())
+        out /= denom
+        return out
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        m, v = self._slots(name, param, 2)
+        param -= self._apply(m, v, grad)
+
+    def update_rows(self, name: str, table: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
+        m_all, v_all = self._slots(name, table, 2)
+        m, v = m_all[rows], v_all[rows]
+        step = self._apply(m, v, grad)
+        m_all[rows], v_all[rows] = m, v
+        table[rows] -= step
