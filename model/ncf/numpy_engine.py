@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
@@ -61,7 +62,14 @@ class NumpyNCF(NCFModel):
             )
             for side in ("user", "item")
         }
-        self._dense = {name: np.array(params[name], dtype=self.dtype) for name in dense_names(self.config)}
+        # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
+        names = dense_names(self.config)
+        self._dense_flat = np.concatenate([np.ravel(params[n]) for n in names]).astype(self.dtype)
+        self._dense, offset = {}, 0
+        for name in names:
+            size = params[name].size
+            self._dense[name] = self._dense_flat[offset : offset + size].reshape(params[name].shape)
+            offset += size
         self._optimizer = make_optimizer(self.train_config)
         self._dropout_rng = np.random.default_rng([self.train_config.seed, 1])
 
@@ -95,22 +103,27 @@ class NumpyNCF(NCFModel):
     def train_epoch(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
-        """One pass in mini-batches of `batch_size`, in the given order; returns the mean log loss."""
+        """One pass in mini-batches of `batch_size`, in the given order; returns the mean training loss
+        (log loss, plus the L2 term when `l2` > 0), weighted by batch size.
+
+        BLAS runs single-threaded here: the matrices are small (batch x 64), so threads only add overhead,
+        and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
+        """
         labels = np.asarray(labels, dtype=self.dtype)
         total = 0.0
-        for start in range(0, labels.shape[0], batch_size):
-            stop = start + batch_size
-            loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
-            total += loss * (min(stop, labels.shape[0]) - start)
+        with threadpool_limits(limits=1, user_api="blas"):
+            for start in range(0, labels.shape[0], batch_size):
+                stop = start + batch_size
+                loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
+                total += loss * (min(stop, labels.shape[0]) - start)
         return total / max(labels.shape[0], 1)
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
-        """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float32; returns its mean log loss
-        (without the L2 penalty)."""
+        """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss."""
         loss, row_grads, dense_grads = self.gradients(user_idx, item_idx, labels)
         self._optimizer.step()
-        for name, param in self._dense.items():
-            self._optimizer.update(name, param, dense_grads[name])
+        flat_grad = np.concatenate([dense_grads[name].ravel() for name in self._dense])
+        self._optimizer.update("dense", self._dense_flat, flat_grad)
         for side, (rows, grad) in row_grads.items():
             self._optimizer.update_rows(side, self._tables[side], rows, grad)
         return loss
@@ -118,37 +131,29 @@ class NumpyNCF(NCFModel):
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
     ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]], Params]:
-        """Mean log loss of a mini-batch and the gradients of `objective`.
+        """Loss of a mini-batch and its gradients, by the hand-written backward pass.
+
+        loss = mean log loss + l2 * (sum over the B examples of their squared embedding rows / B + squared
+        norm of every kernel), the same penalty as the Keras engine.
 
         Returns:
-            (log loss, {"user" | "item": (touched rows (u,), summed row gradients (u, row width))},
+            (loss, {"user" | "item": (touched rows (u,), summed row gradients (u, row width))},
             gradients of the dense parameters by name).
         """
         config = self.config
         rng = self._dropout_rng if config.dropout > 0 else None
-        user_rows, item_rows = self._tables["user"][user_idx], self._tables["item"][item_idx]
+        user_rows = np.take(self._tables["user"], user_idx, axis=0)
+        item_rows = np.take(self._tables["item"], item_idx, axis=0)
         logits, cache = forward(config, self._dense, user_rows, item_rows, rng)
         loss, dlogits = log_loss_with_logits(logits, labels.astype(self.dtype, copy=False))
         d_user, d_item, dense_grads = backward(config, self._dense, cache, dlogits)
-        row_grads = {"user": sum_rows(user_idx, d_user), "item": sum_rows(item_idx, d_item)}
         if config.l2:
-            l2 = self.dtype(2 * config.l2)
+            batch = labels.shape[0]
+            loss += config.l2 * float(np.sum(np.square(user_rows)) + np.sum(np.square(item_rows))) / batch
+            d_user += self.dtype(2 * config.l2 / batch) * user_rows
+            d_item += self.dtype(2 * config.l2 / batch) * item_rows
             for name, param in self._dense.items():
                 if name.endswith("kernel"):
-                    dense_grads[name] += l2 * param
-            for side, (rows, grad) in row_grads.items():
-                grad += l2 * self._tables[side][rows]
-        return loss, row_grads, dense_grads
-
-    def objective(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
-        """What `gradients` differentiates: mean log loss + l2 * (squared norm of the kernels and of the
-        embedding rows the batch touches)."""
-        config = self.config
-        rng = self._dropout_rng if config.dropout > 0 else None
-        user_rows, item_rows = self._tables["user"][user_idx], self._tables["item"][item_idx]
-        logits, _ = forward(config, self._dense, user_rows, item_rows, rng)
-        loss, _ = log_loss_with_logits(logits, labels.astype(self.dtype, copy=False))
-        penalty = sum(float(np.sum(p**2)) for n, p in self._dense.items() if n.endswith("kernel"))
-        for side, indices in (("user", user_idx), ("item", item_idx)):
-            penalty += float(np.sum(self._tables[side][np.unique(indices)] ** 2))
-        return loss + config.l2 * penalty
+                    loss += config.l2 * float(np.sum(np.square(param)))
+                    dense_grads[name] += self.dtype(2 * config.l2) * param
+        return loss, {"user": sum_rows(user_idx, d_user), "item": sum_rows(item_idx, d_item)}, dense_grads

@@ -102,8 +102,11 @@ class Adam(Optimizer):
         param -= self._apply(m, v, grad)
 
     def update_rows(self, name: str, table: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
-        m_all, v_all = self._slots(name, table, 2)
-        m, v = m_all[rows], v_all[rows]
-        step = self._apply(m, v, grad)
-        m_all[rows], v_all[rows] = m, v
+        # Both moments of a row sit side by side in one (n, 2, width) array: one gather, one scatter.
+        if name not in self._state:
+            self._state[name] = [np.zeros((table.shape[0], 2, table.shape[1]), dtype=table.dtype)]
+        (moments,) = self._state[name]
+        touched = np.take(moments, rows, axis=0)
+        step = self._apply(touched[:, 0], touched[:, 1], grad)
+        moments[rows] = touched
         table[rows] -= step

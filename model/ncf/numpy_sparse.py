@@ -1,13 +1,16 @@
 """Row-wise (sparse) gradient aggregation for embedding tables.
 
 A batch touches each table row zero, one or several times; the gradient of a row is the sum of its
-per-example gradients. `np.add.at` does this but is slow; sorting the indices once and summing contiguous
-runs with `np.add.reduceat` costs O(B log B + B * width) and returns only the touched rows.
+per-example gradients. `np.add.at` does this but is slow, and `np.add.reduceat` over sorted rows is not
+much better for narrow rows. Here the indices are sorted once (O(B log B)) and the sum is a sparse
+(touched rows x B) 0/1 matrix times the (B, w) gradients, which scipy runs in one C loop: O(B * w), and
+only the touched rows come out.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def sum_rows(indices: np.ndarray, row_grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +23,14 @@ def sum_rows(indices: np.ndarray, row_grads: np.ndarray) -> tuple[np.ndarray, np
     Returns:
         (rows (u,) int64 sorted unique rows, grads (u, w) summed gradient of each, same dtype as row_grads).
     """
+    n = indices.shape[0]
     order = np.argsort(indices, kind="stable")
     sorted_idx = indices[order]
-    starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
-    return sorted_idx[starts].astype(np.int64), np.add.reduceat(row_grads[order], starts, axis=0)
+    is_start = np.empty(n, dtype=bool)
+    is_start[:1] = True
+    np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=is_start[1:])
+    starts = np.flatnonzero(is_start)
+    indptr = np.append(starts, n)
+    ones = np.ones(n, dtype=row_grads.dtype)
+    selector = sp.csr_matrix((ones, order, indptr), shape=(starts.shape[0], n))
+    return sorted_idx[starts].astype(np.int64), np.asarray(selector @ row_grads)
