@@ -44,17 +44,17 @@ def _model(config):
 def _dense_gradients(model, users, items, labels):
     """Analytic gradients of every parameter by engine-neutral name (embedding gradients made dense)."""
     rng_state = model._dropout_rng.bit_generator.state
-    _, row_grads, dense_grads = model.gradients(users, items, labels)
+    _, (rows, row_grads), dense_grads = model.gradients(users, items, labels)
     model._dropout_rng.bit_generator.state = rng_state
+    table = np.zeros_like(model._table)
+    table[rows] = row_grads
     grads = dict(dense_grads)
     f = model.config.factors if model.config.kind != "mlp" else 0
-    for side, (rows, grad) in row_grads.items():
-        full = np.zeros_like(model._tables[side])
-        full[rows] = grad
+    for side, part in (("user", table[:N_USERS]), ("item", table[N_USERS:])):
         if model.config.kind != "mlp":
-            grads[f"gmf/{side}_embedding"] = full[:, :f]
+            grads[f"gmf/{side}_embedding"] = part[:, :f]
         if model.config.kind != "gmf":
-            grads[f"mlp/{side}_embedding"] = full[:, f:]
+            grads[f"mlp/{side}_embedding"] = part[:, f:]
     return grads
 
 

@@ -53,15 +53,17 @@ class NumpyNCF(NCFModel):
     dtype: type[np.floating] = np.float32  # of parameters, activations and optimizer state
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
-        """Copy `params` into the engine's tables and start a fresh optimizer (float32)."""
+        """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        self._tables = {
-            side: np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1).astype(
-                self.dtype
-            )
+        # One embedding table: rows [0, n_users) are users, rows [n_users, n_users + n_items) items; each
+        # row is [GMF part | MLP part]. A batch then needs one gather, one row-gradient sum and one
+        # optimizer call for all four embedding parameters.
+        sides = [
+            np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1)
             for side in ("user", "item")
-        }
+        ]
+        self._table = np.concatenate(sides, axis=0).astype(self.dtype)
         # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
         names = dense_names(self.config)
         self._dense_flat = np.concatenate([np.ravel(params[n]) for n in names]).astype(self.dtype)
@@ -77,7 +79,7 @@ class NumpyNCF(NCFModel):
         """Parameters by engine-neutral name as views into the engine's arrays (no copy)."""
         f = gmf_width(self.config)
         views: Params = {}
-        for side, table in self._tables.items():
+        for side, table in (("user", self._table[: self.n_users]), ("item", self._table[self.n_users :])):
             if uses_gmf(self.config):
                 views[f"gmf/{side}_embedding"] = table[:, :f]
             if uses_mlp(self.config):
@@ -120,40 +122,38 @@ class NumpyNCF(NCFModel):
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss."""
-        loss, row_grads, dense_grads = self.gradients(user_idx, item_idx, labels)
+        loss, (rows, row_grads), dense_grads = self.gradients(user_idx, item_idx, labels)
         self._optimizer.step()
         flat_grad = np.concatenate([dense_grads[name].ravel() for name in self._dense])
         self._optimizer.update("dense", self._dense_flat, flat_grad)
-        for side, (rows, grad) in row_grads.items():
-            self._optimizer.update_rows(side, self._tables[side], rows, grad)
+        self._optimizer.update_rows("embedding", self._table, rows, row_grads)
         return loss
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]], Params]:
+    ) -> tuple[float, tuple[np.ndarray, np.ndarray], Params]:
         """Loss of a mini-batch and its gradients, by the hand-written backward pass.
 
         loss = mean log loss + l2 * (sum over the B examples of their squared embedding rows / B + squared
         norm of every kernel), the same penalty as the Keras engine.
 
         Returns:
-            (loss, {"user" | "item": (touched rows (u,), summed row gradients (u, row width))},
-            gradients of the dense parameters by name).
+            (loss, (touched rows (u,) of the embedding table (users first, then items at n_users + item),
+            their summed gradients (u, row width)), gradients of the dense parameters by name).
         """
         config = self.config
+        batch = labels.shape[0]
+        indices = np.concatenate([user_idx, item_idx + self.n_users])
+        rows = np.take(self._table, indices, axis=0)  # (2B, w): the users' rows, then the items'
         rng = self._dropout_rng if config.dropout > 0 else None
-        user_rows = np.take(self._tables["user"], user_idx, axis=0)
-        item_rows = np.take(self._tables["item"], item_idx, axis=0)
-        logits, cache = forward(config, self._dense, user_rows, item_rows, rng)
+        logits, cache = forward(config, self._dense, rows[:batch], rows[batch:], rng)
         loss, dlogits = log_loss_with_logits(logits, labels.astype(self.dtype, copy=False))
-        d_user, d_item, dense_grads = backward(config, self._dense, cache, dlogits)
+        d_rows, dense_grads = backward(config, self._dense, cache, dlogits)
         if config.l2:
-            batch = labels.shape[0]
-            loss += config.l2 * float(np.sum(np.square(user_rows)) + np.sum(np.square(item_rows))) / batch
-            d_user += self.dtype(2 * config.l2 / batch) * user_rows
-            d_item += self.dtype(2 * config.l2 / batch) * item_rows
+            loss += config.l2 * float(np.sum(np.square(rows))) / batch
+            d_rows += self.dtype(2 * config.l2 / batch) * rows
             for name, param in self._dense.items():
                 if name.endswith("kernel"):
                     loss += config.l2 * float(np.sum(np.square(param)))
                     dense_grads[name] += self.dtype(2 * config.l2) * param
-        return loss, {"user": sum_rows(user_idx, d_user), "item": sum_rows(item_idx, d_item)}, dense_grads
+        return loss, sum_rows(indices, d_rows), dense_grads

@@ -85,22 +85,23 @@ def forward(
 
 def backward(
     config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, Params]:
+) -> tuple[np.ndarray, Params]:
     """Gradients of a loss given its gradient w.r.t. the logits.
 
     Args:
         dlogits: (B,) d loss / d logit.
 
     Returns:
-        (d user_rows (B, w), d item_rows (B, w), gradients of the dense parameters by name).
+        (d rows (2B, w): d user_rows stacked on d item_rows, gradients of the dense parameters by name).
     """
+    batch = dlogits.shape[0]
     grads: Params = {
         "output/kernel": (cache.z.T @ dlogits)[:, None],
         "output/bias": np.sum(dlogits, keepdims=True),
     }
     dz = dlogits[:, None] * dense["output/kernel"][:, 0]
-    d_user = np.empty_like(cache.user_rows)
-    d_item = np.empty_like(cache.item_rows)
+    d_rows = np.empty((2 * batch, cache.user_rows.shape[1]), dtype=dlogits.dtype)
+    d_user, d_item = d_rows[:batch], d_rows[batch:]
     f = gmf_width(config)
     if uses_gmf(config):
         dg = dz[:, :f]
@@ -108,15 +109,16 @@ def backward(
         np.multiply(dg, cache.user_rows[:, :f], out=d_item[:, :f])
     if uses_mlp(config):
         dh = dz[:, f:]
+        ones = np.ones(batch, dtype=dlogits.dtype)
         for k in reversed(range(len(config.layers) - 1)):
             da = dh * cache.masks[k]
             grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
-            grads[f"mlp/dense_{k}/bias"] = da.sum(axis=0)
+            grads[f"mlp/dense_{k}/bias"] = ones @ da  # a BLAS call: much faster than da.sum(axis=0)
             dh = da @ dense[f"mlp/dense_{k}/kernel"].T
         half = config.layers[0] // 2
         d_user[:, f:] = dh[:, :half]
         d_item[:, f:] = dh[:, half:]
-    return d_user, d_item, grads
+    return d_rows, grads
 
 
 def log_loss_with_logits(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

@@ -86,27 +86,32 @@ class Adam(Optimizer):
         return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
 
     def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        """Update moments m, v in place; return the parameter decrement."""
+        """Update moments m, v in place; return the parameter decrement (overwrites m's copy, not m)."""
+        # m + (g - m)(1 - b1) == g + b1 (m - g): three in-place passes and no temporary.
+        m -= grad
         m *= self.beta_1
-        m += (1 - self.beta_1) * grad
+        m += grad
+        g2 = np.square(grad)
+        v -= g2
         v *= self.beta_2
-        v += (1 - self.beta_2) * np.square(grad)
-        denom = np.sqrt(v)
+        v += g2
+        denom = np.sqrt(v, out=g2)
         denom += self.epsilon
-        out = m * m.dtype.type(self._step_size())
-        out /= denom
-        return out
+        step = m * m.dtype.type(self._step_size())
+        step /= denom
+        return step
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         m, v = self._slots(name, param, 2)
         param -= self._apply(m, v, grad)
 
     def update_rows(self, name: str, table: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
-        # Both moments of a row sit side by side in one (n, 2, width) array: one gather, one scatter.
-        if name not in self._state:
-            self._state[name] = [np.zeros((table.shape[0], 2, table.shape[1]), dtype=table.dtype)]
-        (moments,) = self._state[name]
-        touched = np.take(moments, rows, axis=0)
-        step = self._apply(touched[:, 0], touched[:, 1], grad)
-        moments[rows] = touched
-        table[rows] -= step
+        m_all, v_all = self._slots(name, table, 2)
+        # Gather the touched rows into contiguous blocks (np.take is the fastest gather), update them,
+        # scatter them back: the cost is proportional to the touched rows only.
+        m, v = np.take(m_all, rows, axis=0), np.take(v_all, rows, axis=0)
+        step = self._apply(m, v, grad)
+        m_all[rows], v_all[rows] = m, v
+        params = np.take(table, rows, axis=0)
+        params -= step
+        table[rows] = params
