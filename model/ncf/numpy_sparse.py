@@ -2,9 +2,9 @@
 
 A batch touches each table row zero, one or several times; the gradient of a row is the sum of its
 per-example gradients. `np.add.at` does this but is slow, and `np.add.reduceat` over sorted rows is not
-much better for narrow rows. Here the indices are sorted once (a radix sort when they fit in 16 bits) and the sum is a sparse
-(touched rows x B) 0/1 matrix times the (B, w) gradients, which scipy runs in one C loop: O(B * w), and
-only the touched rows come out.
+much better for narrow rows. Here the indices are sorted once (a radix sort when they fit in 16 bits) and
+the sum is a sparse (touched rows x B) 0/1 matrix times the (B, w) gradients, which scipy runs in one C
+loop: O(B * w), and only the touched rows come out.
 """
 
 from __future__ import annotations
