@@ -44,7 +44,8 @@ def _model(config):
 def _dense_gradients(model, users, items, labels):
     """Analytic gradients of every parameter by engine-neutral name (embedding gradients made dense)."""
     rng_state = model._dropout_rng.bit_generator.state
-    _, (rows, row_grads), dense_grads = model.gradients(users, items, labels)
+    _, indices, d_rows, dense_grads = model.gradients(users, items, labels)
+    rows, row_grads = sum_rows(indices, d_rows)
     model._dropout_rng.bit_generator.state = rng_state
     table = np.zeros_like(model._table)
     table[rows] = row_grads

@@ -24,7 +24,7 @@ from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_network import backward, dense_names, forward, gmf_width, log_loss_with_logits
 from model.ncf.numpy_optimizers import SGD, Adam, Optimizer
 from model.ncf.numpy_sparse import sum_rows
-from model.ncf.params import Params, check_params, uses_gmf, uses_mlp
+from model.ncf.params import Params, check_params, param_shapes, uses_gmf, uses_mlp
 from model.ncf.scoring import score_pairs
 
 logger = logging.getLogger(__name__)
@@ -76,15 +76,17 @@ class NumpyNCF(NCFModel):
         self._dropout_rng = np.random.default_rng([self.train_config.seed, 1])
 
     def _views(self) -> Params:
-        """Parameters by engine-neutral name as views into the engine's arrays (no copy)."""
+        """Parameters by engine-neutral name, in `param_shapes` order, as views into the engine's arrays."""
         f = gmf_width(self.config)
+        sides = {"user": self._table[: self.n_users], "item": self._table[self.n_users :]}
         views: Params = {}
-        for side, table in (("user", self._table[: self.n_users]), ("item", self._table[self.n_users :])):
-            if uses_gmf(self.config):
-                views[f"gmf/{side}_embedding"] = table[:, :f]
-            if uses_mlp(self.config):
-                views[f"mlp/{side}_embedding"] = table[:, f:]
-        views.update(self._dense)
+        for name in param_shapes(self.config, self.n_users, self.n_items):
+            part, _, kind = name.partition("/")
+            if kind in ("user_embedding", "item_embedding"):
+                table = sides[kind.removesuffix("_embedding")]
+                views[name] = table[:, :f] if part == "gmf" else table[:, f:]
+            else:
+                views[name] = self._dense[name]
         return views
 
     def get_params(self) -> Params:
@@ -122,24 +124,31 @@ class NumpyNCF(NCFModel):
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss."""
-        loss, (rows, row_grads), dense_grads = self.gradients(user_idx, item_idx, labels)
+        loss, indices, d_rows, dense_grads = self.gradients(user_idx, item_idx, labels)
         self._optimizer.step()
         flat_grad = np.concatenate([dense_grads[name].ravel() for name in self._dense])
         self._optimizer.update("dense", self._dense_flat, flat_grad)
-        self._optimizer.update_rows("embedding", self._table, rows, row_grads)
+        if self._optimizer.needs_squared_row_grads:  # summed in the same sparse product as the gradients
+            width = d_rows.shape[1]
+            rows, sums = sum_rows(indices, np.concatenate([d_rows, np.square(d_rows)], axis=1))
+            self._optimizer.update_rows("embedding", self._table, rows, sums[:, :width], sums[:, width:])
+        else:
+            rows, grad = sum_rows(indices, d_rows)
+            self._optimizer.update_rows("embedding", self._table, rows, grad)
         return loss
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, tuple[np.ndarray, np.ndarray], Params]:
+    ) -> tuple[float, np.ndarray, np.ndarray, Params]:
         """Loss of a mini-batch and its gradients, by the hand-written backward pass.
 
         loss = mean log loss + l2 * (sum over the B examples of their squared embedding rows / B + squared
         norm of every kernel), the same penalty as the Keras engine.
 
         Returns:
-            (loss, (touched rows (u,) of the embedding table (users first, then items at n_users + item),
-            their summed gradients (u, row width)), gradients of the dense parameters by name).
+            (loss, indices (2B,) embedding-table row of each example's user then of its item (at
+            n_users + item), their per-example gradients (2B, row width) (sum them per row with
+            `sum_rows`), gradients of the dense parameters by name).
         """
         config = self.config
         batch = labels.shape[0]
@@ -156,4 +165,4 @@ class NumpyNCF(NCFModel):
                 if name.endswith("kernel"):
                     loss += config.l2 * float(np.sum(np.square(param)))
                     dense_grads[name] += self.dtype(2 * config.l2) * param
-        return loss, sum_rows(indices, d_rows), dense_grads
+        return loss, indices, d_rows, dense_grads
