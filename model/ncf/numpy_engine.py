@@ -146,9 +146,11 @@ class NumpyNCF(NCFModel):
         norm of every kernel), the same penalty as the Keras engine.
 
         Returns:
-            (loss, indices (2B,) embedding-table row of each example's user then of its item (at
-            n_users + item), their per-example gradients (2B, row width) (sum them per row with
-            `sum_rows`), gradients of the dense parameters by name).
+            (loss, indices (s,) embedding-table rows, gradient slices (s, row width), gradients of the
+            dense parameters by name). The slices are per example, users first then items (at row
+            n_users + item); with L2 the penalty's slices follow as separate slices (s = 4B, else 2B),
+            like the `tf.IndexedSlices` Keras builds. A row's gradient is the sum of its slices
+            (`sum_rows`); Adam's second moment sums their squares.
         """
         config = self.config
         batch = labels.shape[0]
@@ -160,7 +162,8 @@ class NumpyNCF(NCFModel):
         d_rows, dense_grads = backward(config, self._dense, cache, dlogits)
         if config.l2:
             loss += config.l2 * float(np.sum(np.square(rows))) / batch
-            d_rows += self.dtype(2 * config.l2 / batch) * rows
+            indices = np.concatenate([indices, indices])
+            d_rows = np.concatenate([d_rows, self.dtype(2 * config.l2 / batch) * rows])
             for name, param in self._dense.items():
                 if name.endswith("kernel"):
                     loss += config.l2 * float(np.sum(np.square(param)))
