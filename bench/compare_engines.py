@@ -36,6 +36,7 @@ logger = logging.getLogger("compare_engines")
 def worker(engine: str, data_dir: str, settings: dict, out: Path) -> None:
     """Train and evaluate one engine; write its measurements to `out` (JSON)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {engine} %(message)s")
     from model.data import DataLoader, leave_one_out
     from model.evaluation import Evaluator
     from model.registry import build_model
