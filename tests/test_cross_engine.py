@@ -16,6 +16,7 @@ How Keras 3 (TensorFlow backend) updates embeddings, and why one step is a fair 
 import numpy as np
 import pytest
 
+from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.keras_engine import KerasNCF
 from model.ncf.numpy_engine import NumpyNCF
@@ -116,3 +117,14 @@ def test_keras_moves_absent_rows_later_numpy_does_not():
     np.testing.assert_allclose(rows["numpy"][0], rows["keras"][0], atol=1e-4)  # same after step 1
     assert np.abs(rows["keras"][1] - rows["keras"][0]).max() > 1e-3  # Keras: moved while absent
     np.testing.assert_array_equal(rows["numpy"][1], rows["numpy"][0])  # NumPy: lazy, unchanged
+
+
+def test_a_model_saved_by_numpy_loads_into_keras(tmp_path):
+    config = NCFConfig(kind="neumf", **SMALL)
+    numpy_model = NumpyNCF(config, TrainConfig())
+    numpy_model.build(N_USERS, N_ITEMS, _weights(config))
+    numpy_model.save(tmp_path / "m")
+    loaded = NCFModel.load(tmp_path / "m", engine="keras")
+    assert isinstance(loaded, KerasNCF)
+    users, items, _ = _batch(200)
+    np.testing.assert_allclose(loaded.score(users, items), numpy_model.score(users, items), atol=1e-5)
