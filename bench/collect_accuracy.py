@@ -3,7 +3,8 @@
     .venv/bin/python bench/collect_accuracy.py
 
 Each run is `bench/results/neumf_runs/NAME.json` (the CLI's output) with `NAME.cmd` (its exact command) and
-an optional `NAME.note` (one line: what the run tested). Rows keep the order the runs finished in.
+an optional `NAME.note` (one line: what the run tested); `notes.md` there (runs stopped early) is appended.
+Rows keep the order the runs finished in.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def main() -> None:
         )
     lines += ["", "## Commands", ""]
     lines += [f"- `{r['name']}`: `{r['command']}`" for r in rows]
+    notes = RUNS / "notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
     (RESULTS / "neumf_accuracy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -29,6 +29,8 @@ from model.ncf.keras_engine import KerasNCF
 from model.ncf.params import init_params
 
 RESULTS = Path(__file__).parent / "results"
+# Learning rate used with each batch size in the accuracy part (larger batches, larger steps).
+LEARNING_RATES = {256: 0.001, 2048: 0.002, 8192: 0.005}
 
 
 def time_training(split, batch_size: int, n_samples: int, repeats: int) -> dict:
@@ -63,6 +65,32 @@ def time_evaluation(split, model: KerasNCF, repeats: int) -> dict:
     return out
 
 
+def accuracy_per_batch_size(data_dir: str, batch_sizes: list[int], epochs: int) -> list[dict]:
+    """NeuMF 8 factors trained `epochs` epochs per batch size (learning rate scaled with the batch),
+    best epoch on validation; sampled test HR@10 / NDCG@10 (no refit)."""
+    split = leave_one_out(DataLoader(data_dir).load(), seed=0)
+    evaluator = Evaluator(split, protocols=("sampled",))
+    rows = []
+    for batch_size in batch_sizes:
+        lr = LEARNING_RATES.get(batch_size, 0.002)
+        train_config = TrainConfig(batch_size=batch_size, learning_rate=lr, epochs=epochs, patience=0)
+        model = KerasNCF(NCFConfig(factors=8, layers=(64, 32, 16, 8)), train_config)
+        model.fit(split.train, split.validation)
+        test = evaluator.evaluate(model, "test")["sampled"]
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "learning_rate": lr,
+                "best_epoch": model.best_epoch_,
+                "val_hr@10": max(row["val_hr@10"] for row in model.history_),
+                "test_hr@10": round(test["hr@10"], 4),
+                "test_ndcg@10": round(test["ndcg@10"], 4),
+                "train_seconds": round(sum(row["train_seconds"] for row in model.history_), 1),
+            }
+        )
+    return rows
+
+
 def write_markdown(result: dict, path: Path) -> None:
     lines = [
         "# Keras engine speed (ML-1M)",
@@ -92,6 +120,21 @@ def write_markdown(result: dict, path: Path) -> None:
         f"{ev['full']['seconds']} |",
         "",
     ]
+    if result.get("accuracy"):
+        lines += [
+            f"Accuracy reached per batch size: {result['accuracy_data']}, NeuMF 8 factors, "
+            f"{result['accuracy_epochs']} epochs, best epoch on validation, sampled test item (no refit):",
+            "",
+            "| batch size | lr | best epoch | val HR@10 | test HR@10 | test NDCG@10 | train seconds |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in result["accuracy"]:
+            lines.append(
+                f"| {row['batch_size']} | {row['learning_rate']} | {row['best_epoch']} | "
+                f"{row['val_hr@10']:.4f} | {row['test_hr@10']:.4f} | {row['test_ndcg@10']:.4f} | "
+                f"{row['train_seconds']} |"
+            )
+        lines.append("")
     path.write_text("\n".join(lines))
 
 
@@ -103,6 +146,12 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="256,2048,8192")
     parser.add_argument("--samples", type=int, default=1_000_000, help="examples timed per run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--accuracy-data-dir",
+        default=os.environ.get("NCF_DATA_DIR_100K"),
+        help="data set of the accuracy-per-batch-size part (default: $NCF_DATA_DIR_100K; unset = skipped)",
+    )
+    parser.add_argument("--accuracy-epochs", type=int, default=10)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     load_start = os.getloadavg()[0]
@@ -124,6 +173,11 @@ def main() -> None:
         "training": training,
         "evaluation": time_evaluation(split, model, args.repeats),
     }
+    if args.accuracy_data_dir:
+        sizes = [row["batch_size"] for row in training]
+        result["accuracy_data"] = Path(args.accuracy_data_dir).name
+        result["accuracy_epochs"] = args.accuracy_epochs
+        result["accuracy"] = accuracy_per_batch_size(args.accuracy_data_dir, sizes, args.accuracy_epochs)
     result["host"]["load_end"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "train_speed.json").write_text(json.dumps(result, indent=2))
