@@ -3,68 +3,61 @@ model never pulls in TensorFlow unless that model needs it)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from model.base import Recommender
 
 
-def _itempop() -> Recommender:
-    from model.baselines import ItemPop
+def _baseline(module: str, name: str) -> Callable[..., Recommender]:
+    """Factory of a baseline with its documented defaults; NCF options (engine, config, ...) are ignored."""
 
-    return ItemPop()
+    def factory(**_options: object) -> Recommender:
+        return getattr(importlib.import_module(module), name)()
 
-
-def _random() -> Recommender:
-    from model.baselines import RandomModel
-
-    return RandomModel()
+    return factory
 
 
-def _itemknn() -> Recommender:
-    from model.knn import ItemKNN
+def _ncf(kind: str) -> Callable[..., Recommender]:
+    def factory(
+        engine: str = "keras",
+        config: dict | None = None,
+        train_config: dict | None = None,
+        **_options: object,
+    ) -> Recommender:
+        """An NCF model of `kind` on `engine`; `config` / `train_config` override NCFConfig / TrainConfig
+        fields (validated by pydantic)."""
+        from model.ncf.base import engine_class
+        from model.ncf.config import NCFConfig, TrainConfig
 
-    return ItemKNN()
+        ncf_config = NCFConfig(**{**(config or {}), "kind": kind})
+        return engine_class(engine)(ncf_config, TrainConfig(**(train_config or {})))
 
-
-def _bpr() -> Recommender:
-    from model.bpr import BPR
-
-    return BPR()
-
-
-def _ials() -> Recommender:
-    from model.als import IALS
-
-    return IALS()
-
-
-def _eals() -> Recommender:
-    from model.eals import EALS
-
-    return EALS()
+    return factory
 
 
-def _ease() -> Recommender:
-    from model.ease import EASE
-
-    return EASE()
-
-
-MODELS: dict[str, Callable[[], Recommender]] = {
-    "itempop": _itempop,
-    "random": _random,
-    "itemknn": _itemknn,
-    "bpr": _bpr,
-    "ials": _ials,
-    "eals": _eals,
-    "ease": _ease,
+MODELS: dict[str, Callable[..., Recommender]] = {
+    "itempop": _baseline("model.baselines", "ItemPop"),
+    "random": _baseline("model.baselines", "RandomModel"),
+    "itemknn": _baseline("model.knn", "ItemKNN"),
+    "bpr": _baseline("model.bpr", "BPR"),
+    "ials": _baseline("model.als", "IALS"),
+    "eals": _baseline("model.eals", "EALS"),
+    "ease": _baseline("model.ease", "EASE"),
+    "gmf": _ncf("gmf"),
+    "mlp": _ncf("mlp"),
+    "neumf": _ncf("neumf"),
 }
 
 
-def build_model(name: str) -> Recommender:
-    """A fresh, unfitted model by CLI name."""
+def build_model(name: str, **options: object) -> Recommender:
+    """A fresh, unfitted model by CLI name; `options` go to the factory (the baselines ignore them).
+
+    NCF models (gmf, mlp, neumf) take `engine` ("keras" | "numpy"), `config` (NCFConfig fields) and
+    `train_config` (TrainConfig fields).
+    """
     try:
         factory = MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}") from None
-    return factory()
+    return factory(**options)

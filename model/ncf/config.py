@@ -50,3 +50,11 @@ class TrainConfig(BaseModel):
         3, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
     )
     seed: int = Field(0, description="seeds initialisation, shuffling and negative sampling")
+    pretrain: bool = Field(
+        False, description="NeuMF only: train GMF and MLP first and start from their fused weights"
+    )
+    finetune_learning_rate: float | None = Field(
+        None,
+        gt=0.0,
+        description="NeuMF after pretraining: learning rate of the fused model (None = learning_rate)",
+    )

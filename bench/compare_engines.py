@@ -1,0 +1,235 @@
+"""Keras vs NumPy NeuMF on MovieLens 1M: same config, seed and data, one subprocess per engine.
+
+Each engine trains through `NeuMFTrainer` (validation HR@10 every epoch, best epoch restored), then is
+evaluated on the validation and test items with the sampled (1 + 99) and full-ranking protocols. Written:
+`bench/results/compare_engines.json`, `.md` and `.png` (validation HR@10 per epoch, both engines).
+
+Speed is `model.train_epoch` time only (negative sampling and validation excluded, identical for both);
+samples/s is the median over epochs after the first (the first includes Keras' XLA compilation). CPU
+seconds (all threads of the process) are reported too: on a loaded machine a multi-threaded process gets
+a larger share of the cores than a single-threaded one, so wall-clock speed alone is not the whole story. Peak
+memory is the worker process's max RSS (`resource.getrusage`), TensorFlow's own footprint included.
+
+    .venv/bin/python bench/compare_engines.py --data-dir /work/shared/data/ml-1m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ENGINES = ("keras", "numpy")
+logger = logging.getLogger("compare_engines")
+
+
+def worker(engine: str, data_dir: str, settings: dict, out: Path) -> None:
+    """Train and evaluate one engine; write its measurements to `out` (JSON)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {engine} %(message)s")
+    from model.data import DataLoader, leave_one_out
+    from model.evaluation import Evaluator
+    from model.registry import build_model
+
+    split = leave_one_out(DataLoader(data_dir).load(), seed=settings["split_seed"])
+    model = build_model(
+        "neumf", engine=engine, config=settings["config"], train_config=settings["train_config"]
+    )
+    epoch_seconds: list[float] = []
+    epoch_cpu_seconds: list[float] = []
+    samples: list[int] = []
+    train_epoch = model.train_epoch
+
+    def timed_train_epoch(users, items, labels, batch_size):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        loss = train_epoch(users, items, labels, batch_size)
+        epoch_seconds.append(time.perf_counter() - start)
+        epoch_cpu_seconds.append(time.process_time() - cpu_start)
+        samples.append(int(labels.shape[0]))
+        return loss
+
+    model.train_epoch = timed_train_epoch  # measure the engine only, not sampling or validation
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    model.fit(split.train, split.validation)
+    fit_seconds = time.perf_counter() - start
+    evaluator = Evaluator(split, protocols=("sampled", "full"))
+    metrics = {part: evaluator.evaluate(model, part) for part in ("validation", "test")}
+    steady = epoch_seconds[1:] or epoch_seconds
+    result = {
+        "engine": engine,
+        "history": model.history_,
+        "best_epoch": model.best_epoch_,
+        "metrics": metrics,
+        "fit_seconds": round(fit_seconds, 2),
+        "train_epoch_seconds": [round(s, 3) for s in epoch_seconds],
+        "median_train_epoch_seconds": round(float(np.median(steady)), 3),
+        "median_samples_per_second": round(float(np.median(np.array(samples[-len(steady) :]) / steady))),
+        "train_epoch_cpu_seconds": [round(s, 3) for s in epoch_cpu_seconds],
+        "median_train_epoch_cpu_seconds": round(
+            float(np.median(epoch_cpu_seconds[1:] or epoch_cpu_seconds)), 3
+        ),
+        "samples_per_epoch": samples[0],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    out.write_text(json.dumps(result, indent=2))
+
+
+def run_engine(engine: str, args: argparse.Namespace, settings: dict) -> dict:
+    out = RESULTS / f".compare_engines_{engine}.json"
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        engine,
+        "--data-dir",
+        args.data_dir,
+        "--settings",
+        json.dumps(settings),
+        "--worker-out",
+        str(out),
+    ]
+    logger.info("running %s", engine)
+    subprocess.run(cmd, check=True)
+    result = json.loads(out.read_text())
+    out.unlink()
+    return result
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    runs = report["engines"]
+    lines = [
+        "# Keras vs NumPy NeuMF on MovieLens 1M",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Date (UTC): {report['date_utc']}; machine: {report['machine']}  ",
+        "**Timings were taken on a shared, noisy 2-core machine (other helpers were running tests and "
+        "benchmarks at the same time; load averages below). Treat speed figures as rough.**",
+        "",
+        f"Same config, seed and data for both engines: `{json.dumps(report['settings'])}`. "
+        "Metrics are for the best epoch on validation HR@10 (restored after training).",
+        "",
+        "| | " + " | ".join(runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+
+    def row(label, fn):
+        lines.append(f"| {label} | " + " | ".join(fn(runs[e]) for e in runs) + " |")
+
+    for part in ("test", "validation"):
+        for protocol in ("sampled", "full"):
+            for metric in ("hr@10", "ndcg@10"):
+                row(
+                    f"{part} {protocol} {metric.upper()}",
+                    lambda r, p=part, q=protocol, m=metric: f"{r['metrics'][p][q][m]:.4f}",
+                )
+    row("best epoch / epochs run", lambda r: f"{r['best_epoch']} / {len(r['history'])}")
+    row("train_epoch seconds (median, epochs 2+)", lambda r: f"{r['median_train_epoch_seconds']:.2f}")
+    row("first train_epoch seconds", lambda r: f"{r['train_epoch_seconds'][0]:.2f}")
+    row("training samples/s (median, epochs 2+)", lambda r: f"{r['median_samples_per_second']:,}")
+    row(
+        "train_epoch CPU seconds, all threads (median, epochs 2+)",
+        lambda r: f"{r['median_train_epoch_cpu_seconds']:.2f}",
+    )
+    row("whole fit seconds (incl. sampling, validation)", lambda r: f"{r['fit_seconds']:.1f}")
+    row("peak RSS MB (whole worker process)", lambda r: f"{r['peak_rss_mb']:.0f}")
+    row(
+        "load average before -> after (1 min)",
+        lambda r: f"{r['load_average_before'][0]} -> {r['load_average_after'][0]}",
+    )
+    lines += [
+        "",
+        "Validation HR@10 per epoch:",
+        "",
+        "| epoch | " + " | ".join(runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    n = max(len(r["history"]) for r in runs.values())
+    for i in range(n):
+        cells = [
+            f"{r['history'][i]['val_hr@10']:.4f}" if i < len(r["history"]) else "" for r in runs.values()
+        ]
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    lines += ["", "![validation HR@10 per epoch](compare_engines.png)", ""]
+    path.write_text("\n".join(lines))
+
+
+def write_chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for engine, run in report["engines"].items():
+        epochs = [h["epoch"] for h in run["history"]]
+        ax.plot(epochs, [h["val_hr@10"] for h in run["history"]], marker="o", label=engine)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation HR@10 (sampled, 1 + 99)")
+    ax.set_title("NeuMF on MovieLens 1M: Keras vs NumPy engine")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default=os.environ.get("NCF_DATA_DIR", "data/ml-1m"))
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.data_dir, json.loads(args.settings), Path(args.worker_out))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = {
+        "split_seed": 0,
+        "config": {"factors": 8, "layers": [64, 32, 16, 8]},
+        "train_config": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.lr,
+            "optimizer": "adam",
+            "num_negatives": 4,
+            "patience": 0,  # every epoch runs for both engines, so the curves are comparable
+            "seed": args.seed,
+        },
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": "python bench/compare_engines.py " + " ".join(sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other jobs",
+        "settings": settings,
+        "engines": {e: run_engine(e, args, settings) for e in args.engines.split(",")},
+    }
+    (RESULTS / "compare_engines.json").write_text(json.dumps(report, indent=2))
+    write_markdown(report, RESULTS / "compare_engines.md")
+    write_chart(report, RESULTS / "compare_engines.png")
+    logger.info("wrote %s", RESULTS / "compare_engines.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Where a NumPy-engine training step spends its time, and what the alternatives for the hot spots cost.
+
+Measures CPU time (`time.process_time`, single-threaded BLAS) on ML-1M-sized tables (6040 users, 3706
+items) with random batches, NeuMF (factors 8, layers 64-32-16-8), Adam:
+- a breakdown of one `train_step` into gather, forward, loss, backward, row sums, dense and row updates;
+- row-gradient aggregation: `np.add.at`, sorted `np.add.reduceat`, and the engine's sparse-matrix sum;
+- the sort inside it: stable argsort of int32 vs 16-bit keys (radix sort);
+- OpenBLAS threads: a training epoch slice with the default thread count vs one thread (wall clock).
+Writes `bench/results/numpy_engine_profile.json` and `.md`. CPU time is less sensitive than wall time to
+the other jobs on a shared machine, but still noisy; medians of repeats are reported.
+
+    .venv/bin/python bench/numpy_engine_profile.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.numpy_engine import NumpyNCF
+from model.ncf.numpy_network import backward, forward, log_loss_with_logits
+from model.ncf.numpy_sparse import sum_rows
+from model.ncf.params import init_params
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N_USERS, N_ITEMS, BATCH = 6040, 3706, 4096
+
+
+def cpu_us(fn, repeats: int = 5, calls: int = 40) -> float:
+    """Median over `repeats` of the mean CPU microseconds of `calls` calls."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        times.append((time.process_time() - start) / calls * 1e6)
+    return round(float(np.median(times)), 1)
+
+
+def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
+    config, n = model.config, BATCH
+    indices = np.concatenate([users, items + N_USERS])
+    rows = np.take(model._table, indices, axis=0)
+    logits, cache = forward(config, model._dense, rows[:n], rows[n:])
+    _, dlogits = log_loss_with_logits(logits, labels)
+    d_rows, grads = backward(config, model._dense, cache, dlogits)
+    both = np.concatenate([d_rows, np.square(d_rows)], axis=1)
+    touched, sums = sum_rows(indices, both)
+    w = d_rows.shape[1]
+    flat = np.concatenate([grads[k].ravel() for k in model._dense])
+    opt = model._optimizer
+    opt.step()
+    return {
+        "gather rows": cpu_us(lambda: np.take(model._table, indices, axis=0)),
+        "forward": cpu_us(lambda: forward(config, model._dense, rows[:n], rows[n:])),
+        "log loss": cpu_us(lambda: log_loss_with_logits(logits, labels)),
+        "backward": cpu_us(lambda: backward(config, model._dense, cache, dlogits)),
+        "row sums (gradients and their squares)": cpu_us(lambda: sum_rows(indices, both)),
+        "Adam, dense layers": cpu_us(lambda: opt.update("dense", model._dense_flat, flat)),
+        "Adam, touched embedding rows": cpu_us(
+            lambda: opt.update_rows("embedding", model._table, touched, sums[:, :w], sums[:, w:])
+        ),
+        "whole train_step": cpu_us(lambda: model.train_step(users, items, labels)),
+    }
+
+
+def aggregation(indices: np.ndarray, grads: np.ndarray) -> dict[str, float]:
+    n_rows = N_USERS + N_ITEMS
+
+    def add_at():
+        out = np.zeros((n_rows, grads.shape[1]), grads.dtype)
+        np.add.at(out, indices, grads)
+
+    def reduceat():
+        order = np.argsort(indices, kind="stable")
+        s = indices[order]
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        np.add.reduceat(grads[order], starts, axis=0)
+
+    def csr_unsorted():
+        _, inverse = np.unique(indices, return_inverse=True)
+        m = sp.csr_matrix((np.ones(len(indices), grads.dtype), (inverse, np.arange(len(indices)))))
+        return m @ grads
+
+    keys32, keys16 = indices.astype(np.int32), indices.astype(np.uint16)
+    return {
+        "np.add.at into a zero table": cpu_us(add_at),
+        "argsort + np.add.reduceat": cpu_us(reduceat),
+        "np.unique + COO->CSR product": cpu_us(csr_unsorted),
+        "engine sum_rows (radix sort + CSR product)": cpu_us(lambda: sum_rows(indices, grads)),
+        "stable argsort, int32 keys": cpu_us(lambda: np.argsort(keys32, kind="stable")),
+        "stable argsort, uint16 keys (radix)": cpu_us(lambda: np.argsort(keys16, kind="stable")),
+    }
+
+
+def blas_threads(model: NumpyNCF, users, items, labels) -> dict[str, float]:
+    """Wall-clock samples/s of 30 steps with the default BLAS threads and with one thread."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(30):
+            model.train_step(users, items, labels)
+        return round(30 * BATCH / (time.perf_counter() - start))
+
+    default = run()  # train_step outside train_epoch: no thread limit
+    with threadpool_limits(limits=1, user_api="blas"):
+        single = run()
+    return {"default BLAS threads, samples/s (wall)": default, "1 BLAS thread, samples/s (wall)": single}
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, N_USERS, BATCH).astype(np.int32)
+    items = rng.integers(0, N_ITEMS, BATCH).astype(np.int32)
+    labels = (rng.random(BATCH) < 0.2).astype(np.float32)
+    config = NCFConfig()
+    model = NumpyNCF(config, TrainConfig(batch_size=BATCH))
+    model.build(N_USERS, N_ITEMS, init_params(config, N_USERS, N_ITEMS, seed=0))
+    indices = np.concatenate([users, items + N_USERS])
+    grads = rng.normal(size=(2 * BATCH, 80)).astype(np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        report = {
+            "command": "python bench/numpy_engine_profile.py " + " ".join(sys.argv[1:]),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "note": "CPU microseconds per call, median of 5 repeats; shared, noisy 2-core machine",
+            "batch": BATCH,
+            "train_step_breakdown_cpu_us": step_breakdown(model, users, items, labels),
+            "row_sum_alternatives_cpu_us (2B = 8192 slices x 80 columns)": aggregation(indices, grads),
+        }
+    report["blas_threads"] = blas_threads(model, users, items, labels)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "numpy_engine_profile.json").write_text(json.dumps(report, indent=2))
+    lines = [
+        "# NumPy engine: where a training step's time goes",
+        "",
+        f"Command: `{report['command']}` ({report['date_utc']} UTC). {report['note']}.",
+        "",
+    ]
+    for section, values in report.items():
+        if isinstance(values, dict):
+            lines += [f"## {section}", "", "| part | value |", "|---|---|"]
+            lines += [f"| {k} | {v:,} |" for k, v in values.items()] + [""]
+    (RESULTS / "numpy_engine_profile.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

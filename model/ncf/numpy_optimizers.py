@@ -1,0 +1,161 @@
+"""SGD (with momentum) and Adam written out in NumPy, with dense and row-wise (lazy) updates.
+
+Formulas follow Keras 3 so that one step matches Keras' own step:
+- SGD:  v = momentum * v - lr * g;  p += v   (plain p -= lr * g when momentum is 0)
+- Adam: m += (g - m)(1 - b1);  v += (s - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps),
+        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), t = number of steps taken, s = g^2 for dense parameters.
+
+Embedding rows (`update_rows`):
+- s is the sum over the batch of each example's squared row gradient, not the square of the summed
+  gradient. That is what Keras 3 on TensorFlow does: an embedding's gradient is a `tf.IndexedSlices` with
+  one slice per example, `keras.ops.square` squares the slices before duplicates are summed (see
+  `keras/src/backend/tensorflow/sparse.py`, `elementwise_unary`), so a row seen k times in a batch gets
+  sum_j g_j^2 in its second moment. Following it keeps the two engines on the same algorithm (with the
+  textbook (sum_j g_j)^2 the MLP stalled on a plateau in the contract's block test where Keras did not).
+- only the given rows of the table and of its optimizer state change (lazy updates): a row outside the
+  batch keeps its parameters and moments. Keras applies its dense formulas to every row, so a row with
+  non-zero momentum keeps moving while absent; the two agree whenever the moments of absent rows are zero
+  (e.g. on the first step) and when every row is in every batch.
+All updates are in place and keep the parameter's dtype.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Optimizer(ABC):
+    """In-place optimizer over named parameters; state is created on the first update of each name."""
+
+    needs_squared_row_grads = False  # whether `update_rows` wants the per-example squared gradients
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self._state: dict[str, list[np.ndarray]] = {}
+
+    def step(self) -> None:
+        """Start a new training step (call once per batch, before its updates)."""
+        self.iterations += 1
+
+    def _slots(self, name: str, param: np.ndarray, n: int) -> list[np.ndarray]:
+        if name not in self._state:
+            self._state[name] = [np.zeros_like(param) for _ in range(n)]
+        return self._state[name]
+
+    @abstractmethod
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        """Dense update of the whole of `param` (any shape) with `grad` (same shape)."""
+
+    @abstractmethod
+    def update_rows(
+        self,
+        name: str,
+        table: np.ndarray,
+        rows: np.ndarray,
+        grad: np.ndarray,
+        squared_grad: np.ndarray | None = None,
+    ) -> None:
+        """Lazy update of `table[rows]`.
+
+        Args:
+            rows: (u,) unique int rows of `table`.
+            grad: (u, width) summed gradient of each row.
+            squared_grad: (u, width) sum of the per-example squared gradients of each row (used by Adam
+                when `needs_squared_row_grads`; defaults to grad**2).
+        """
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (heavy-ball) momentum."""
+
+    def __init__(self, learning_rate: float, momentum: float = 0.0) -> None:
+        super().__init__(learning_rate)
+        self.momentum = momentum
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        if not self.momentum:
+            param -= self.learning_rate * grad
+            return
+        (velocity,) = self._slots(name, param, 1)
+        velocity *= self.momentum
+        velocity -= self.learning_rate * grad
+        param += velocity
+
+    def update_rows(
+        self,
+        name: str,
+        table: np.ndarray,
+        rows: np.ndarray,
+        grad: np.ndarray,
+        squared_grad: np.ndarray | None = None,
+    ) -> None:
+        if not self.momentum:
+            step = np.take(table, rows, axis=0)
+            step -= self.learning_rate * grad
+            table[rows] = step
+            return
+        (velocity_all,) = self._slots(name, table, 1)
+        velocity = np.take(velocity_all, rows, axis=0)
+        velocity *= self.momentum
+        velocity -= self.learning_rate * grad
+        velocity_all[rows] = velocity
+        params = np.take(table, rows, axis=0)
+        params += velocity
+        table[rows] = params
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with Keras' defaults and epsilon placement."""
+
+    needs_squared_row_grads = True
+
+    def __init__(
+        self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _step_size(self) -> float:
+        t = self.iterations
+        return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+
+    def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, squared: np.ndarray) -> np.ndarray:
+        """Update moments m, v in place; return the parameter decrement. Overwrites `squared`."""
+        # m + (g - m)(1 - b1) == g + b1 (m - g): three in-place passes and no temporary.
+        m -= grad
+        m *= self.beta_1
+        m += grad
+        v -= squared
+        v *= self.beta_2
+        v += squared
+        denom = np.sqrt(v, out=squared)
+        denom += self.epsilon
+        step = m * m.dtype.type(self._step_size())
+        step /= denom
+        return step
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        m, v = self._slots(name, param, 2)
+        param -= self._apply(m, v, grad, np.square(grad))
+
+    def update_rows(
+        self,
+        name: str,
+        table: np.ndarray,
+        rows: np.ndarray,
+        grad: np.ndarray,
+        squared_grad: np.ndarray | None = None,
+    ) -> None:
+        m_all, v_all = self._slots(name, table, 2)
+        # Gather the touched rows into contiguous blocks (np.take is the fastest gather), update them,
+        # scatter them back: the cost is proportional to the touched rows only.
+        m, v = np.take(m_all, rows, axis=0), np.take(v_all, rows, axis=0)
+        squared = np.square(grad) if squared_grad is None else squared_grad.copy()
+        step = self._apply(m, v, grad, squared)
+        m_all[rows], v_all[rows] = m, v
+        params = np.take(table, rows, axis=0)
+        params -= step
+        table[rows] = params

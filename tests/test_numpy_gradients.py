@@ -1,0 +1,116 @@
+"""The NumPy engine's hand-written gradients agree with central finite differences (float64, tiny models),
+for every parameter of GMF, MLP and NeuMF, with and without L2 and dropout."""
+
+import numpy as np
+import pytest
+
+from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.numpy_engine import NumpyNCF
+from model.ncf.numpy_network import log_loss_with_logits
+from model.ncf.numpy_sparse import sum_rows
+from model.ncf.params import init_params
+
+
+class Float64NCF(NumpyNCF):
+    dtype = np.float64
+
+
+N_USERS, N_ITEMS = 5, 6
+
+
+def _batch():
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, N_USERS, size=12)  # repeated rows: the row sums are checked too
+    items = rng.integers(0, N_ITEMS, size=12)
+    labels = (rng.random(12) < 0.5).astype(np.float64)
+    return users, items, labels
+
+
+def _model(config):
+    params = init_params(config, N_USERS, N_ITEMS, seed=2)
+    # Weights far larger than the 0.01 init, so that every unit matters and ReLUs are on and off.
+    params = {k: v.astype(np.float64) * (40.0 if k.endswith("embedding") else 1.5) for k, v in params.items()}
+    # Non-zero biases: with zero biases an example whose hidden inputs are all zero sits exactly on a ReLU
+    # kink, where central differences are meaningless.
+    rng = np.random.default_rng(4)
+    for name in params:
+        if name.endswith("bias"):
+            params[name] = rng.uniform(0.1, 0.5, size=params[name].shape)
+    model = Float64NCF(config, TrainConfig(seed=5))
+    model.build(N_USERS, N_ITEMS, params)
+    return model
+
+
+def _dense_gradients(model, users, items, labels):
+    """Analytic gradients of every parameter by engine-neutral name (embedding gradients made dense)."""
+    rng_state = model._dropout_rng.bit_generator.state
+    _, indices, d_rows, dense_grads = model.gradients(users, items, labels)
+    rows, row_grads = sum_rows(indices, d_rows)
+    model._dropout_rng.bit_generator.state = rng_state
+    table = np.zeros_like(model._table)
+    table[rows] = row_grads
+    grads = dict(dense_grads)
+    f = model.config.factors if model.config.kind != "mlp" else 0
+    for side, part in (("user", table[:N_USERS]), ("item", table[N_USERS:])):
+        if model.config.kind != "mlp":
+            grads[f"gmf/{side}_embedding"] = part[:, :f]
+        if model.config.kind != "gmf":
+            grads[f"mlp/{side}_embedding"] = part[:, f:]
+    return grads
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        NCFConfig(kind="gmf", factors=3),
+        NCFConfig(kind="mlp", layers=(6, 4, 3)),
+        NCFConfig(kind="mlp", layers=(4,)),
+        NCFConfig(kind="neumf", factors=2, layers=(6, 4, 2)),
+        NCFConfig(kind="neumf", factors=2, layers=(4, 3), l2=0.01),
+        NCFConfig(kind="neumf", factors=2, layers=(6, 5, 4), dropout=0.3),
+    ],
+    ids=["gmf", "mlp", "mlp-no-hidden", "neumf", "neumf-l2", "neumf-dropout"],
+)
+def test_gradients_match_central_differences(config):
+    model = _model(config)
+    users, items, labels = _batch()
+    analytic = _dense_gradients(model, users, items, labels)
+    views = model._views()
+    assert set(analytic) == set(views)
+    eps = 1e-6
+    rng_state = model._dropout_rng.bit_generator.state
+    for name, view in views.items():
+        numeric = np.zeros(view.shape)
+        for index in np.ndindex(view.shape):
+            original = view[index]
+            losses = []
+            for shift in (eps, -eps):
+                view[index] = original + shift
+                model._dropout_rng.bit_generator.state = rng_state  # same dropout mask every evaluation
+                losses.append(model.gradients(users, items, labels)[0])
+            view[index] = original
+            numeric[index] = (losses[0] - losses[1]) / (2 * eps)
+        assert np.abs(numeric).max() > 0, f"{name}: no gradient at all, the check would be vacuous"
+        np.testing.assert_allclose(analytic[name], numeric, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+def test_log_loss_is_stable_for_huge_logits():
+    logits = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0], dtype=np.float32)
+    labels = np.array([1.0, 0.0, 1.0, 1.0, 0.0], dtype=np.float32)
+    loss, grad = log_loss_with_logits(logits, labels)
+    expected = np.mean([1000.0, np.log1p(np.exp(-30.0)), np.log(2.0), np.log1p(np.exp(-30.0)), 1000.0])
+    assert np.isfinite(loss) and abs(loss - expected) < 1e-3
+    np.testing.assert_allclose(grad * 5, [-1.0, 0.0, -0.5, 0.0, 1.0], atol=1e-6)
+    assert grad.dtype == np.float32
+
+
+def test_sum_rows_matches_add_at():
+    rng = np.random.default_rng(0)
+    indices = rng.integers(0, 50, size=400)
+    grads = rng.normal(size=(400, 7)).astype(np.float32)
+    rows, summed = sum_rows(indices, grads)
+    expected = np.zeros((50, 7), dtype=np.float32)
+    np.add.at(expected, indices, grads)
+    np.testing.assert_array_equal(rows, np.unique(indices))
+    np.testing.assert_allclose(summed, expected[rows], rtol=1e-5, atol=1e-6)
+    assert not np.any(np.delete(expected, rows, axis=0))
