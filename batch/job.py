@@ -39,6 +39,7 @@ from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 from model.data import DataLoader, Dataset, leave_one_out
 from model.evaluation import Evaluator
 from model.ncf.base import NCFModel
+from model.ncf.scoring import available_cores
 from model.registry import build_model
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def write_recommendations(
             users = np.arange(start, min(start + chunk, n_users))
             scores = np.array(model.score_users(users), dtype=np.float32, copy=True)
             unrated = mask_rated(scores, known[users])
-            items, best = top_n(scores, settings.top_n)
+            items, best = top_n(scores, settings.top_n, workers=available_cores())
             keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
             user_rows, rank_cols = np.nonzero(keep)
             table = pa.table(
