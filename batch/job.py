@@ -136,7 +136,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             )
             if isinstance(production, NCFModel):
                 production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-            writer.write_json(METRICS, _metrics(results, model, best_epoch, gate, timer.seconds, settings))
+        writer.write_json(METRICS, _metrics(results, model, best_epoch, gate, timer.seconds, settings))
         with timer.step("publish"):
             manifest = writer.publish(
                 checkpoint=pause,
