@@ -76,9 +76,18 @@ class NCFModel(Recommender):
 
     # --- shared behaviour ---------------------------------------------------------------------------
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
-        """Train with `NeuMFTrainer` (best epoch on validation HR@10 when `validation` is given)."""
+        """Train with `NeuMFTrainer` (best epoch on validation HR@10 when `validation` is given).
+
+        With `train_config.pretrain` a NeuMF model first trains a GMF and an MLP of the same engine and
+        starts from their fused weights (`model.ncf.pretrain`), unless `init_params` was given; the two
+        trained models stay in `pretrained_` ({"gmf": ..., "mlp": ...}).
+        """
         from model.trainer import NeuMFTrainer
 
+        if self.train_config.pretrain and self.config.kind == "neumf" and self.init_params is None:
+            from model.ncf.pretrain import pretrained_neumf_params
+
+            self.init_params, self.pretrained_ = pretrained_neumf_params(self, train, validation)
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
 
