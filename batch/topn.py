@@ -1,7 +1,9 @@
-"""Top-N unrated items per user from a chunk of full score rows: mask rated items, argpartition, sort N.
+"""Top-N unrated items per user from a chunk of full score rows: mask rated items, partition, sort N.
 
-Memory: the caller's (c, n_items) float32 score matrix is masked in place; the selection makes one (c,
-n_items) int64 argpartition index array (per worker slice) and (c, N) results.
+Ties are broken by the lower item index, at the cut-off too, so the result is a pure function of the
+scores. Memory: the caller's (c, n_items) float32 matrix is masked in place; selection makes a few
+temporary (c, n_items) arrays (a float32 partition copy, bool masks, an int32 running count) and the
+(c, N) results.
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ def mask_rated(scores: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
 def _top_n_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n_items = scores.shape[1]
     if k < n_items:
-        part = np.argpartition(scores, n_items - k, axis=1)[:, n_items - k :]
+        # The k-th largest score of each row; everything above it is in, and of the items tied with it the
+        # lowest indices fill the remaining places (so the result never depends on partition internals).
+        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k, None]
+        above = scores > kth
+        tied = scores == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        take = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))
+        part = np.nonzero(take)[1].reshape(-1, k)  # item order within each row
     else:
         part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
-    part.sort(axis=1)  # item order breaks ties deterministically in the stable sort below
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.argsort(-part_scores, axis=1, kind="stable")  # ties keep item order
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
 

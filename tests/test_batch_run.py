@@ -300,3 +300,28 @@ def test_ml100k_run_meets_the_contract(tmp_path):
     assert merged.empty
     metrics = json.loads((run_dir(tmp_path, manifest.run_id) / METRICS).read_text())
     assert metrics["test"]["sampled"]["hr@10"] > 0.3
+
+
+def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
+    from model.ncf.base import NCFModel, load_id_maps
+
+    flags = ["--model", "neumf", "--engine", "keras", "--epochs", "2", "--factors", "4", "--layers", "8,4"]
+    flags += ["--batch-size", "256", "--eval-negatives", "3", "--top-n", str(TOP_N), "--min-test-hr", "0"]
+    flags += ["--no-refit"]  # one XLA compilation instead of two keeps the test fast
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    manifest = verify_run(directory)
+    assert manifest.engine == "keras" and manifest.model_config_["config"]["layers"] == [8, 4]
+    assert manifest.model_config_["best_epoch"] in (1, 2)
+    metrics = json.loads((directory / METRICS).read_text())
+    assert 1 <= len(metrics["history"]) <= 2 and "val_hr@10" in metrics["history"][0]
+
+    model = NCFModel.load(directory / "model")
+    user_ids, item_ids = load_id_maps(directory / "model")
+    assert user_ids.shape == (N_USERS,) and item_ids.shape == (N_MOVIES,)
+    recs = pd.read_parquet(directory / RECOMMENDATIONS)
+    first = recs[recs["rank"] == 1].head(5)
+    users = np.searchsorted(user_ids, first.user_id.to_numpy())
+    items = np.searchsorted(item_ids, first.movie_id.to_numpy())
+    scores = model.score_users(users)[np.arange(len(users)), items]
+    np.testing.assert_allclose(scores, first.score.to_numpy(), rtol=1e-4, atol=1e-6)
