@@ -91,6 +91,26 @@ class NCFModel(Recommender):
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
 
+    def refit(self, train: Interactions) -> NCFModel:
+        """A fresh model of the same engine and configuration trained on `train` for `best_epoch_` epochs
+        with no validation; a pretrained NeuMF first refits its GMF and MLP for their own best epochs.
+
+        Used after model selection to train on everything but the evaluated item (e.g. train plus the
+        validation items before reporting test figures, or all data in the batch job).
+        """
+        from model.ncf.params import fuse_pretrained
+        from model.ncf.pretrain import ALPHA
+
+        train_config = self.train_config.model_copy(
+            update={"epochs": self.best_epoch_, "patience": 0, "pretrain": False}
+        )
+        fresh = type(self)(self.config, train_config)
+        if hasattr(self, "pretrained_"):
+            fresh.pretrained_ = {kind: sub.refit(train) for kind, sub in self.pretrained_.items()}
+            gmf, mlp = (fresh.pretrained_[kind].get_params() for kind in ("gmf", "mlp"))
+            fresh.init_params = fuse_pretrained(gmf, mlp, alpha=ALPHA)
+        return fresh.fit(train, None)
+
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         """(c,) int -> (c, n_items) float32 probabilities, via the structured NumPy scorer."""
         return score_all_items(self._inference_params(), self.config, np.asarray(user_idx, dtype=np.int64))
