@@ -67,13 +67,11 @@ class PausePoint:
             time.sleep(600)
 
 
-def build(settings: RunSettings, epochs: int | None = None) -> Recommender:
-    """A fresh model per the settings; `epochs` overrides the NCF training epochs (the refit)."""
+def build(settings: RunSettings) -> Recommender:
+    """A fresh, unfitted model per the settings."""
     if settings.model not in NCF_MODELS:
         return build_model(settings.model)
     train = settings.train.model_dump()
-    if epochs is not None:
-        train["epochs"] = epochs
     ncf = settings.ncf.model_dump(exclude={"kind"})
     return build_model(settings.model, engine=settings.engine, config=ncf, train_config=train)
 
@@ -123,7 +121,10 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
     if settings.refit:
         with timer.step("refit"):
             trained_on = dataset.interactions()
-            production = build(settings, epochs=best_epoch).fit(trained_on)
+            # NCF: same engine and configuration, best_epoch_ epochs (pretrained parts refit too).
+            production = (
+                model.refit(trained_on) if isinstance(model, NCFModel) else build(settings).fit(trained_on)
+            )
 
     writer = RunWriter(settings.output_dir)
     try:
@@ -136,7 +137,9 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             )
             if isinstance(production, NCFModel):
                 production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-        writer.write_json(METRICS, _metrics(results, model, best_epoch, gate, timer.seconds, settings))
+        metrics = _metrics(results, model, best_epoch, gate, timer.seconds, settings)
+        metrics["refit_history"] = getattr(production, "history_", []) if production is not model else []
+        writer.write_json(METRICS, metrics)
         with timer.step("publish"):
             manifest = writer.publish(
                 checkpoint=pause,
