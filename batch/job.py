@@ -145,7 +145,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
                 checkpoint=pause,
                 code_version=code_version(),
                 engine=getattr(production, "engine", "numpy"),
-                model_config=_model_config(settings, production, best_epoch),
+                model_config=_model_config(settings, model, production, best_epoch),
                 dataset={"name": dataset.name, "format": dataset.format, "files": input_files},
                 counts={
                     "users": dataset.n_users,
@@ -243,11 +243,17 @@ def popular_table(counts: np.ndarray, item_ids: np.ndarray, n: int) -> pa.Table:
     )
 
 
-def _model_config(settings: RunSettings, model: Recommender, best_epoch: int | None) -> dict[str, Any]:
+def _model_config(
+    settings: RunSettings, model: Recommender, production: Recommender, best_epoch: int | None
+) -> dict[str, Any]:
+    """Name, architecture and training of the selected model; `refit_train_config` is how the published
+    (production) model was retrained on all interactions."""
     config: dict[str, Any] = {"name": settings.model, "refit": settings.refit, "best_epoch": best_epoch}
     if isinstance(model, NCFModel):
         config["config"] = model.config.model_dump(mode="json")
         config["train_config"] = model.train_config.model_dump(mode="json")
+    if isinstance(production, NCFModel) and production is not model:
+        config["refit_train_config"] = production.train_config.model_dump(mode="json")
     return config
 
 
