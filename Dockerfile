@@ -66,7 +66,7 @@ RUN p=$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
 FROM runtime AS batch
 ENV TF_CPP_MIN_LOG_LEVEL=2
 COPY --from=batch-build /opt/venv /opt/venv
-USER ncf
+USER 10001:10001
 VOLUME ["/data", "/output"]
 ENTRYPOINT ["ncf-batch"]
 CMD ["run"]
@@ -79,7 +79,7 @@ ARG NCF_PORT=8000
 ENV NCF_BIND=0.0.0.0:${NCF_PORT}
 COPY --from=service-build /opt/venv /opt/venv
 COPY deploy/healthcheck.py /usr/local/bin/ncf-healthcheck
-USER ncf
+USER 10001:10001
 VOLUME ["/data", "/output"]
 EXPOSE ${NCF_PORT}
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["python3", "/usr/local/bin/ncf-healthcheck"]

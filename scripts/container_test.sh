@@ -23,6 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${NCF_CONTAINER_WORK:-/tmp/ncf-container-test}
 DATA=${NCF_DATA_DIR_100K:-$ROOT/../shared/data/ml-100k}
 PORT=${NCF_TEST_PORT:-18080}
+PIP_CA=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 BASE_TAG=localhost/ncf-base:bookworm
 IMAGE=localhost/ncf-recommender
 RESULTS=$ROOT/bench/results
@@ -77,9 +78,12 @@ build_base() {
     rm -rf "$rootfs"
 }
 
-build_target() { # build_target TARGET
-    podman build --isolation=chroot --build-arg "BASE_IMAGE=$BASE" --target "$1" -t "$IMAGE:$1" \
-        -f "$ROOT/Dockerfile" "$ROOT" >"$WORK/build-$1.log" 2>&1 \
+build_target() { # build_target TARGET (docker format: OCI images drop HEALTHCHECK)
+    local -a secret=()
+    # The host's CA bundle lets pip in the build trust what the host trusts (e.g. a TLS-inspecting proxy).
+    [ -f "$PIP_CA" ] && secret=(--secret "id=pip_ca,src=$PIP_CA")
+    podman build --format docker --isolation=chroot "${secret[@]}" --build-arg "BASE_IMAGE=$BASE" \
+        --target "$1" -t "$IMAGE:$1" -f "$ROOT/Dockerfile" "$ROOT" >"$WORK/build-$1.log" 2>&1 \
         || { tail -n 30 "$WORK/build-$1.log" >&2; die "podman build --target $1 failed"; }
 }
 
@@ -99,9 +103,10 @@ as_image() { # as_image TARGET DIR CMD...: CMD in DIR as the image's user, with 
     local target=$1 dir=$2 user
     shift 2
     user=$(inspect "$target" '{{.Config.User}}')
+    [[ $user == *:* ]] || user="$user:$user"
     local -a envs
     mapfile -t envs < <(inspect "$target" '{{range .Config.Env}}{{println .}}{{end}}' | sed '/^$/d')
-    env -i "${envs[@]}" HOME=/tmp chroot --userspec="$user:$user" "$dir" "$@"
+    env -i "${envs[@]}" HOME=/tmp chroot --userspec="$user" "$dir" "$@"
 }
 
 json_words() { python3 -c 'import json,sys; print(" ".join(json.loads(sys.stdin.read()) or []))'; }
@@ -123,7 +128,7 @@ timed batch_build build_target batch
 
 for target in batch service; do
     user=$(inspect "$target" '{{.Config.User}}')
-    [ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ] || die "$target image runs as root"
+    [[ -n $user && $user != root* && $user != 0 && $user != 0:* ]] || die "$target image runs as root ($user)"
 done
 
 BATCH_FS=$WORK/fs-batch
@@ -171,10 +176,9 @@ done
 [ -n "$ready" ] || { tail -n 30 "$WORK/service.log" >&2; die "the service never became ready"; }
 SECONDS_OF[service_ready]=$(python3 -c "print(round($(date +%s.%N) - $start, 1))")
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || die "/healthz failed"
-USER_ID=$(python3 -c "import pyarrow.parquet as pq, sys; \
+USER_ID=$(as_image batch "$BATCH_FS" python3 -c "import pyarrow.parquet as pq, sys; \
 print(pq.read_table(sys.argv[1], columns=['user_id']).column(0)[0].as_py())" \
-    "$BATCH_FS/output/runs/$RUN_ID/recommendations.parquet" 2>/dev/null \
-    || head -n1 "$DATA/u.data" | cut -f1)
+    "/output/runs/$RUN_ID/recommendations.parquet")
 curl -fsS "http://127.0.0.1:$PORT/users/$USER_ID/recommendations?n=5" >"$WORK/answer.json" \
     || die "no answer for /users/$USER_ID/recommendations"
 python3 - "$WORK/answer.json" "$RUN_ID" <<'EOF' || die "unexpected answer: $(head -c 400 "$WORK/answer.json")"
