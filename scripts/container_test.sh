@@ -179,15 +179,14 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || die "/healthz failed"
 USER_ID=$(as_image batch "$BATCH_FS" python3 -c "import pyarrow.parquet as pq, sys; \
 print(pq.read_table(sys.argv[1], columns=['user_id']).column(0)[0].as_py())" \
     "/output/runs/$RUN_ID/recommendations.parquet")
-curl -fsS "http://127.0.0.1:$PORT/users/$USER_ID/recommendations?n=5" >"$WORK/answer.json" \
-    || die "no answer for /users/$USER_ID/recommendations"
+curl -fsS "http://127.0.0.1:$PORT/v1/users/$USER_ID/recommendations?n=5" >"$WORK/answer.json" \
+    || die "no answer for /v1/users/$USER_ID/recommendations"
 python3 - "$WORK/answer.json" "$RUN_ID" <<'EOF' || die "unexpected answer: $(head -c 400 "$WORK/answer.json")"
 import json, sys
 answer = json.load(open(sys.argv[1]))
-items = answer.get("recommendations") or answer.get("items") or []
-assert len(items) == 5, answer
-assert answer.get("run_id", sys.argv[2]) == sys.argv[2], answer
-print(json.dumps(items[0]))
+items = answer["recommendations"]
+assert len(items) == 5 and answer["run_id"] == sys.argv[2] and answer["source"] == "model", answer
+print(json.dumps(items[0]), file=sys.stderr)
 EOF
 read -r -a healthcheck <<<"$(inspect service '{{json .Config.Healthcheck.Test}}' | json_words)"
 [ "${healthcheck[0]}" = CMD ] || die "unexpected HEALTHCHECK form: ${healthcheck[*]}"
