@@ -1,0 +1,70 @@
+"""`create_app(settings)`: the Flask (flask-openapi3) application of the lookup service."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+from flask import Flask, Response, g
+from flask_openapi3 import Info, OpenAPI
+
+from lookup_service.api import RecommenderAPI
+from lookup_service.errors import register_error_handlers, validation_error_response
+from lookup_service.reloader import Reloader, RunHolder
+from lookup_service.schemas import ErrorResponse
+from lookup_service.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+RUN_ID_HEADER = "X-Run-Id"
+
+
+def create_app(settings: ServiceSettings | None = None, start_reloader: bool = True) -> Flask:
+    """Build the app: load the run LATEST names (if any), start polling LATEST, register the routes.
+
+    `settings` defaults to `ServiceSettings()` read from the environment (`NCF_OUTPUT_DIR`, ...).
+    `start_reloader=False` leaves polling to the caller: gunicorn builds the app once before forking and
+    starts a reloader in each worker (`gunicorn_conf.post_worker_init`), as threads do not survive a fork.
+    The app's `extensions["ncf"]` holds the `RunHolder` and the `Reloader` (None when polling is off).
+    """
+    settings = settings or ServiceSettings()
+    app = OpenAPI(
+        __name__,
+        info=Info(title="NCF recommender lookup service", version="1"),
+        doc_ui=False,
+        security_schemes={},  # flask-openapi3 would emit `securitySchemes: null`, which is not valid OpenAPI
+        validation_error_status=422,
+        validation_error_model=ErrorResponse,
+        validation_error_callback=validation_error_response,
+    )
+    holder = RunHolder(settings.output_dir)
+    holder.check()
+    reloader = None
+    if settings.reload_interval_seconds > 0:
+        reloader = Reloader(holder, settings.reload_interval_seconds)
+        if start_reloader:
+            reloader.start()
+    app.extensions["ncf"] = {"holder": holder, "reloader": reloader}
+
+    app.register_api(RecommenderAPI(holder, settings.default_n).blueprint)
+    register_error_handlers(app)
+    page = resources.files("lookup_service").joinpath("static/index.html").read_text(encoding="utf-8")
+    app.add_url_rule("/", "index", lambda: Response(page, mimetype="text/html"))
+    app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
+
+    @app.after_request
+    def _run_id_header(response: Response) -> Response:
+        store = holder.store
+        run_id = g.get("run_id") or (store.run_id if store else None)
+        if run_id:
+            response.headers[RUN_ID_HEADER] = run_id
+        return response
+
+    logger.info(
+        "lookup service ready=%s serving %s from %s, polling every %ss",
+        holder.store is not None,
+        holder.store.run_id if holder.store else None,
+        settings.output_dir,
+        settings.reload_interval_seconds,
+    )
+    return app

@@ -1,0 +1,104 @@
+"""Small contract-conformant run directories for the lookup service tests, written with `RunWriter`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, run_dir
+
+N_MOVIES = 40
+GENRE_NAMES = ["Action", "Comedy", "Drama", "Sci-Fi"]
+
+
+def movies_table(n_movies: int = N_MOVIES) -> pa.Table:
+    movie_ids = np.arange(1, n_movies + 1, dtype=np.int32) * 3  # sparse raw ids: 3, 6, 9, ...
+    return pa.table(
+        {
+            "movie_id": movie_ids,
+            "title": [f"Movie {m} ({1980 + m % 30})" for m in movie_ids],
+            "year": pa.array([None if m == 3 else 1980 + m % 30 for m in movie_ids], type=pa.int16()),
+            "genres": [[GENRE_NAMES[m % 4], GENRE_NAMES[(m + 1) % 4]] for m in movie_ids],
+        }
+    )
+
+
+def recommendations_table(user_ids: np.ndarray, movie_ids: np.ndarray, top_n: int, seed: int) -> pa.Table:
+    """Each user gets `top_n` distinct movies, scores descending with rank; rows shuffled on disk."""
+    rng = np.random.default_rng(seed)
+    picks = np.argsort(rng.random((len(user_ids), len(movie_ids))), axis=1)[:, :top_n]
+    scores = np.sort(rng.random((len(user_ids), top_n)).astype(np.float32), axis=1)[:, ::-1]
+    table = pa.table(
+        {
+            "user_id": np.repeat(user_ids, top_n).astype(np.int32),
+            "rank": np.tile(np.arange(1, top_n + 1, dtype=np.int16), len(user_ids)),
+            "movie_id": movie_ids[picks].ravel().astype(np.int32),
+            "score": scores.ravel(),
+        }
+    )
+    return table.take(pa.array(rng.permutation(table.num_rows)))
+
+
+def write_run(
+    output_dir: Path,
+    user_ids: np.ndarray | None = None,
+    top_n: int = 20,
+    seed: int = 0,
+    run_id: str | None = None,
+    edit_staging: Callable[[Path], None] | None = None,
+) -> str:
+    """Write and publish one run (LATEST then names it); returns its run id.
+
+    `edit_staging(staging_dir)` runs just before the manifest is written (to plant bad content whose
+    checksums still match).
+    """
+    user_ids = np.arange(1, 31, dtype=np.int32) if user_ids is None else user_ids
+    movies = movies_table()
+    writer = RunWriter(output_dir, run_id=run_id)
+    writer.write_table(MOVIES, movies)
+    movie_ids = movies.column("movie_id").to_numpy()
+    writer.write_table(RECOMMENDATIONS, recommendations_table(user_ids, movie_ids, top_n, seed))
+    popular = pa.table(
+        {
+            "rank": np.arange(1, top_n + 1, dtype=np.int16),
+            "movie_id": movie_ids[::-1][:top_n],
+            "score": np.linspace(1.0, 0.5, top_n, dtype=np.float32),
+        }
+    )
+    writer.write_table(POPULAR, popular)
+    writer.write_json(METRICS, {"test": {"sampled": {"hr@10": 0.5, "ndcg@10": 0.3}}})
+    if edit_staging is not None:
+        edit_staging(writer.staging)
+    writer.publish(
+        code_version="test",
+        engine="numpy",
+        model_config={"factors": 8, "layers": [16, 8]},
+        dataset={"name": "synthetic"},
+        counts={"users": len(user_ids), "movies": len(movie_ids)},
+        top_n=top_n,
+    )
+    return writer.run_id
+
+
+def publish_corrupted(output_dir: Path, corrupt: Callable[[Path], None], **kwargs) -> str:
+    """Write a good run elsewhere, damage it after its manifest is written, then move it in and point LATEST
+    at it (so the service never sees it undamaged)."""
+    scratch = Path(output_dir).parent / f"scratch-{os.getpid()}-{np.random.default_rng().integers(1 << 30)}"
+    run_id = write_run(scratch, **kwargs)
+    corrupt(run_dir(scratch, run_id))
+    shutil.move(run_dir(scratch, run_id), run_dir(output_dir, run_id))
+    shutil.rmtree(scratch)
+    point_latest(output_dir, run_id)
+    return run_id
+
+
+def point_latest(output_dir: Path, run_id: str) -> None:
+    """Atomically make LATEST name `run_id` (as RunWriter.publish does)."""
+    tmp = Path(output_dir) / f".{LATEST}.tmp"
+    tmp.write_text(run_id + "\n")
+    os.replace(tmp, Path(output_dir) / LATEST)

@@ -1,0 +1,70 @@
+"""The real gunicorn server on a loopback port: hot reload across workers, refusal of a bad run, access logs,
+graceful shutdown with a request in flight."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+from live_server import live_server
+from synthetic_runs import publish_corrupted, write_run
+
+from batch.contract import RECOMMENDATIONS
+
+RECS = "/v1/users/3/recommendations?n=5"
+
+
+def _all_served_by(server, run_id: str, requests: int = 12) -> bool:
+    return all(server.get(RECS)[1]["X-Run-Id"] == run_id for _ in range(requests))
+
+
+def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_path):
+    first = write_run(output_dir, seed=1)
+    with live_server(output_dir, tmp_path) as server:
+        status, headers, body = server.get(RECS)
+        assert (status, headers["X-Run-Id"], body["run_id"]) == (200, first, first)
+
+        second = write_run(output_dir, seed=2)
+        assert server.wait_until(lambda: _all_served_by(server, second), timeout=15)
+
+        def flip(run):
+            data = bytearray((run / RECOMMENDATIONS).read_bytes())
+            data[100] ^= 0xFF
+            (run / RECOMMENDATIONS).write_bytes(bytes(data))
+
+        bad = publish_corrupted(output_dir, flip, seed=3)
+        assert server.wait_until(
+            lambda: all(server.get("/readyz")[2]["refused_run_id"] == bad for _ in range(8)), timeout=15
+        )
+        assert _all_served_by(server, second)
+        status, _, ready = server.get("/readyz")
+        assert (status, ready["status"], ready["run_id"]) == (200, "ready", second)
+        assert "sha256 does not match" in ready["reason"]
+    access, errors = server.logs()
+    assert f"run={second}" in access and '"GET /v1/users/3/recommendations?n=5 HTTP/1.1" 200' in access
+    assert f"refused run {bad}, still serving {second}" in errors
+    assert "Traceback" not in errors
+
+
+def test_gunicorn_finishes_an_in_flight_request_on_sigterm(output_dir, tmp_path):
+    run_id = write_run(output_dir)
+    with live_server(output_dir, tmp_path, workers=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /v1/users/3/recommendations?n=4 HTTP/1.1\r\nHost: localhost\r\n")
+            time.sleep(0.3)  # the worker has accepted the connection and is reading the request
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            sock.sendall(b"Connection: close\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert json.loads(body)["run_id"] == run_id
+        assert len(json.loads(body)["recommendations"]) == 4
+        assert server.process.wait(timeout=15) == 0
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", server.port)) != 0
+    assert "Shutting down" in server.logs()[1] or "Handling signal: term" in server.logs()[1]
