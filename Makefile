@@ -19,7 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	@if [ -z "$(NCF_DATA_DIR)" ] && [ ! -f data/ml-1m/ratings.dat ]; then \
 		$(PY) -m batch fetch-data --dataset ml-1m --dest data/ml-1m || exit $$?; fi
-	$(PY) -m batch evaluate --data-dir $(DATA_DIR) --model itempop --protocol both --json
+	$(PY) -m batch run --data-dir $(DATA_DIR)
 
 ## Set up and run the whole test suite (lint included).
 test: $(STAMP) lint

@@ -1,4 +1,4 @@
-"""Command line: `python -m batch evaluate ...` and `python -m batch fetch-data ...`.
+"""Command line: `python -m batch run ...` (the nightly job), `evaluate ...` and `fetch-data ...`.
 
 The only place that configures logging; JSON results go to stdout, logs and progress to stderr.
 """
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from batch import exit_codes
 from batch.fetch import ARCHIVES, FetchError, fetch_dataset
+from batch.quality import QualityGateError
+from batch.run_cli import add_run_arguments, flags_to_settings
 from model.data import DataFormatError, DataLoader, leave_one_out
 from model.data.formats import FORMATS
 from model.evaluation import PROTOCOLS, Evaluator
@@ -47,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the candidate negatives")
     ev.add_argument("--min-rating", type=float, default=None, help="keep only ratings >= this as positives")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+
+    run = sub.add_parser("run", help="the nightly job: train, evaluate, score all unrated movies, publish")
+    add_run_arguments(run)
 
     fe = sub.add_parser("fetch-data", help="download and verify an official MovieLens archive")
     fe.add_argument("--dataset", default="ml-1m", choices=sorted(ARCHIVES))
@@ -119,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(result, indent=2))
             else:
                 _print_summary(result)
+        elif args.command == "run":
+            return _run_job(args)
         elif args.command == "fetch-data":
             fetch_dataset(args.dataset, args.dest, url=args.url, md5=args.md5)
     except DataFormatError as exc:
@@ -127,4 +134,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FetchError as exc:
         logger.error("%s", exc)
         return exit_codes.DOWNLOAD
+    return exit_codes.OK
+
+
+def _run_job(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from batch.job import JobLocked, PausePoint, run_job
+    from batch.settings import RunSettings
+
+    try:
+        settings = RunSettings(**flags_to_settings(args))
+    except (ValidationError, OSError, ValueError) as exc:
+        logger.error("invalid settings: %s", exc)
+        return exit_codes.USAGE
+    logger.info("settings: %s", settings.model_dump_json())
+    try:
+        manifest = run_job(settings, PausePoint(os.environ.get("NCF_TEST_PAUSE_AT")))
+    except QualityGateError as exc:
+        logger.error("quality gate: not publishing, %s; the published output is unchanged", exc)
+        return exit_codes.QUALITY_GATE
+    except JobLocked as exc:
+        logger.error("%s", exc)
+        return exit_codes.FAILURE
+    print(json.dumps({"run_id": manifest.run_id, "output_dir": str(settings.output_dir), **manifest.counts}))
     return exit_codes.OK

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -193,11 +194,13 @@ class RunWriter:
     def write_json(self, name: str, obj: Any) -> None:
         (self.staging / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
-    def publish(self, **manifest_fields: Any) -> Manifest:
+    def publish(self, checkpoint: Callable[[str], None] | None = None, **manifest_fields: Any) -> Manifest:
         """Write manifest.json (checksums of every staged file), fsync, rename into runs/, replace LATEST.
 
         `manifest_fields`: everything of `Manifest` except run_id, created_at, schema_version and files.
+        `checkpoint`: called with "staged" (before the rename) and "renamed" (before LATEST) - a test hook.
         """
+        checkpoint = checkpoint or (lambda stage: None)
         files = {}
         for file in sorted(p for p in self.staging.rglob("*") if p.is_file()):
             rel = file.relative_to(self.staging).as_posix()
@@ -214,9 +217,11 @@ class RunWriter:
         _fsync_path(manifest_path)
         for directory in sorted({p.parent for p in self.staging.rglob("*")} | {self.staging}, reverse=True):
             _fsync_path(directory)
+        checkpoint("staged")
         final = run_dir(self.output_dir, self.run_id)
         self.staging.rename(final)
         _fsync_path(final.parent)
+        checkpoint("renamed")
         tmp_latest = self.output_dir / f".{LATEST}.{self.run_id}.tmp"
         with tmp_latest.open("w") as fh:
             fh.write(self.run_id + "\n")
