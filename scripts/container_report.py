@@ -46,7 +46,7 @@ def markdown(report: dict) -> str:
         f"Measured {report['measured_at']} by `{report['command']}` on a shared, noisy 2-core machine",
         "(other helpers were building and testing at the same time: times are single runs, not medians).",
         f"Base image: `{report['base_image']}` ({report['podman']}, `podman build --isolation=chroot`).",
-        f"Batch job arguments: `{report['batch_args']}`; published run `{report['run_id']}`.",
+        f"Batch job in the batch image: `{report['batch_command']}`; published run `{report['run_id']}`.",
         "",
         "| image | size (MB) | of which above the base (MB) |",
         "|---|---|---|",
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--seconds", nargs="*", default=[])
     parser.add_argument("--base-image", required=True)
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--batch-args", required=True)
+    parser.add_argument("--batch-command", required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     sizes = pairs(args.sizes, int)
@@ -85,7 +85,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "shared": True},
         "podman": podman_version(),
         "base_image": args.base_image,
-        "batch_args": args.batch_args,
+        "batch_command": args.batch_command.strip(),
         "run_id": args.run_id,
         "image_bytes": sizes,
         "image_mb": {name: round(size / 1e6, 1) for name, size in sizes.items()},

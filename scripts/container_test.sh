@@ -15,8 +15,9 @@
 #
 # Settings (environment): NCF_DATA_DIR_100K (ML-100K, default ../shared/data/ml-100k), NCF_CONTAINER_WORK
 # (scratch, default /tmp/ncf-container-test), NCF_BASE_IMAGE (skip step 2 and use this image),
-# NCF_REBUILD_BASE=1 (rebuild the cached base), NCF_BATCH_ARGS (arguments instead of the image's CMD, to
-# keep the run short), NCF_TEST_PORT (default 18080).
+# NCF_REBUILD_BASE=1 (rebuild the cached base), NCF_BATCH_ENV (extra KEY=VALUE settings of the batch job,
+# e.g. "NCF_MODEL=itempop NCF_MIN_TEST_HR=0" for a quick run; default none: the image's CMD as shipped),
+# NCF_TEST_PORT (default 18080), NCF_CLEANUP=1 (remove the built images afterwards; the base stays).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -152,9 +153,11 @@ mount --bind "$DATA" "$BATCH_FS/data" && MOUNTED+=("$BATCH_FS/data")
 mount -o remount,bind,ro "$BATCH_FS/data"
 rm -rf "${BATCH_FS:?}/output" && mkdir -p "$BATCH_FS/output" && chown 10001:10001 "$BATCH_FS/output"
 read -r -a entrypoint <<<"$(inspect batch '{{json .Config.Entrypoint}}' | json_words)"
-read -r -a command <<<"${NCF_BATCH_ARGS:-$(inspect batch '{{json .Config.Cmd}}' | json_words)}"
-timed batch_run as_image batch "$BATCH_FS" "${entrypoint[@]}" "${command[@]}" >"$WORK/batch-run.log" 2>&1 \
-    || { tail -n 30 "$WORK/batch-run.log" >&2; die "the batch job failed in the batch image"; }
+read -r -a command <<<"$(inspect batch '{{json .Config.Cmd}}' | json_words)"
+read -r -a batch_env <<<"${NCF_BATCH_ENV:-}"
+log "running: ${batch_env[*]} ${entrypoint[*]} ${command[*]}"
+timed batch_run as_image batch "$BATCH_FS" env "${batch_env[@]}" "${entrypoint[@]}" "${command[@]}" \
+    >"$WORK/batch-run.log" 2>&1 || { tail -n 30 "$WORK/batch-run.log" >&2; die "the batch job failed in the batch image"; }
 [ -s "$BATCH_FS/output/LATEST" ] || die "the batch job published nothing (no /output/LATEST)"
 RUN_ID=$(cat "$BATCH_FS/output/LATEST")
 log "published run $RUN_ID"
@@ -200,5 +203,9 @@ SIZES=$(for target in batch service; do printf '%s=%s ' "$target" "$(inspect "$t
 BASE_SIZE=$(podman image inspect --format '{{.Size}}' "$BASE")
 TIMES=$(for k in "${!SECONDS_OF[@]}"; do printf '%s=%s ' "$k" "${SECONDS_OF[$k]}"; done)
 python3 "$ROOT/scripts/container_report.py" --sizes $SIZES "base=$BASE_SIZE" --seconds $TIMES \
-    --base-image "$BASE" --run-id "$RUN_ID" --batch-args "${NCF_BATCH_ARGS:-(image CMD)}" --out "$RESULTS"
+    --base-image "$BASE" --run-id "$RUN_ID" --batch-command "${batch_env[*]} ${entrypoint[*]} ${command[*]}" --out "$RESULTS"
+if [ "${NCF_CLEANUP:-0}" = 1 ]; then
+    podman rmi "$IMAGE:batch" "$IMAGE:service" >/dev/null
+    podman image prune -f >/dev/null
+fi
 log "PASS"
