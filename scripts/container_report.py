@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SERVICE_TARGET_MB = 300
-COMMAND = "sudo make container-test   # = bash scripts/container_test.sh"
+COMMAND = "make container-test (as root; = bash scripts/container_test.sh)"
 SECONDS_LABELS = {
     "base_image_build": "base image: debootstrap bookworm + podman import",
     "service_build": "podman build --target service",

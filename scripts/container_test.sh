@@ -145,7 +145,7 @@ fi
 as_image service "$SERVICE_FS" python3 -c \
     'import importlib.util as u, sys; sys.exit(u.find_spec("tensorflow") is not None)' \
     || die "tensorflow is importable in the service image"
-as_image batch "$BATCH_FS" python3 -c 'import tensorflow' || die "tensorflow missing from the batch image"
+as_image batch "$BATCH_FS" python3 -c 'import tensorflow' >/dev/null 2>&1 || die "TensorFlow missing from the batch image"
 
 log "batch image: ENTRYPOINT + CMD on ML-100K into /output"
 mkdir -p "$BATCH_FS/data"
@@ -155,7 +155,8 @@ rm -rf "${BATCH_FS:?}/output" && mkdir -p "$BATCH_FS/output" && chown 10001:1000
 read -r -a entrypoint <<<"$(inspect batch '{{json .Config.Entrypoint}}' | json_words)"
 read -r -a command <<<"$(inspect batch '{{json .Config.Cmd}}' | json_words)"
 read -r -a batch_env <<<"${NCF_BATCH_ENV:-}"
-log "running: ${batch_env[*]} ${entrypoint[*]} ${command[*]}"
+BATCH_COMMAND="${batch_env[*]} ${entrypoint[*]} ${command[*]}"
+log "running: $BATCH_COMMAND"
 timed batch_run as_image batch "$BATCH_FS" env "${batch_env[@]}" "${entrypoint[@]}" "${command[@]}" \
     >"$WORK/batch-run.log" 2>&1 || { tail -n 30 "$WORK/batch-run.log" >&2; die "the batch job failed in the batch image"; }
 [ -s "$BATCH_FS/output/LATEST" ] || die "the batch job published nothing (no /output/LATEST)"
@@ -203,8 +204,11 @@ SIZES=$(for target in batch service; do printf '%s=%s ' "$target" "$(inspect "$t
 BASE_SIZE=$(podman image inspect --format '{{.Size}}' "$BASE")
 TIMES=$(for k in "${!SECONDS_OF[@]}"; do printf '%s=%s ' "$k" "${SECONDS_OF[$k]}"; done)
 python3 "$ROOT/scripts/container_report.py" --sizes $SIZES "base=$BASE_SIZE" --seconds $TIMES \
-    --base-image "$BASE" --run-id "$RUN_ID" --batch-command "${batch_env[*]} ${entrypoint[*]} ${command[*]}" --out "$RESULTS"
+    --base-image "$BASE" --run-id "$RUN_ID" --batch-command "$BATCH_COMMAND" --out "$RESULTS"
 if [ "${NCF_CLEANUP:-0}" = 1 ]; then
+    cleanup
+    MOUNTED=()
+    rm -rf "$BATCH_FS" "$SERVICE_FS"
     podman rmi "$IMAGE:batch" "$IMAGE:service" >/dev/null
     podman image prune -f >/dev/null
 fi
