@@ -1,18 +1,18 @@
-"""`RecommenderAPI`: the routes of the lookup service, as a flask-openapi3 blueprint documented by the
-pydantic models in `lookup_service.schemas`."""
+"""`RecommenderAPI`: the routes of the lookup service as a Flask blueprint, each declared once as an
+`openapi.Route` (so `/openapi.json` documents exactly what is served), with pydantic-validated parameters."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, g
-from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel
+from flask import Blueprint, Response, request
+from pydantic import BaseModel, ValidationError
 
-from lookup_service.errors import ApiError
+from lookup_service.errors import ApiError, validation_message
+from lookup_service.openapi import Route
 from lookup_service.reloader import RunHolder
+from lookup_service.render import recommendations_json
 from lookup_service.schemas import (
     ErrorResponse,
     HealthResponse,
@@ -24,13 +24,49 @@ from lookup_service.schemas import (
     RecommendationsResponse,
     UserPath,
 )
-from lookup_service.store import RankedList, RunStore
+from lookup_service.store import RunStore
 
+RUN_ID_HEADER = "X-Run-Id"
 ERRORS = {404: ErrorResponse, 422: ErrorResponse, 503: ErrorResponse}
+ROUTES = [
+    Route(
+        "/v1/users/<user_id>/recommendations",
+        "recommendations",
+        "Top-n movies for a user; the popularity list (`source: popular`) for a user the run lacks",
+        "v1",
+        {200: RecommendationsResponse, **ERRORS},
+        path=UserPath,
+        query=RecommendationsQuery,
+    ),
+    Route(
+        "/v1/movies/<movie_id>",
+        "movie",
+        "Metadata of one movie of the served run",
+        "v1",
+        {200: MovieResponse, **ERRORS},
+        path=MoviePath,
+    ),
+    Route(
+        "/v1/model",
+        "model",
+        "Engine, configuration, data set, counts and metrics of the served run",
+        "v1",
+        {200: ModelResponse, 503: ErrorResponse},
+    ),
+    Route("/healthz", "healthz", "The process is alive", "operations", {200: HealthResponse}),
+    Route(
+        "/readyz",
+        "readyz",
+        "200 once a run is loaded (also while a newer run is refused), 503 before; says which and why",
+        "operations",
+        {200: ReadyResponse, 503: ReadyResponse},
+    ),
+]
 
 
-def json_response(body: BaseModel, status: int = 200) -> Response:
-    return Response(body.model_dump_json(), status=status, mimetype="application/json")
+def json_response(body: BaseModel, status: int = 200, run_id: str | None = None) -> Response:
+    headers = {RUN_ID_HEADER: run_id} if run_id else None
+    return Response(body.model_dump_json(), status=status, mimetype="application/json", headers=headers)
 
 
 class RecommenderAPI:
@@ -39,31 +75,18 @@ class RecommenderAPI:
     def __init__(self, holder: RunHolder, default_n: int) -> None:
         self.holder = holder
         self.default_n = default_n
-        bp = APIBlueprint("recommender", __name__)
-        v1 = [Tag(name="v1", description="Recommendations and metadata of the served run")]
-        ops = [Tag(name="operations", description="Liveness and readiness")]
-        routes = [
-            (
-                "/v1/users/<user_id>/recommendations",
-                self.recommendations,
-                v1,
-                {200: RecommendationsResponse, **ERRORS},
-            ),
-            ("/v1/movies/<movie_id>", self.movie, v1, {200: MovieResponse, **ERRORS}),
-            ("/v1/model", self.model, v1, {200: ModelResponse, 503: ErrorResponse}),
-            ("/healthz", self.healthz, ops, {200: HealthResponse}),
-            ("/readyz", self.readyz, ops, {200: ReadyResponse, 503: ReadyResponse}),
-        ]
-        for rule, method, tags, responses in routes:
-            bp.get(rule, tags=tags, responses=responses)(_as_function(method))
-        self.blueprint = bp
+        self.blueprint = Blueprint("recommender", __name__)
+        for route in ROUTES:
+            view = getattr(self, route.operation_id)
+            self.blueprint.add_url_rule(
+                route.rule, route.operation_id, _validating(view, route), methods=["GET"]
+            )
 
     def _store(self) -> RunStore:
         """The store for this request (read once, so a concurrent swap cannot change it half-way)."""
         store = self.holder.store
         if store is None:
             raise ApiError(503, "not_ready", f"no run loaded: {self.holder.status.reason}")
-        g.run_id = store.run_id
         return store
 
     def recommendations(self, path: UserPath, query: RecommendationsQuery) -> Response:
@@ -71,27 +94,32 @@ class RecommenderAPI:
         store = self._store()
         n = query.n if query.n is not None else min(self.default_n, store.top_n)
         if n > store.top_n:
-            raise ApiError(422, "invalid_parameter", f"n must be between 1 and {store.top_n}, got {n}")
+            raise ApiError(
+                422, "invalid_parameter", f"n must be between 1 and {store.top_n}, got {n}", store.run_id
+            )
         ranked, source = store.for_user(path.user_id), "model"
         if ranked is None:
             if query.fallback == "none":
-                raise ApiError(404, "not_found", f"user {path.user_id} is not in run {store.run_id}")
+                raise ApiError(
+                    404, "not_found", f"user {path.user_id} is not in run {store.run_id}", store.run_id
+                )
             ranked, source = store.popular, "popular"
-        body = {
-            "user_id": path.user_id,
-            "run_id": store.run_id,
-            "source": source,
-            "recommendations": _items(store, ranked, n),
-        }
-        return json_response(RecommendationsResponse.model_validate(body))
+        body = recommendations_json(
+            path.user_id, store.run_id, source, store.movie_fragments, ranked.movie_pos[:n], ranked.scores[:n]
+        )
+        return Response(body, mimetype="application/json", headers={RUN_ID_HEADER: store.run_id})
 
     def movie(self, path: MoviePath) -> Response:
         """Metadata of one movie of the served run."""
         store = self._store()
         movie = store.movie(path.movie_id)
         if movie is None:
-            raise ApiError(404, "not_found", f"movie {path.movie_id} is not in run {store.run_id}")
-        return json_response(MovieResponse.model_validate({**movie, "run_id": store.run_id}))
+            raise ApiError(
+                404, "not_found", f"movie {path.movie_id} is not in run {store.run_id}", store.run_id
+            )
+        return json_response(
+            MovieResponse.model_validate({**movie, "run_id": store.run_id}), run_id=store.run_id
+        )
 
     def model(self) -> Response:
         """What produced the served run: engine, configuration, data set, counts and evaluation metrics."""
@@ -108,7 +136,7 @@ class RecommenderAPI:
             counts=m.counts,
             metrics=store.metrics,
         )
-        return json_response(body)
+        return json_response(body, run_id=m.run_id)
 
     def healthz(self) -> Response:
         """The process is alive."""
@@ -124,23 +152,28 @@ class RecommenderAPI:
             refused_run_id=status.refused_run_id,
             reason=status.reason,
         )
-        return json_response(body, 200 if store else 503)
+        return json_response(body, 200 if store else 503, run_id=store.run_id if store else None)
 
 
-def _as_function(method: Callable[..., Response]) -> Callable[..., Response]:
-    """flask-openapi3 annotates view functions, which a bound method does not allow: wrap it."""
+def _validating(view: Callable[..., Response], route: Route) -> Callable[..., Response]:
+    """A Flask view that validates the path and query parameters with the route's pydantic models (422 on
+    failure) and calls `view(path=..., query=...)`."""
 
-    @functools.wraps(method)
-    def view(**kwargs: Any) -> Response:
-        return method(**kwargs)
+    def validated_view(**path_args: str) -> Response:
+        kwargs = {}
+        if route.path is not None:
+            kwargs["path"] = _validated(route.path, path_args)
+        if route.query is not None:
+            kwargs["query"] = _validated(route.query, request.args.to_dict())
+        return view(**kwargs)
 
-    return view
+    validated_view.__name__ = route.operation_id
+    validated_view.__doc__ = view.__doc__
+    return validated_view
 
 
-def _items(store: RunStore, ranked: RankedList, n: int) -> list[dict]:
-    movie_pos = ranked.movie_pos[:n].tolist()
-    scores = ranked.scores[:n].tolist()
-    return [
-        {**store.movies[p], "rank": rank, "score": s}
-        for rank, (p, s) in enumerate(zip(movie_pos, scores, strict=True), start=1)
-    ]
+def _validated(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_parameter", validation_message(exc)) from None

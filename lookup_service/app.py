@@ -1,22 +1,22 @@
-"""`create_app(settings)`: the Flask (flask-openapi3) application of the lookup service."""
+"""`create_app(settings)`: the Flask application of the lookup service."""
 
 from __future__ import annotations
 
 import logging
 from importlib import resources
 
-from flask import Flask, Response, g
-from flask_openapi3 import Info, OpenAPI
+from flask import Flask, Response, jsonify
 
-from lookup_service.api import RecommenderAPI
-from lookup_service.errors import register_error_handlers, validation_error_response
+from lookup_service.api import ROUTES, RecommenderAPI
+from lookup_service.errors import register_error_handlers
+from lookup_service.openapi import openapi_document
 from lookup_service.reloader import Reloader, RunHolder
-from lookup_service.schemas import ErrorResponse
 from lookup_service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-RUN_ID_HEADER = "X-Run-Id"
+TITLE = "NCF recommender lookup service"
+API_VERSION = "1"
 
 
 def create_app(settings: ServiceSettings | None = None, start_reloader: bool = True) -> Flask:
@@ -28,15 +28,7 @@ def create_app(settings: ServiceSettings | None = None, start_reloader: bool = T
     The app's `extensions["ncf"]` holds the `RunHolder` and the `Reloader` (None when polling is off).
     """
     settings = settings or ServiceSettings()
-    app = OpenAPI(
-        __name__,
-        info=Info(title="NCF recommender lookup service", version="1"),
-        doc_ui=False,
-        security_schemes={},  # flask-openapi3 would emit `securitySchemes: null`, which is not valid OpenAPI
-        validation_error_status=422,
-        validation_error_model=ErrorResponse,
-        validation_error_callback=validation_error_response,
-    )
+    app = Flask(__name__)
     holder = RunHolder(settings.output_dir)
     holder.check()
     reloader = None
@@ -46,19 +38,12 @@ def create_app(settings: ServiceSettings | None = None, start_reloader: bool = T
             reloader.start()
     app.extensions["ncf"] = {"holder": holder, "reloader": reloader}
 
-    app.register_api(RecommenderAPI(holder, settings.default_n).blueprint)
+    app.register_blueprint(RecommenderAPI(holder, settings.default_n).blueprint)
     register_error_handlers(app)
     page = resources.files("lookup_service").joinpath("static/index.html").read_text(encoding="utf-8")
     app.add_url_rule("/", "index", lambda: Response(page, mimetype="text/html"))
-    app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
-
-    @app.after_request
-    def _run_id_header(response: Response) -> Response:
-        store = holder.store
-        run_id = g.get("run_id") or (store.run_id if store else None)
-        if run_id:
-            response.headers[RUN_ID_HEADER] = run_id
-        return response
+    document = openapi_document(ROUTES, TITLE, API_VERSION)
+    app.add_url_rule("/openapi.json", "openapi_json", lambda: jsonify(document))
 
     logger.info(
         "lookup service ready=%s serving %s from %s, polling every %ss",

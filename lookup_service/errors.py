@@ -24,11 +24,12 @@ HTTP_CODES = {
 class ApiError(Exception):
     """Raised by a view to answer with an error status and body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, run_id: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.run_id = run_id
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -36,23 +37,21 @@ def error_response(status: int, code: str, message: str) -> Response:
     return Response(body.model_dump_json(), status=status, mimetype="application/json")
 
 
-def validation_error_response(exc: ValidationError) -> Response:
-    """422 for a path or query parameter pydantic rejected (used by flask-openapi3)."""
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-    )
-    return error_response(422, "invalid_parameter", problems)
+def validation_message(exc: ValidationError) -> str:
+    """`field: problem; ...` for a path or query parameter pydantic rejected."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors())
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.run_id:
+            response.headers["X-Run-Id"] = exc.run_id
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        if exc.code is None:  # abort(response) from flask-openapi3: already a complete response
-            return exc.get_response()
         response = error_response(exc.code, HTTP_CODES.get(exc.code, "http_error"), exc.description or "")
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -4,8 +4,9 @@ Values come from `ServerSettings` (environment `NCF_BIND`, `NCF_WORKERS`, ...). 
 - one worker process per core: a lookup is a few microseconds of NumPy plus Flask and JSON in Python, so it
   is CPU-bound under the GIL and only processes add throughput; each worker holds its own copy of the run
   (a few MB for ML-1M) and polls LATEST itself.
-- `gthread` workers (threads default 1): like sync workers for CPU work, but they keep HTTP connections
-  alive, so clients and proxies do not pay a TCP handshake per request (see bench/results/load_test.md).
+- `gthread` workers with 2 threads: for CPU work like sync workers, but they keep HTTP connections alive
+  (no TCP handshake per request for clients and proxies), and a request read slowly from one client does
+  not stall the worker (a sync worker, or a single thread, blocks until that request has arrived).
 - `preload_app`: the master imports the app and loads the run once, then forks; on 2 shared cores this
   halves start-up CPU (two workers importing pyarrow, Flask and pydantic at once). Threads do not survive
   a fork, so `post_worker_init` re-checks LATEST (a worker forked later must not serve the master's older
@@ -30,22 +31,16 @@ wsgi_app = "lookup_service.app:create_app(start_reloader=False)"
 accesslog = _server.access_log
 loglevel = _server.log_level
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms run=%({x-run-id}o)s'
-logconfig_dict = {
-    "root": {"level": _server.log_level.upper(), "handlers": ["error_console"]},
-    "loggers": {
-        "gunicorn.error": {
-            "level": _server.log_level.upper(),
-            "handlers": ["error_console"],
-            "propagate": False,
-        },
-        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
-    },
-}
+# Only the root logger (the service's own `logging.getLogger(__name__)` loggers): gunicorn keeps its error
+# and access loggers as set up from `loglevel` and `accesslog` above.
+logconfig_dict = {"root": {"level": _server.log_level.upper(), "handlers": ["error_console"]}, "loggers": {}}
 
 
 def post_worker_init(worker) -> None:
     """In each worker, after the fork: catch up with LATEST, then poll it on a thread of this process."""
-    state = worker.wsgi.extensions["ncf"]
+    state = worker.wsgi.extensions.get("ncf")
+    if state is None:  # another app served with this config (bench/bare_app.py)
+        return
     state["holder"].check()
     if state["reloader"] is not None:
         state["reloader"].start()

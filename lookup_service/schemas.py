@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,23 +17,7 @@ class MoviePath(BaseModel):
     movie_id: int = Field(ge=1, le=MAX_ID, description="Raw MovieLens movie id.")
 
 
-class QueryModel(BaseModel):
-    """Base of query-string models: caches the default JSON schema, which flask-openapi3 (4.x) recomputes
-    on every request to parse the query string (~4 ms per request otherwise)."""
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if args or kwargs:
-            return super().model_json_schema(*args, **kwargs)
-        return _default_schema(cls)
-
-
-@functools.cache
-def _default_schema(model: type[QueryModel]) -> dict[str, Any]:
-    return BaseModel.model_json_schema.__func__(model)
-
-
-class RecommendationsQuery(QueryModel):
+class RecommendationsQuery(BaseModel):
     n: int | None = Field(
         None, ge=1, description="How many to return, 1..N of the run (default: the service's)."
     )

@@ -33,7 +33,10 @@ class ServerSettings(BaseSettings):
         description="Worker processes: one per core, as a lookup is CPU-bound Python (the GIL).",
     )
     threads: int = Field(
-        1, ge=1, description="Threads per worker; more only help with slow clients, not with CPU-bound work."
+        2,
+        ge=1,
+        description="Threads per worker: the second keeps a worker answering while one request trickles in "
+        "from a slow client; more would only contend for the GIL on this CPU-bound lookup.",
     )
     timeout_seconds: int = Field(30, ge=1, description="A worker silent this long is killed and replaced.")
     graceful_timeout_seconds: int = Field(

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
+from lookup_service.render import movie_fragment
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class RunStore:
         popular: the popularity fallback list.
         movie_index: raw movie id -> position in `movies`.
         movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
+        movie_fragments: each movie's JSON prefix for `render.recommendations_json`.
     """
 
     manifest: Manifest
@@ -92,6 +94,7 @@ class RunStore:
     popular: RankedList
     movie_index: IdIndex
     movies: list[dict[str, Any]]
+    movie_fragments: list[str]
 
     @property
     def run_id(self) -> str:
@@ -127,13 +130,16 @@ def load_run(path: Path) -> RunStore:
     started = time.perf_counter()
     manifest = verify_run(path)
     movies_table = pq.ParquetFile(path / MOVIES).read()
-    movie_ids = movies_table.column(MOVIE_ID).to_numpy()
+    movie_ids = _column(movies_table, MOVIE_ID, np.int32)
     order = np.argsort(movie_ids, kind="stable")
     if len(movie_ids) and np.any(np.diff(movie_ids[order]) == 0):
         raise RunInvalid(f"{path / MOVIES}: duplicate movie_id")
     movie_index = IdIndex(movie_ids[order])
-    rows = movies_table.take(pa.array(order)).to_pylist()
-    movies = [{MOVIE_ID: r[MOVIE_ID], TITLE: r[TITLE], YEAR: r[YEAR], GENRES: r[GENRES] or []} for r in rows]
+    rows = movies_table.to_pylist()
+    movies = [
+        {MOVIE_ID: r[MOVIE_ID], TITLE: r[TITLE], YEAR: r[YEAR], GENRES: r[GENRES] or []}
+        for r in (rows[i] for i in order.tolist())
+    ]
 
     users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
     popular = _load_popular(path, manifest, movie_index)
@@ -146,8 +152,10 @@ def load_run(path: Path) -> RunStore:
         len(movies),
         time.perf_counter() - started,
     )
+    fragments = [movie_fragment(m) for m in movies]
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     return RunStore(
-        manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies
+        manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies, fragments
     )
 
 
@@ -155,12 +163,12 @@ def _load_recommendations(
     path: Path, manifest: Manifest, movie_index: IdIndex
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
     table = pq.ParquetFile(path / RECOMMENDATIONS).read()
-    user = table.column(USER_ID).to_numpy()
-    rank = table.column(RANK).to_numpy()
+    user = _column(table, USER_ID, np.int32)
+    rank = _column(table, RANK, np.int16)
     order = np.lexsort((rank, user))
     user, rank = user[order], rank[order]
-    movie = table.column(MOVIE_ID).to_numpy()[order]
-    scores = np.ascontiguousarray(table.column(SCORE).to_numpy()[order], dtype=np.float32)
+    movie = _column(table, MOVIE_ID, np.int32)[order]
+    scores = _finite_scores(path / RECOMMENDATIONS, _column(table, SCORE, np.float32)[order])
     user_ids, starts, counts = np.unique(user, return_index=True, return_counts=True)
     expected_rank = np.arange(len(user)) - np.repeat(starts, counts) + 1
     if not np.array_equal(rank, expected_rank):
@@ -176,15 +184,38 @@ def _load_recommendations(
 
 def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> RankedList:
     table = pq.ParquetFile(path / POPULAR).read()
-    rank = table.column(RANK).to_numpy()
+    rank = _column(table, RANK, np.int16)
     order = np.argsort(rank, kind="stable")
     if not np.array_equal(rank[order], np.arange(1, len(rank) + 1)):
         raise RunInvalid(f"{path / POPULAR}: ranks are not 1..k")
     if len(rank) == 0:
         raise RunInvalid(f"{path / POPULAR}: empty")
-    movie_pos = _movie_positions(path / POPULAR, table.column(MOVIE_ID).to_numpy()[order], movie_index)
-    scores = np.ascontiguousarray(table.column(SCORE).to_numpy()[order], dtype=np.float32)
+    movie_pos = _movie_positions(path / POPULAR, _column(table, MOVIE_ID, np.int32)[order], movie_index)
+    scores = _finite_scores(path / POPULAR, _column(table, SCORE, np.float32)[order])
     return RankedList(movie_pos[: manifest.top_n], scores[: manifest.top_n])
+
+
+def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:
+    """A null-free fixed-width column as a NumPy array, copied out of the Arrow buffers.
+
+    (Not `to_numpy()`: in pyarrow that imports pandas, ~40 MB more per worker.)
+    """
+    column = table.column(name)
+    if column.null_count:
+        raise RunInvalid(f"column {name} has {column.null_count} nulls")
+    width = np.dtype(dtype).itemsize
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * width)
+        for chunk in column.chunks
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _finite_scores(file: Path, scores: np.ndarray) -> np.ndarray:
+    """float32 scores; NaN or infinity (not valid JSON) refuses the run."""
+    if not np.all(np.isfinite(scores)):
+        raise RunInvalid(f"{file}: scores must be finite")
+    return np.ascontiguousarray(scores, dtype=np.float32)
 
 
 def _movie_positions(file: Path, movie_ids: np.ndarray, movie_index: IdIndex) -> np.ndarray:

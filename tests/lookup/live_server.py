@@ -59,7 +59,7 @@ class LiveServer:
 
 @contextlib.contextmanager
 def live_server(
-    output_dir: Path, log_dir: Path, workers: int = 2, reload_interval: float = 0.2
+    output_dir: Path, log_dir: Path, workers: int = 2, threads: int = 2, reload_interval: float = 0.2
 ) -> Iterator[LiveServer]:
     port = free_port()
     env = {
@@ -68,6 +68,7 @@ def live_server(
         "NCF_RELOAD_INTERVAL_SECONDS": str(reload_interval),
         "NCF_BIND": f"127.0.0.1:{port}",
         "NCF_WORKERS": str(workers),
+        "NCF_THREADS": str(threads),
         "NCF_GRACEFUL_TIMEOUT_SECONDS": "10",
     }
     stdout, stderr = log_dir / "gunicorn.out", log_dir / "gunicorn.err"

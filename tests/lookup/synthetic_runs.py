@@ -14,6 +14,7 @@ from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Ru
 
 N_MOVIES = 40
 GENRE_NAMES = ["Action", "Comedy", "Drama", "Sci-Fi"]
+TRICKY_TITLE = 'Amélie "Le Fabuleux" \\ Destin <b>&</b> (2001)'  # JSON and HTML escaping
 
 
 def movies_table(n_movies: int = N_MOVIES) -> pa.Table:
@@ -21,7 +22,7 @@ def movies_table(n_movies: int = N_MOVIES) -> pa.Table:
     return pa.table(
         {
             "movie_id": movie_ids,
-            "title": [f"Movie {m} ({1980 + m % 30})" for m in movie_ids],
+            "title": [TRICKY_TITLE if m == 9 else f"Movie {m} ({1980 + m % 30})" for m in movie_ids],
             "year": pa.array([None if m == 3 else 1980 + m % 30 for m in movie_ids], type=pa.int16()),
             "genres": [[GENRE_NAMES[m % 4], GENRE_NAMES[(m + 1) % 4]] for m in movie_ids],
         }

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from synthetic_runs import TRICKY_TITLE
 
 from batch.contract import MOVIES, POPULAR, RECOMMENDATIONS, run_dir
 from lookup_service.app import create_app
+from lookup_service.schemas import RecommendationsResponse, RecommendedMovie
 from lookup_service.settings import ServiceSettings
 from lookup_service.store import RunStore
 
@@ -175,7 +178,8 @@ def test_html_page_is_served_without_external_assets(client):
 
 
 def test_the_service_never_imports_tensorflow(output_dir, run_id):
-    """In a fresh interpreter: other tests in this process may have imported TensorFlow themselves."""
+    """In a fresh interpreter: other tests in this process may have imported TensorFlow themselves.
+    Nor pandas (~40 MB per worker; pyarrow's `to_numpy` would pull it in)."""
     code = (
         "import sys; from pathlib import Path\n"
         "import batch\n"
@@ -185,8 +189,29 @@ def test_the_service_never_imports_tensorflow(output_dir, run_id):
         f"settings = ServiceSettings(output_dir=Path({str(output_dir)!r}), reload_interval_seconds=0)\n"
         "app = create_app(settings)\n"
         "assert app.extensions['ncf']['holder'].store is not None\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'pandas'))\n"
         "assert not bad, bad\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path.cwd())
     assert result.returncode == 0, result.stderr
+
+
+def test_rendered_bodies_equal_the_pydantic_model_for_every_user(app, client):
+    """The hot endpoint renders JSON from per-movie fragments; it must equal `RecommendationsResponse`."""
+    store = app.extensions["ncf"]["holder"].store
+    assert any(m["title"] == TRICKY_TITLE for m in store.movies)
+    for user_id in [*store.users.ids.tolist(), 5000]:
+        ranked = store.for_user(user_id) or store.popular
+        pairs = zip(ranked.movie_pos.tolist(), ranked.scores.tolist(), strict=True)
+        expected = RecommendationsResponse(
+            user_id=user_id,
+            run_id=store.run_id,
+            source="model" if store.for_user(user_id) else "popular",
+            recommendations=[
+                RecommendedMovie(**store.movies[p], rank=rank, score=s)
+                for rank, (p, s) in enumerate(pairs, start=1)
+            ],
+        )
+        body = client.get(f"/v1/users/{user_id}/recommendations?n=20").get_data()
+        assert RecommendationsResponse.model_validate_json(body) == expected
+        assert json.loads(body) == json.loads(expected.model_dump_json())

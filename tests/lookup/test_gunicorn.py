@@ -50,10 +50,12 @@ def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_pat
 
 def test_gunicorn_finishes_an_in_flight_request_on_sigterm(output_dir, tmp_path):
     run_id = write_run(output_dir)
-    with live_server(output_dir, tmp_path, workers=1) as server:
+    with live_server(output_dir, tmp_path, workers=1, threads=2) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /v1/users/3/recommendations?n=4 HTTP/1.1\r\nHost: localhost\r\n")
-            time.sleep(0.3)  # the worker has accepted the connection and is reading the request
+            # One worker accepts connections in order: once a later request is answered (by the second
+            # thread), this connection has been accepted and its first thread is reading the request.
+            assert server.get("/healthz")[0] == 200
             server.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             sock.sendall(b"Connection: close\r\n\r\n")

@@ -67,6 +67,7 @@ def _constant(column: str, value: int, dtype):
         (_rewrite(RECOMMENDATIONS, _constant("movie_id", 7, np.int32)), "movie ids missing"),
         (_rewrite(MOVIES, lambda t: pa.concat_tables([t, t.slice(0, 1)])), "duplicate movie_id"),
         (_rewrite(POPULAR, lambda t: t.slice(0, 0)), "empty"),
+        (_rewrite(RECOMMENDATIONS, _constant("score", np.nan, np.float32)), "scores must be finite"),
     ],
 )
 def test_load_run_refuses_content_that_breaks_the_contract(output_dir, edit, message):
