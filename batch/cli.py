@@ -13,11 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from batch import exit_codes
 from batch.fetch import ARCHIVES, FetchError, fetch_dataset
 from batch.quality import QualityGateError
 from batch.run_cli import add_run_arguments, flags_to_settings
-from model.data import DataFormatError, DataLoader, leave_one_out
+from model.data import DataFormatError, DataLoader, Interactions, LeaveOneOutSplit, leave_one_out
 from model.data.formats import FORMATS
 from model.evaluation import PROTOCOLS, Evaluator
 from model.registry import MODELS, build_model
@@ -27,6 +29,69 @@ logger = logging.getLogger("batch")
 
 def _protocols(value: str) -> tuple[str, ...]:
     return PROTOCOLS if value == "both" else (value,)
+
+
+def _layers(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--layers wants comma-separated widths, got {value!r}") from None
+
+
+# CLI flag -> (config group, field) of the NCF models; unset flags keep the pydantic defaults.
+NCF_FLAGS = {
+    "factors": ("config", "factors"),
+    "layers": ("config", "layers"),
+    "l2": ("config", "l2"),
+    "dropout": ("config", "dropout"),
+    "epochs": ("train_config", "epochs"),
+    "batch_size": ("train_config", "batch_size"),
+    "lr": ("train_config", "learning_rate"),
+    "optimizer": ("train_config", "optimizer"),
+    "momentum": ("train_config", "momentum"),
+    "num_negatives": ("train_config", "num_negatives"),
+    "patience": ("train_config", "patience"),
+    "pretrain": ("train_config", "pretrain"),
+    "train_seed": ("train_config", "seed"),
+}
+
+
+def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
+    ncf = parser.add_argument_group("NCF models (gmf, mlp, neumf); defaults: model.ncf.config")
+    ncf.add_argument("--engine", default="keras", choices=["keras", "numpy"])
+    ncf.add_argument("--factors", type=int, help="GMF predictive factors")
+    ncf.add_argument("--layers", type=_layers, help="MLP widths, e.g. 256,128,64")
+    ncf.add_argument("--l2", type=float, help="L2 penalty")
+    ncf.add_argument("--dropout", type=float, help="MLP dropout rate")
+    ncf.add_argument("--epochs", type=int, help="maximum epochs")
+    ncf.add_argument("--batch-size", type=int)
+    ncf.add_argument("--lr", type=float, help="learning rate")
+    ncf.add_argument("--optimizer", choices=["adam", "sgd"])
+    ncf.add_argument("--momentum", type=float, help="SGD momentum")
+    ncf.add_argument("--num-negatives", type=int, help="training negatives per positive")
+    ncf.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    ncf.add_argument(
+        "--pretrain", action=argparse.BooleanOptionalAction, default=None, help="NeuMF: pretrain GMF + MLP"
+    )
+    ncf.add_argument("--train-seed", type=int, help="seed of initialisation, negatives and shuffling")
+    ncf.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after selecting the best epoch on validation, retrain on train + validation items for that "
+        "many epochs and report test figures of the retrained model (validation figures stay those of "
+        "the selection run)",
+    )
+
+
+def ncf_options(args: argparse.Namespace) -> dict:
+    """`build_model` options from the parsed NCF flags (only the flags given override defaults)."""
+    options: dict = {"engine": args.engine, "config": {}, "train_config": {}}
+    for flag, (group, field) in NCF_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            options[group][field] = value
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the candidate negatives")
     ev.add_argument("--min-rating", type=float, default=None, help="keep only ratings >= this as positives")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+    _add_ncf_arguments(ev)
 
     run = sub.add_parser("run", help="the nightly job: train, evaluate, score all unrated movies, publish")
     add_run_arguments(run)
@@ -74,14 +140,19 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     timings["split_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model = build_model(args.model).fit(split.train, split.validation)
+    model = build_model(args.model, **ncf_options(args)).fit(split.train, split.validation)
     timings["fit_s"] = time.perf_counter() - start
+    test_model = model
+    if args.refit and hasattr(model, "refit"):
+        start = time.perf_counter()
+        test_model = model.refit(_with_validation(split))
+        timings["refit_s"] = time.perf_counter() - start
 
     evaluator = Evaluator(split, k=10, protocols=_protocols(args.protocol))
     results = {}
-    for which in ("validation", "test"):
+    for which, evaluated in (("validation", model), ("test", test_model)):
         start = time.perf_counter()
-        results[which] = evaluator.evaluate(model, which)
+        results[which] = evaluator.evaluate(evaluated, which)
         timings[f"evaluate_{which}_s"] = time.perf_counter() - start
     headline = results[args.split][evaluator.protocols[0]]
     return {
@@ -99,7 +170,36 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         "n_interactions": dataset.n_interactions,
         "seed": args.seed,
         "timings": {k: round(v, 4) for k, v in timings.items()},
+        **_training_report(model, args),
     }
+
+
+def _with_validation(split: LeaveOneOutSplit) -> Interactions:
+    """Training positives plus each user's validation item (never the test item)."""
+    train, held = split.train, split.validation
+    return Interactions(
+        np.concatenate([train.user_idx, held.user_idx]),
+        np.concatenate([train.item_idx, held.item_idx]),
+        train.n_users,
+        train.n_items,
+    )
+
+
+def _training_report(model: object, args: argparse.Namespace) -> dict:
+    """Configuration, per-epoch history and best epoch of a trained NCF model (empty for baselines)."""
+    if not hasattr(model, "history_"):
+        return {}
+    report = {
+        "engine": model.engine,
+        "config": model.config.model_dump(mode="json"),
+        "train_config": model.train_config.model_dump(mode="json"),
+        "best_epoch": model.best_epoch_,
+        "refit": args.refit,
+        "history": model.history_,
+    }
+    if hasattr(model, "pretrained_"):
+        report["pretrain_history"] = {kind: sub.history_ for kind, sub in model.pretrained_.items()}
+    return report
 
 
 def _print_summary(result: dict) -> None:

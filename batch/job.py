@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 from model.data import DataLoader, Dataset, leave_one_out
 from model.evaluation import Evaluator
 from model.ncf.base import NCFModel
+from model.ncf.scoring import available_cores, score_all_items
 from model.registry import build_model
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             )
             if isinstance(production, NCFModel):
                 production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-            writer.write_json(METRICS, _metrics(results, model, best_epoch, gate, timer.seconds, settings))
+        writer.write_json(METRICS, _metrics(results, model, best_epoch, gate, timer.seconds, settings))
         with timer.step("publish"):
             manifest = writer.publish(
                 checkpoint=pause,
@@ -176,6 +177,7 @@ def write_recommendations(
     from batch.topn import mask_rated, top_n
 
     known = dataset.interactions().to_csr()
+    score_users = all_items_scorer(model)
     n_users, chunk = dataset.n_users, settings.chunk_users
     logger.info(
         "scoring %d users x %d movies in chunks of %d users (%.1f MB of scores per chunk)",
@@ -188,9 +190,9 @@ def write_recommendations(
     with writer.open_table(RECOMMENDATIONS) as out:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
-            scores = np.array(model.score_users(users), dtype=np.float32, copy=True)
+            scores = np.array(score_users(users), dtype=np.float32, copy=True)
             unrated = mask_rated(scores, known[users])
-            items, best = top_n(scores, settings.top_n)
+            items, best = top_n(scores, settings.top_n, workers=available_cores())
             keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
             user_rows, rank_cols = np.nonzero(keep)
             table = pa.table(
@@ -206,6 +208,15 @@ def write_recommendations(
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
     return rows
+
+
+def all_items_scorer(model: Recommender) -> Callable[[np.ndarray], np.ndarray]:
+    """users (c,) -> (c, n_items) float32 scores: NCF models of any engine go through the structured NumPy
+    scorer (parameters fetched once, bench/score_all.py), other models through their own `score_users`."""
+    if not isinstance(model, NCFModel):
+        return model.score_users
+    params = model.get_params()
+    return lambda users: score_all_items(params, model.config, users)
 
 
 def movies_table(dataset: Dataset) -> pa.Table:
@@ -259,7 +270,7 @@ def _metrics(
         "model": settings.model,
         "best_epoch": best_epoch,
         "history": getattr(model, "history_", []),
-        "pretrain_history": getattr(model, "pretrain_history_", None),
+        "pretrain_history": {kind: sub.history_ for kind, sub in getattr(model, "pretrained_", {}).items()},
         "quality_gate": gate,
         "step_seconds": dict(seconds),
     }

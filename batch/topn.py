@@ -1,10 +1,14 @@
-"""Top-N unrated items per user from a chunk of full score rows: mask rated items, argpartition, sort N.
+"""Top-N unrated items per user from a chunk of full score rows: mask rated items, partition, sort N.
 
-Memory: the caller's (c, n_items) float32 score matrix is masked in place; the selection adds (c, N) int64
-indices and (c, N) float32 scores, nothing of size n_items beyond the input.
+Ties are broken by the lower item index, at the cut-off too, so the result is a pure function of the
+scores. Memory: the caller's (c, n_items) float32 matrix is masked in place; selection makes a few
+temporary (c, n_items) arrays (a float32 partition copy, bool masks, an int32 running count) and the
+(c, N) results.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,26 +24,43 @@ def mask_rated(scores: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
     Returns:
         (c,) int64 number of unrated items per row.
     """
-    rows = np.repeat(np.arange(scores.shape[0]), np.diff(rated.indptr))
-    scores[rows, rated.indices] = -np.inf
-    return scores.shape[1] - np.diff(rated.indptr).astype(np.int64)
+    per_row = np.diff(rated.indptr)
+    scores[np.repeat(np.arange(scores.shape[0]), per_row), rated.indices] = -np.inf
+    return scores.shape[1] - per_row.astype(np.int64)
 
 
-def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_n_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n_items = scores.shape[1]
+    if k < n_items:
+        # The k-th largest score of each row; everything above it is in, and of the items tied with it the
+        # lowest indices fill the remaining places (so the result never depends on partition internals).
+        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k, None]
+        above = scores > kth
+        tied = scores == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        take = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))
+        part = np.nonzero(take)[1].reshape(-1, k)  # item order within each row
+    else:
+        part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")  # ties keep item order
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
+def top_n(scores: np.ndarray, n: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The n highest scores of each row, best first (ties: lower item index first).
 
     Args:
         scores: (c, n_items) float32.
+        workers: threads over slices of rows (NumPy releases the GIL in partition and sort).
 
     Returns:
         (items (c, k) int64, top scores (c, k) float32) with k = min(n, n_items).
     """
     k = min(n, scores.shape[1])
-    if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
-    part.sort(axis=1)  # item order breaks ties deterministically in the stable sort below
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+    slices = [s for s in np.array_split(np.arange(scores.shape[0]), workers) if s.size]
+    if len(slices) <= 1:
+        return _top_n_rows(scores, k)
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        parts = list(pool.map(lambda s: _top_n_rows(scores[s[0] : s[-1] + 1], k), slices))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -76,11 +76,40 @@ class NCFModel(Recommender):
 
     # --- shared behaviour ---------------------------------------------------------------------------
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
-        """Train with `NeuMFTrainer` (best epoch on validation HR@10 when `validation` is given)."""
+        """Train with `NeuMFTrainer` (best epoch on validation HR@10 when `validation` is given).
+
+        With `train_config.pretrain` a NeuMF model first trains a GMF and an MLP of the same engine and
+        starts from their fused weights (`model.ncf.pretrain`), unless `init_params` was given; the two
+        trained models stay in `pretrained_` ({"gmf": ..., "mlp": ...}).
+        """
         from model.trainer import NeuMFTrainer
 
+        if self.train_config.pretrain and self.config.kind == "neumf" and self.init_params is None:
+            from model.ncf.pretrain import pretrained_neumf_params
+
+            self.init_params, self.pretrained_ = pretrained_neumf_params(self, train, validation)
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
+
+    def refit(self, train: Interactions) -> NCFModel:
+        """A fresh model of the same engine and configuration trained on `train` for `best_epoch_` epochs
+        with no validation; a pretrained NeuMF first refits its GMF and MLP for their own best epochs.
+
+        Used after model selection to train on everything but the evaluated item (e.g. train plus the
+        validation items before reporting test figures, or all data in the batch job).
+        """
+        from model.ncf.params import fuse_pretrained
+        from model.ncf.pretrain import ALPHA
+
+        train_config = self.train_config.model_copy(
+            update={"epochs": self.best_epoch_, "patience": 0, "pretrain": False}
+        )
+        fresh = type(self)(self.config, train_config)
+        if hasattr(self, "pretrained_"):
+            fresh.pretrained_ = {kind: sub.refit(train) for kind, sub in self.pretrained_.items()}
+            gmf, mlp = (fresh.pretrained_[kind].get_params() for kind in ("gmf", "mlp"))
+            fresh.init_params = fuse_pretrained(gmf, mlp, alpha=ALPHA)
+        return fresh.fit(train, None)
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         """(c,) int -> (c, n_items) float32 probabilities, via the structured NumPy scorer."""

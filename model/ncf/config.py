@@ -50,3 +50,6 @@ class TrainConfig(BaseModel):
         3, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
     )
     seed: int = Field(0, description="seeds initialisation, shuffling and negative sampling")
+    pretrain: bool = Field(
+        False, description="NeuMF only: train GMF and MLP first and start from their fused weights"
+    )

@@ -1,0 +1,39 @@
+"""Pretraining for NeuMF (He et al. 2017, section 3.4.1), engine-neutral.
+
+A GMF and an MLP with NeuMF's factors and layers are trained with the same engine and training
+configuration, then fused with `fuse_pretrained` (alpha 0.5 on the output layer) into NeuMF's start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from model.data.interactions import Interactions
+from model.data.split import HeldOut
+from model.ncf.params import Params, fuse_pretrained
+
+if TYPE_CHECKING:
+    from model.ncf.base import NCFModel
+
+logger = logging.getLogger(__name__)
+
+ALPHA = 0.5
+
+
+def pretrained_neumf_params(
+    model: NCFModel, train: Interactions, validation: HeldOut | None
+) -> tuple[Params, dict[str, NCFModel]]:
+    """Fused GMF + MLP parameters for `model` (a NeuMF of any engine) and the two trained models.
+
+    Returns:
+        (params named per `model.ncf.params` for NeuMF, {"gmf": trained GMF, "mlp": trained MLP}).
+    """
+    sub_train = model.train_config.model_copy(update={"pretrain": False})
+    trained = {}
+    for kind in ("gmf", "mlp"):
+        logger.info("pretraining %s", kind)
+        sub = type(model)(model.config.model_copy(update={"kind": kind}), sub_train)
+        trained[kind] = sub.fit(train, validation)
+    params = fuse_pretrained(trained["gmf"].get_params(), trained["mlp"].get_params(), alpha=ALPHA)
+    return params, trained

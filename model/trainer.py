@@ -1,0 +1,94 @@
+"""`NeuMFTrainer`: the epoch loop for any `NCFModel` engine, knowing nothing about NeuMF itself.
+
+Per epoch: fresh negatives from the data layer (`NegativeSampler.epoch(e)`), a seeded shuffle, one
+`model.train_epoch` call, then HR@10 / NDCG@10 on the **validation** items (sampled protocol). The best
+epoch's parameters are kept (`get_params` / `set_params`) and restored at the end; training stops early
+after `patience` epochs without a validation HR@10 gain. Test items are never passed in, so never seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.data.interactions import Interactions
+from model.data.sampling import NegativeSampler
+from model.data.split import HeldOut
+from model.evaluation import Evaluator
+from model.metrics import hit_rate_at, ndcg_at
+from model.ncf.config import TrainConfig
+from model.ncf.params import init_params
+
+if TYPE_CHECKING:
+    from model.ncf.base import NCFModel
+
+logger = logging.getLogger(__name__)
+
+K = 10
+
+
+def validation_metrics(model: NCFModel, validation: HeldOut) -> tuple[float, float]:
+    """(HR@10, NDCG@10) of `model` on the validation items against their sampled candidates."""
+    # The sampled protocol needs only the held-out candidates, not the split's `known` matrix.
+    ranks = Evaluator(split=None, k=K, protocols=("sampled",)).sampled_ranks(model, validation)  # type: ignore[arg-type]
+    return hit_rate_at(ranks, K), ndcg_at(ranks, K)
+
+
+class NeuMFTrainer:
+    """Trains an `NCFModel` per `TrainConfig` (epochs, batch size, negatives, patience, seed).
+
+    After `fit`, the model carries `history_` (one dict per epoch: epoch, loss, seconds and, with
+    validation, `val_hr@10` / `val_ndcg@10`) and `best_epoch_` (1-based; the last epoch without validation).
+    """
+
+    def __init__(self, train_config: TrainConfig) -> None:
+        self.config = train_config
+
+    def fit(self, model: NCFModel, train: Interactions, validation: HeldOut | None = None) -> NCFModel:
+        cfg = self.config
+        start_params = model.init_params
+        if start_params is None:
+            start_params = init_params(model.config, train.n_users, train.n_items, seed=cfg.seed)
+        model.build(train.n_users, train.n_items, start_params)
+        sampler = NegativeSampler(train, num_negatives=cfg.num_negatives, seed=cfg.seed)
+        rng = np.random.default_rng([cfg.seed, 1])
+        history: list[dict[str, float]] = []
+        best_hr, best_epoch, best_params = -1.0, 0, None
+        for epoch in range(1, cfg.epochs + 1):
+            start = time.perf_counter()
+            users, items, labels = sampler.epoch(epoch)
+            order = rng.permutation(users.shape[0])
+            loss = model.train_epoch(users[order], items[order], labels[order], cfg.batch_size)
+            train_s = time.perf_counter() - start
+            row: dict[str, float] = {"epoch": epoch, "loss": round(float(loss), 6)}
+            if validation is not None:
+                hr, ndcg = validation_metrics(model, validation)
+                row.update({"val_hr@10": round(hr, 6), "val_ndcg@10": round(ndcg, 6)})
+                if hr > best_hr:
+                    best_hr, best_epoch, best_params = hr, epoch, model.get_params()
+            else:
+                best_epoch = epoch
+            row["train_seconds"] = round(train_s, 3)
+            row["seconds"] = round(time.perf_counter() - start, 3)
+            history.append(row)
+            logger.info(
+                "%s epoch %d/%d loss %.4f%s (%.1fs, %.0f samples/s)",
+                model.config.kind,
+                epoch,
+                cfg.epochs,
+                loss,
+                f" val HR@10 {row['val_hr@10']:.4f} NDCG@10 {row['val_ndcg@10']:.4f}" if validation else "",
+                row["seconds"],
+                users.shape[0] / max(train_s, 1e-9),
+            )
+            if validation is not None and cfg.patience and epoch - best_epoch >= cfg.patience:
+                logger.info("early stop: no validation HR@10 gain for %d epochs", cfg.patience)
+                break
+        if best_params is not None:
+            model.set_params(best_params)
+        model.history_ = history
+        model.best_epoch_ = best_epoch
+        return model

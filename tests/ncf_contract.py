@@ -1,0 +1,179 @@
+"""`NCFModelContract`: the behaviour every NCF engine must show, as a test mixin.
+
+An engine's test module subclasses it and sets `engine` (or overrides `make_model`):
+
+    class TestKerasEngine(NCFModelContract):
+        engine = "keras"
+
+Covers shapes and dtypes, the get/set_params round trip, a tiny synthetic data set with a known answer
+(two user groups that each like one block of items) for GMF, MLP and NeuMF, save/load, pretraining and
+seeded reproducibility.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.data.interactions import Interactions
+from model.ncf.base import NCFModel, engine_class
+from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.params import fuse_pretrained, init_params, param_shapes
+from model.ncf.scoring import logits_pairs
+
+N_USERS, N_ITEMS, BLOCK = 24, 20, 10
+TINY = {"factors": 4, "layers": (8, 4)}
+
+
+def block_data(seed: int = 0) -> tuple[Interactions, np.ndarray]:
+    """Users 0..11 like 7 of items 0..9, users 12..23 like 7 of items 10..19 (random subsets).
+
+    Returns:
+        (training interactions, (N_USERS, N_ITEMS) bool mask of the unseen items of each user's own block).
+    """
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    unseen = np.zeros((N_USERS, N_ITEMS), dtype=bool)
+    for u in range(N_USERS):
+        block = np.arange(BLOCK) + (0 if u < N_USERS // 2 else BLOCK)
+        liked = rng.choice(block, size=7, replace=False)
+        users += [u] * 7
+        items += list(liked)
+        unseen[u, np.setdiff1d(block, liked)] = True
+    train = Interactions(np.array(users, np.int32), np.array(items, np.int32), N_USERS, N_ITEMS)
+    return train, unseen
+
+
+def tiny_train_config(**overrides) -> TrainConfig:
+    # 168 positives * 5 = 840 examples = 7 full batches of 120: one compiled shape per model.
+    base = {"epochs": 40, "batch_size": 120, "learning_rate": 0.02, "num_negatives": 4, "seed": 3}
+    return TrainConfig(**{**base, **overrides})
+
+
+class NCFModelContract:
+    """Mixin of engine-independent NCFModel tests; subclasses set `engine`."""
+
+    engine = "keras"
+
+    def make_model(self, config: NCFConfig, train_config: TrainConfig | None = None) -> NCFModel:
+        return engine_class(self.engine)(config, train_config or tiny_train_config())
+
+    def built(self, config: NCFConfig, seed: int = 0) -> tuple[NCFModel, dict]:
+        model = self.make_model(config)
+        params = init_params(config, N_USERS, N_ITEMS, seed)
+        model.build(N_USERS, N_ITEMS, params)
+        return model, params
+
+    # --- parameters, shapes, dtypes -----------------------------------------------------------------
+    @pytest.mark.parametrize("kind", ["gmf", "mlp", "neumf"])
+    def test_params_round_trip_exactly(self, kind):
+        config = NCFConfig(kind=kind, **TINY)
+        model, params = self.built(config)
+        got = model.get_params()
+        assert list(got) == list(param_shapes(config, N_USERS, N_ITEMS))
+        for name, value in params.items():
+            assert got[name].dtype == np.float32
+            np.testing.assert_array_equal(got[name], value)
+        changed = {k: (v + 0.5).astype(np.float32) for k, v in params.items()}
+        model.set_params(changed)
+        for name, value in model.get_params().items():
+            np.testing.assert_array_equal(value, changed[name])
+
+    def test_set_params_rejects_wrong_shapes(self):
+        config = NCFConfig(kind="gmf", **TINY)
+        model, params = self.built(config)
+        params["gmf/user_embedding"] = np.zeros((N_USERS, 5), np.float32)
+        with pytest.raises(ValueError):
+            model.set_params(params)
+
+    @pytest.mark.parametrize("kind", ["gmf", "mlp", "neumf"])
+    def test_scores_match_the_numpy_reference(self, kind):
+        config = NCFConfig(kind=kind, **TINY)
+        model, params = self.built(config, seed=1)
+        # Larger weights than the 0.01 init, so the ReLUs switch and the comparison means something.
+        params = {k: (v * 30).astype(np.float32) for k, v in params.items()}
+        model.set_params(params)
+        users = np.array([0, 5, 23, 7], np.int32)
+        items = np.array([3, 19, 0, 7], np.int32)
+        scores = model.score(users, items)
+        assert scores.shape == (4,) and scores.dtype == np.float32
+        expected = 1.0 / (1.0 + np.exp(-logits_pairs(params, config, users, items)))
+        np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-6)
+        grid = model.score_users(users)
+        assert grid.shape == (4, N_ITEMS) and grid.dtype == np.float32
+        np.testing.assert_allclose(grid[np.arange(4), items], scores, rtol=1e-4, atol=1e-6)
+
+    # --- learning -----------------------------------------------------------------------------------
+    def test_train_epoch_returns_a_falling_log_loss(self):
+        config = NCFConfig(kind="neumf", **TINY)
+        model, _ = self.built(config)
+        rng = np.random.default_rng(0)
+        users = rng.integers(0, N_USERS, 240).astype(np.int32)
+        items = (users % 2 * BLOCK + rng.integers(0, BLOCK, 240)).astype(np.int32)
+        labels = (items < BLOCK).astype(np.float32)
+        first = model.train_epoch(users, items, labels, 120)
+        assert abs(first - np.log(2.0)) < 0.05  # near-zero logits at init
+        for _ in range(30):
+            last = model.train_epoch(users, items, labels, 120)
+        assert last < first - 0.1
+
+    @pytest.mark.parametrize("kind", ["gmf", "mlp", "neumf"])
+    def test_learns_which_block_each_user_likes(self, kind):
+        train, unseen = block_data()
+        model = self.make_model(NCFConfig(kind=kind, **TINY)).fit(train)
+        scores = model.score_users(np.arange(N_USERS))
+        seen = np.zeros_like(unseen)
+        seen[train.user_idx, train.item_idx] = True
+        other_block = ~unseen & ~seen
+        # Pairwise: how often an unseen own-block item outranks an other-block item (chance: 0.5).
+        wins = (scores[:, :, None] > scores[:, None, :]) & unseen[:, :, None] & other_block[:, None, :]
+        pairs = unseen[:, :, None] & other_block[:, None, :]
+        auc = wins.sum(axis=(1, 2)) / pairs.sum(axis=(1, 2))
+        assert auc.mean() >= 0.9 and np.median(auc) >= 0.95, auc
+        assert len(model.history_) == 40 and model.best_epoch_ == 40
+
+    def test_save_load_gives_identical_scores(self, tmp_path):
+        train, _ = block_data()
+        model = self.make_model(NCFConfig(kind="neumf", **TINY), tiny_train_config(epochs=3)).fit(train)
+        model.save(tmp_path / "m")
+        users = np.arange(N_USERS)
+        for loaded in (NCFModel.load(tmp_path / "m"), type(model).load(tmp_path / "m")):
+            assert loaded.engine == model.engine and loaded.config == model.config
+            np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
+            u, i = np.repeat(users, N_ITEMS), np.tile(np.arange(N_ITEMS), N_USERS)
+            np.testing.assert_array_equal(loaded.score(u, i), model.score(u, i))
+
+    def test_pretraining_starts_neumf_from_the_trained_gmf_and_mlp(self):
+        train, _ = block_data()
+        config = NCFConfig(kind="neumf", **TINY)
+        model = self.make_model(config, tiny_train_config(epochs=4, pretrain=True)).fit(train)
+        gmf, mlp = model.pretrained_["gmf"], model.pretrained_["mlp"]
+        assert gmf.config.kind == "gmf" and mlp.config.kind == "mlp"
+        g, m = gmf.get_params(), mlp.get_params()
+        for name, value in model.init_params.items():
+            source = g if name.startswith("gmf/") else m if name.startswith("mlp/") else None
+            if source is not None:
+                np.testing.assert_array_equal(value, source[name])
+        # A NeuMF holding the fused weights predicts the alpha-weighted mean of the two logits.
+        start = self.make_model(config)
+        start.build(N_USERS, N_ITEMS, fuse_pretrained(g, m, alpha=0.5))
+        u, i = np.repeat(np.arange(N_USERS), N_ITEMS), np.tile(np.arange(N_ITEMS), N_USERS)
+
+        def logit(p):
+            return np.log(p) - np.log1p(-p)
+
+        expected = 0.5 * logit(gmf.score(u, i).astype(np.float64)) + 0.5 * logit(mlp.score(u, i))
+        np.testing.assert_allclose(logit(start.score(u, i).astype(np.float64)), expected, atol=2e-3)
+        # Pretrained GMF and MLP learned something, so their weights are not the fresh initialisation.
+        fresh = init_params(config, N_USERS, N_ITEMS, seed=3)
+        assert not np.allclose(model.init_params["gmf/item_embedding"], fresh["gmf/item_embedding"])
+
+    def test_training_is_reproducible_with_a_seed(self):
+        train, _ = block_data()
+        config = NCFConfig(kind="neumf", dropout=0.2, **TINY)
+        a = self.make_model(config, tiny_train_config(epochs=3)).fit(train).get_params()
+        b = self.make_model(config, tiny_train_config(epochs=3)).fit(train).get_params()
+        c = self.make_model(config, tiny_train_config(epochs=3, seed=4)).fit(train).get_params()
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-7)
+        assert not np.allclose(a["gmf/user_embedding"], c["gmf/user_embedding"])

@@ -1,0 +1,327 @@
+"""`ncf-batch run` end to end through the real command on small generated MovieLens-1M-style fixtures:
+the output contract, masking of rated movies, chunk-size invariance, the quality gate, bad input, and
+SIGKILL during scoring and publishing."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from batch import exit_codes
+from batch.contract import (
+    LATEST,
+    MANIFEST,
+    METRICS,
+    MOVIES,
+    POPULAR,
+    RECOMMENDATIONS,
+    RUNS_DIR,
+    STAGING_PREFIX,
+    TABLE_SCHEMAS,
+    read_latest,
+    run_dir,
+    sha256_file,
+    verify_run,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+N_USERS, N_MOVIES, TOP_N = 40, 60, 10
+FAST = ["--model", "itempop", "--eval-negatives", "3", "--top-n", str(TOP_N), "--min-test-hr", "0"]
+
+
+def write_fixture(directory: Path) -> pd.DataFrame:
+    """ratings.dat + movies.dat: Zipf-like popularity (so ItemPop beats Random), three users who rated all
+    but 4 movies (fewer unrated movies than TOP_N), raw ids that are not dense (movie_id = 3 * k)."""
+    rng = np.random.default_rng(0)
+    movie_ids = np.arange(1, N_MOVIES + 1) * 3
+    weights = 1.0 / np.arange(1, N_MOVIES + 1)
+    rows = []
+    for user in range(1, N_USERS + 1):
+        count = N_MOVIES - 4 if user <= 3 else int(rng.integers(8, 25))
+        chosen = rng.choice(movie_ids, size=count, replace=False, p=weights / weights.sum())
+        for j, movie in enumerate(chosen):
+            rows.append((user * 7, int(movie), int(rng.integers(1, 6)), 978_300_000 + 60 * j + user))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ratings.dat").write_text("".join(f"{u}::{m}::{r}::{t}\n" for u, m, r, t in rows))
+    titles = [f"{m}::Movie {m} ({1950 + m % 50})::Comedy|Drama\n" for m in movie_ids[:-1]]
+    titles.append(f"{movie_ids[-1]}::Untitled Without Year::(no genres listed)\n")
+    (directory / "movies.dat").write_text("".join(titles))
+    return ratings
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    directory = tmp_path_factory.mktemp("ml-fixture")
+    return directory, write_fixture(directory)
+
+
+def run_batch(
+    data_dir: Path, output_dir: Path, *flags: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batch",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(output_dir),
+            *flags,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def assert_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == exit_codes.OK, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def published(fixture_dir, tmp_path_factory) -> Path:
+    """An output directory with one published run (chunks of 7 users)."""
+    output = tmp_path_factory.mktemp("published")
+    assert_ok(run_batch(fixture_dir[0], output, *FAST, "--chunk-users", "7"))
+    return output
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
+    data_dir, _ = fixture_dir
+    run_id = read_latest(published)
+    assert run_id is not None and run_id[:8].isdigit()
+    manifest = verify_run(run_dir(published, run_id))
+    assert manifest.run_id == run_id and manifest.top_n == TOP_N
+    assert manifest.counts["users"] == N_USERS and manifest.counts["movies"] == N_MOVIES
+    assert manifest.dataset["name"] == data_dir.name
+    for name in ("ratings.dat", "movies.dat"):
+        assert manifest.dataset["files"][name] == sha256_file(data_dir / name)
+    assert set(manifest.files) >= {RECOMMENDATIONS, MOVIES, POPULAR, METRICS}
+    assert manifest.code_version
+    metrics = json.loads((run_dir(published, run_id) / METRICS).read_text())
+    for which in ("validation", "test"):
+        for protocol in ("sampled", "full"):
+            assert 0.0 <= metrics[which][protocol]["hr@10"] <= 1.0
+            assert 0.0 <= metrics[which][protocol]["ndcg@10"] <= metrics[which][protocol]["hr@10"]
+    assert {"load", "train", "evaluate", "refit", "score", "write"} <= set(metrics["step_seconds"])
+    assert not list((published / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
+
+
+def test_recommendations_exclude_rated_movies_and_are_ranked(published, fixture_dir):
+    _, ratings = fixture_dir
+    path = run_dir(published, read_latest(published)) / RECOMMENDATIONS
+    recs = pq.read_table(path).to_pandas()
+    assert pq.ParquetFile(path).metadata.num_row_groups == -(-N_USERS // 7)  # one per chunk of 7 users
+    rated = set(zip(ratings.user_id, ratings.movie_id, strict=True))
+    assert not any((u, m) in rated for u, m in zip(recs.user_id, recs.movie_id, strict=True))
+    assert set(recs.movie_id) <= set(ratings.movie_id)
+    unrated = N_MOVIES - ratings.groupby("user_id").size()
+    per_user = recs.groupby("user_id").size()
+    expected = np.minimum(TOP_N, unrated)
+    assert per_user.to_dict() == expected.to_dict()
+    assert (expected < TOP_N).sum() == 3  # the heavy raters: fewer unrated movies than N
+    assert recs[["user_id", "rank"]].equals(recs[["user_id", "rank"]].sort_values(["user_id", "rank"]))
+    for _, group in recs.groupby("user_id"):
+        assert group["rank"].tolist() == list(range(1, len(group) + 1))
+        assert np.all(np.diff(group["score"].to_numpy()) <= 0)
+        assert group.movie_id.is_unique
+
+
+def test_parquet_has_declared_types_in_pyarrow_pandas_and_duckdb(published):
+    directory = run_dir(published, read_latest(published))
+    for name, schema in TABLE_SCHEMAS.items():
+        assert pq.read_schema(directory / name).remove_metadata().equals(schema)
+        frame = pd.read_parquet(directory / name)
+        assert list(frame.columns) == schema.names
+    recs = pd.read_parquet(directory / RECOMMENDATIONS)
+    assert [str(t) for t in recs.dtypes] == ["int32", "int16", "int32", "float32"]
+    movies = pd.read_parquet(directory / MOVIES)
+    untitled = movies[movies.title == "Untitled Without Year"].iloc[0]
+    assert pd.isna(untitled.year) and list(untitled.genres) == []
+    assert list(movies.iloc[0].genres) == ["Comedy", "Drama"]
+    con = duckdb.connect()
+    types = {
+        name: {
+            row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM '{directory / name}'").fetchall()
+        }
+        for name in TABLE_SCHEMAS
+    }
+    assert types[RECOMMENDATIONS] == {
+        "user_id": "INTEGER",
+        "rank": "SMALLINT",
+        "movie_id": "INTEGER",
+        "score": "FLOAT",
+    }
+    assert types[MOVIES] == {
+        "movie_id": "INTEGER",
+        "title": "VARCHAR",
+        "year": "SMALLINT",
+        "genres": "VARCHAR[]",
+    }
+    assert types[POPULAR] == {"rank": "SMALLINT", "movie_id": "INTEGER", "score": "FLOAT"}
+    top = con.execute(
+        f"SELECT movie_id, score FROM read_parquet('{directory / POPULAR}') ORDER BY rank"
+    ).fetchall()
+    assert len(top) == TOP_N and top[0][0] == 3  # the Zipf head is the most popular
+    assert all(a[1] >= b[1] for a, b in itertools.pairwise(top))
+
+
+def test_same_recommendations_for_any_chunk_size(published, fixture_dir, tmp_path):
+    reference = pq.read_table(run_dir(published, read_latest(published)) / RECOMMENDATIONS)
+    for chunk in ("1", "1000"):
+        output = tmp_path / chunk
+        assert_ok(run_batch(fixture_dir[0], output, *FAST, "--chunk-users", chunk))
+        table = pq.read_table(run_dir(output, read_latest(output)) / RECOMMENDATIONS)
+        assert table.equals(reference), f"chunk size {chunk} changed the recommendations"
+
+
+def test_quality_gate_refusal_leaves_output_untouched(published, fixture_dir, tmp_path):
+    output = tmp_path / "out"
+    shutil.copytree(published, output)
+    before = snapshot(output)
+    # Below the floor.
+    proc = run_batch(fixture_dir[0], output, *FAST, "--gate-protocol", "full", "--min-test-hr", "1.0")
+    assert proc.returncode == exit_codes.QUALITY_GATE, proc.stderr[-2000:]
+    assert "below the floor" in proc.stderr
+    # Random scores are far below ItemPop's on the Zipf fixture: a drop beyond the tolerance.
+    flags = [*FAST, "--model", "random", "--gate-protocol", "full", "--max-hr-drop", "0.01"]
+    proc = run_batch(fixture_dir[0], output, *flags)
+    assert proc.returncode == exit_codes.QUALITY_GATE, proc.stderr[-2000:]
+    assert "below the published run" in proc.stderr
+    assert snapshot(output) == before
+
+
+def test_bad_input_exits_3_naming_file_and_line(fixture_dir, tmp_path):
+    data = tmp_path / "bad"
+    shutil.copytree(fixture_dir[0], data)
+    lines = (data / "ratings.dat").read_text().splitlines(keepends=True)
+    lines[41] = "7::3::five::978300000\n"
+    (data / "ratings.dat").write_text("".join(lines))
+    proc = run_batch(data, tmp_path / "out", *FAST)
+    assert proc.returncode == exit_codes.BAD_INPUT
+    assert f"{data / 'ratings.dat'}:42" in proc.stderr
+    assert not (tmp_path / "out" / LATEST).exists()
+
+
+def test_missing_data_dir_is_a_usage_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "batch", "run", "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "NCF_DATA_DIR"},
+        timeout=120,
+    )
+    assert proc.returncode == exit_codes.USAGE and "data_dir" in proc.stderr
+
+
+@pytest.mark.parametrize("stage", ["scoring", "staged", "renamed"])
+def test_sigkill_keeps_latest_complete_and_rerun_succeeds(stage, published, fixture_dir, tmp_path):
+    output = tmp_path / "out"
+    shutil.copytree(published, output)
+    previous = read_latest(output)
+    marker = tmp_path / "paused"
+    command = [sys.executable, "-m", "batch", "run", "--data-dir", str(fixture_dir[0])]
+    proc = subprocess.Popen(
+        [*command, "--output-dir", str(output), *FAST, "--chunk-users", "5"],
+        cwd=REPO,
+        env={**os.environ, "NCF_TEST_PAUSE_AT": f"{stage}:{marker}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None, "the job ended before reaching the pause point"
+            assert time.monotonic() < deadline, "the job never reached the pause point"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert read_latest(output) == previous
+    verify_run(run_dir(output, previous))
+    leftovers = list((output / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
+    assert leftovers if stage in ("scoring", "staged") else not leftovers
+
+    assert_ok(run_batch(fixture_dir[0], output, *FAST))
+    latest = read_latest(output)
+    assert latest != previous
+    verify_run(run_dir(output, latest))
+    verify_run(run_dir(output, previous))
+    assert not list((output / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
+
+
+def test_manifest_lists_every_file_with_size(published):
+    directory = run_dir(published, read_latest(published))
+    manifest = json.loads((directory / MANIFEST).read_text())
+    on_disk = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()} - {MANIFEST}
+    assert set(manifest["files"]) == on_disk
+    for name, entry in manifest["files"].items():
+        assert entry["bytes"] == (directory / name).stat().st_size
+
+
+@pytest.mark.skipif(not os.environ.get("NCF_DATA_DIR_100K"), reason="NCF_DATA_DIR_100K not set")
+def test_ml100k_run_meets_the_contract(tmp_path):
+    data_dir = Path(os.environ["NCF_DATA_DIR_100K"])
+    assert_ok(
+        run_batch(data_dir, tmp_path, "--model", "itempop", "--min-test-hr", "0.3", "--chunk-users", "300")
+    )
+    manifest = verify_run(run_dir(tmp_path, read_latest(tmp_path)))
+    assert manifest.counts["users"] == 943 and manifest.counts["rows"] == 943 * 50
+    recs = pd.read_parquet(run_dir(tmp_path, manifest.run_id) / RECOMMENDATIONS)
+    ratings = pd.read_csv(data_dir / "u.data", sep="\t", names=["user_id", "movie_id", "rating", "timestamp"])
+    merged = recs.merge(ratings, on=["user_id", "movie_id"], how="inner")
+    assert merged.empty
+    metrics = json.loads((run_dir(tmp_path, manifest.run_id) / METRICS).read_text())
+    assert metrics["test"]["sampled"]["hr@10"] > 0.3
+
+
+def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
+    from model.ncf.base import NCFModel, load_id_maps
+
+    flags = ["--model", "neumf", "--engine", "keras", "--epochs", "2", "--factors", "4", "--layers", "8,4"]
+    flags += ["--batch-size", "256", "--eval-negatives", "3", "--top-n", str(TOP_N), "--min-test-hr", "0"]
+    flags += ["--no-refit"]  # one XLA compilation instead of two keeps the test fast
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    manifest = verify_run(directory)
+    assert manifest.engine == "keras" and manifest.model_config_["config"]["layers"] == [8, 4]
+    assert manifest.model_config_["best_epoch"] in (1, 2)
+    metrics = json.loads((directory / METRICS).read_text())
+    assert 1 <= len(metrics["history"]) <= 2 and "val_hr@10" in metrics["history"][0]
+
+    model = NCFModel.load(directory / "model")
+    user_ids, item_ids = load_id_maps(directory / "model")
+    assert user_ids.shape == (N_USERS,) and item_ids.shape == (N_MOVIES,)
+    recs = pd.read_parquet(directory / RECOMMENDATIONS)
+    first = recs[recs["rank"] == 1].head(5)
+    users = np.searchsorted(user_ids, first.user_id.to_numpy())
+    items = np.searchsorted(item_ids, first.movie_id.to_numpy())
+    scores = model.score_users(users)[np.arange(len(users)), items]
+    np.testing.assert_allclose(scores, first.score.to_numpy(), rtol=1e-4, atol=1e-6)

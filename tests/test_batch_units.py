@@ -1,0 +1,95 @@
+"""Units of the batch job: top-N selection with masking, settings precedence (flags > env > config file >
+defaults), and the structured scorer over several blocks and threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from batch.cli import build_parser
+from batch.run_cli import flags_to_settings
+from batch.settings import RunSettings
+from batch.topn import mask_rated, top_n
+from model.ncf.config import NCFConfig
+from model.ncf.params import init_params
+from model.ncf.scoring import BLOCK_USERS, logits_all_items, logits_pairs
+
+
+def brute_force_top_n(scores: np.ndarray, rated: np.ndarray, n: int) -> list[list[int]]:
+    out = []
+    for row, mask in zip(scores, rated, strict=True):
+        items = [i for i in np.lexsort((np.arange(row.size), -row)) if not mask[i]]
+        out.append(items[:n])
+    return out
+
+
+def test_top_n_masks_rated_items_and_matches_brute_force():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, size=(9, 30)).astype(np.float32)  # many ties
+    rated = rng.random((9, 30)) < 0.3
+    rated[0, :27] = True  # only 3 unrated items left for user 0
+    masked = scores.copy()
+    unrated = mask_rated(masked, sp.csr_matrix(rated))
+    np.testing.assert_array_equal(unrated, (~rated).sum(axis=1))
+    items, best = top_n(masked, 5)
+    expected = brute_force_top_n(scores, rated, 5)
+    for row in range(9):
+        k = min(5, int(unrated[row]))
+        assert items[row, :k].tolist() == expected[row]
+        np.testing.assert_array_equal(best[row, :k], scores[row, expected[row]])
+        assert np.all(np.isneginf(best[row, k:]))
+    threaded = top_n(masked, 5, workers=4)
+    np.testing.assert_array_equal(threaded[0], items)
+    np.testing.assert_array_equal(threaded[1], best)
+
+
+def test_top_n_with_n_at_least_the_item_count():
+    scores = np.array([[0.1, 0.9, 0.5]], dtype=np.float32)
+    items, best = top_n(scores, 10)
+    assert items.tolist() == [[1, 2, 0]]
+    np.testing.assert_allclose(best, [[0.9, 0.5, 0.1]])
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_structured_scorer_matches_pairs_across_blocks_and_threads(workers):
+    config = NCFConfig(kind="neumf", factors=4, layers=(16, 8, 4, 2))
+    n_users, n_items = 3 * BLOCK_USERS + 1, 13
+    params = {k: (v * 30).astype(np.float32) for k, v in init_params(config, n_users, n_items, 5).items()}
+    params["mlp/dense_1/bias"][:] = 0.3  # non-zero biases exercise the per-user shifts
+    users = np.arange(n_users)[::-1].copy()
+    grid = logits_all_items(params, config, users, workers=workers)
+    pairs = logits_pairs(params, config, np.repeat(users, n_items), np.tile(np.arange(n_items), n_users))
+    np.testing.assert_allclose(grid, pairs.reshape(n_users, n_items), rtol=1e-4, atol=1e-4)
+    h = params["mlp/user_embedding"][users] @ params["mlp/dense_0/kernel"][:8]
+    assert (h > 0).any() and (h < 0).any()
+
+
+def _settings(argv: list[str]) -> RunSettings:
+    return RunSettings(**flags_to_settings(build_parser().parse_args(["run", *argv])))
+
+
+def test_settings_precedence_flags_env_file_defaults(tmp_path, monkeypatch):
+    for key in ("NCF_TOP_N", "NCF_CHUNK_USERS", "NCF_TRAIN__EPOCHS", "NCF_CONFIG_FILE", "NCF_OUTPUT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    config = tmp_path / "nightly.toml"
+    config.write_text("top_n = 5\nchunk_users = 77\nkeep_runs = 3\n[train]\nepochs = 4\npatience = 1\n")
+    monkeypatch.setenv("NCF_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NCF_TOP_N", "7")
+    monkeypatch.setenv("NCF_TRAIN__EPOCHS", "6")
+    s = _settings(["--config-file", str(config), "--chunk-users", "9", "--layers", "16,8", "--no-refit"])
+    assert s.data_dir == tmp_path  # env
+    assert s.top_n == 7  # env beats file
+    assert s.chunk_users == 9  # flag beats file
+    assert s.keep_runs == 3  # file beats default
+    assert s.train.epochs == 6 and s.train.patience == 1  # nested: env and file merge
+    assert s.ncf.layers == (16, 8) and s.ncf.factors == NCFConfig().factors
+    assert s.refit is False
+    assert s.min_test_hr == RunSettings.model_fields["min_test_hr"].default
+
+
+def test_settings_reject_invalid_values(tmp_path):
+    with pytest.raises(ValueError, match="top_n"):
+        _settings(["--data-dir", str(tmp_path), "--top-n", "0"])
+    with pytest.raises(ValueError, match="layers"):
+        _settings(["--data-dir", str(tmp_path), "--layers", "7,3"])

@@ -1,0 +1,44 @@
+"""The NCF flags of `python -m batch evaluate` become typed NCFConfig / TrainConfig fields."""
+
+import pytest
+
+from batch.cli import build_parser, ncf_options
+from model.registry import build_model
+
+
+def parse(*flags):
+    return build_parser().parse_args(["evaluate", "--data-dir", "x", "--model", "neumf", *flags])
+
+
+def test_flags_override_only_what_is_given():
+    args = parse("--factors", "64", "--layers", "256,128,64", "--epochs", "20", "--batch-size", "2048")
+    args2 = parse("--lr", "0.002", "--optimizer", "sgd", "--momentum", "0.9", "--pretrain", "--l2", "1e-6")
+    assert ncf_options(args) == {
+        "engine": "keras",
+        "config": {"factors": 64, "layers": (256, 128, 64)},
+        "train_config": {"epochs": 20, "batch_size": 2048},
+    }
+    opts = ncf_options(args2)
+    assert opts["train_config"] == {
+        "learning_rate": 0.002,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "pretrain": True,
+    }
+    assert opts["config"] == {"l2": 1e-6}
+    model = build_model("neumf", **opts)
+    assert model.train_config.optimizer == "sgd" and model.train_config.pretrain
+    assert model.config.l2 == 1e-6 and model.config.kind == "neumf"
+
+
+def test_bad_values_are_rejected():
+    with pytest.raises(SystemExit):
+        parse("--layers", "64,x")
+    with pytest.raises(SystemExit):
+        parse("--optimizer", "rmsprop")
+    with pytest.raises(ValueError):  # pydantic: odd first layer
+        build_model("mlp", **ncf_options(parse("--layers", "63,8")))
+
+
+def test_baselines_ignore_ncf_options():
+    assert build_model("itempop", **ncf_options(parse("--factors", "8"))).__class__.__name__ == "ItemPop"

@@ -1,0 +1,132 @@
+"""`NeuMFTrainer` with a scripted engine: data it sees, early stopping, best-epoch restore, history."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.data.interactions import Interactions
+from model.data.split import HeldOut
+from model.ncf.base import NCFModel
+from model.ncf.config import NCFConfig, TrainConfig
+from model.trainer import NeuMFTrainer
+
+N_USERS, N_ITEMS = 6, 130
+
+
+class ScriptedModel(NCFModel):
+    """An engine whose only parameter counts epochs; its validation quality follows `quality[epoch]`.
+
+    It records every (user, item, label) given to `train_epoch` and every pair given to `score`.
+    """
+
+    engine = "scripted"
+
+    def __init__(self, quality: list[float], **kwargs) -> None:
+        super().__init__(NCFConfig(kind="gmf", factors=1), **kwargs)
+        self.quality = quality
+        self.trained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.scored: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def build(self, n_users, n_items, params):
+        self.n_users, self.n_items = n_users, n_items
+        self.params = {k: v.copy() for k, v in params.items()}
+        self.epoch = 0
+
+    def get_params(self):
+        return {**{k: v.copy() for k, v in self.params.items()}, "epoch": np.array([self.epoch])}
+
+    def set_params(self, params):
+        self.epoch = int(params["epoch"][0])
+
+    def train_epoch(self, user_idx, item_idx, labels, batch_size):
+        self.trained.append((user_idx.copy(), item_idx.copy(), labels.copy()))
+        self.epoch += 1
+        return 1.0 / self.epoch
+
+    def score(self, user_idx, item_idx):
+        self.scored.append((np.asarray(user_idx).copy(), np.asarray(item_idx).copy()))
+        # Candidates arrive user by user, 1 + 99 wide: the positive (column 0) scores 1 (top) for a
+        # `quality` share of users and 0 (last) for the others; negatives score 0.5.
+        good = (np.asarray(user_idx) < round(self.quality[self.epoch - 1] * N_USERS)).astype(np.float32)
+        scores = np.full(len(user_idx), 0.5, np.float32)
+        scores[:: self.width] = good[:: self.width]
+        return scores
+
+
+def held_out(users, items, seed) -> HeldOut:
+    rng = np.random.default_rng(seed)
+    negatives = np.stack(
+        [rng.choice(np.setdiff1d(np.arange(N_ITEMS), [i]), 99, replace=False) for i in items]
+    )
+    return HeldOut(
+        np.asarray(users, np.int32), np.asarray(items, np.int32), np.column_stack([items, negatives])
+    )
+
+
+def data():
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(N_USERS), 5).astype(np.int32)
+    items = np.concatenate([rng.choice(20, 5, replace=False) for _ in range(N_USERS)]).astype(np.int32)
+    train = Interactions(users, items, N_USERS, N_ITEMS)
+    validation = held_out(np.arange(N_USERS), np.full(N_USERS, 20), seed=1)
+    test = held_out(np.arange(N_USERS), np.full(N_USERS, 25), seed=2)
+    return train, validation, test
+
+
+def fit(quality, **train_overrides):
+    train, validation, _ = data()
+    config = TrainConfig(**{"epochs": 10, "batch_size": 8, "patience": 2, "seed": 5, **train_overrides})
+    model = ScriptedModel(quality, train_config=config)
+    model.width = validation.candidates.shape[1]
+    return NeuMFTrainer(config).fit(model, train, validation)
+
+
+def test_trainer_sees_only_training_positives_and_validation_candidates():
+    train, validation, test = data()
+    model = fit([0.5] * 10, patience=0, num_negatives=3)
+    train_pairs = set(zip(train.user_idx.tolist(), train.item_idx.tolist(), strict=True))
+    test_pairs = set(zip(test.user_idx.tolist(), test.item_idx.tolist(), strict=True))
+    for users, items, labels in model.trained:
+        assert len(users) == len(train) * 4
+        positives = set(zip(users[labels == 1].tolist(), items[labels == 1].tolist(), strict=True))
+        assert positives == train_pairs
+        negatives = set(zip(users[labels == 0].tolist(), items[labels == 0].tolist(), strict=True))
+        assert not negatives & train_pairs
+    # Fresh negatives and a new shuffle every epoch.
+    assert not np.array_equal(model.trained[0][1], model.trained[1][1])
+    scored = {(u, i) for users, items in model.scored for u, i in zip(users, items, strict=True)}
+    val_candidates = {
+        (u, i) for u, row in zip(validation.user_idx, validation.candidates, strict=True) for i in row
+    }
+    assert scored == val_candidates
+    assert not scored & test_pairs - val_candidates
+
+
+def test_early_stopping_restores_the_best_epoch():
+    model = fit([0.2, 0.5, 0.8, 0.6, 0.5, 0.4, 0.9, 0.9, 0.9, 0.9], patience=2)
+    assert model.best_epoch_ == 3
+    assert [row["epoch"] for row in model.history_] == [1, 2, 3, 4, 5]
+    assert model.epoch == 3  # parameters of epoch 3 restored
+    assert [round(row["val_hr@10"], 4) for row in model.history_] == [0.1667, 0.5, 0.8333, 0.6667, 0.5]
+    assert all({"loss", "val_ndcg@10", "seconds"} <= set(row) for row in model.history_)
+
+
+def test_without_patience_all_epochs_run():
+    model = fit([0.2, 0.9, 0.1, 0.1], epochs=4, patience=0)
+    assert len(model.history_) == 4 and model.best_epoch_ == 2 and model.epoch == 2
+
+
+def test_without_validation_the_last_epoch_counts():
+    train, _, _ = data()
+    config = TrainConfig(epochs=3, batch_size=8, seed=5)
+    model = NeuMFTrainer(config).fit(ScriptedModel([0.0] * 3, train_config=config), train, None)
+    assert model.best_epoch_ == 3 and model.epoch == 3 and "val_hr@10" not in model.history_[0]
+
+
+def test_training_data_is_reproducible_with_the_seed():
+    a, b, c = fit([0.5] * 3, epochs=3), fit([0.5] * 3, epochs=3), fit([0.5] * 3, epochs=3, seed=6)
+    for (ua, ia, la), (ub, ib, lb) in zip(a.trained, b.trained, strict=True):
+        np.testing.assert_array_equal(ua, ub)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(la, lb)
+    assert not np.array_equal(a.trained[0][1], c.trained[0][1])
