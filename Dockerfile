@@ -60,7 +60,7 @@ RUN p=$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
         "$p"/pyarrow/*flight* "$p"/pyarrow/*s3* \
     && find "$p/numpy" -depth -type d -name tests -exec rm -rf {} + \
     && find "$p/pyarrow" -type f -name '*.so*' -exec strip --strip-unneeded {} + \
-    && python3 -c "import numpy, pyarrow.parquet, pyarrow.fs, pyarrow.compute, pyarrow.dataset, lookup_service"
+    && python3 -c "import numpy, pyarrow.parquet, pyarrow.fs, pyarrow.compute, pyarrow.dataset, lookup_service.app"
 
 # ---- batch: the nightly job; reads /data, publishes to /output, exits with ncf-batch's exit code ----
 FROM runtime AS batch
