@@ -28,7 +28,7 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@if $(VENV)/bin/hadolint --version >/dev/null 2>&1; then $(VENV)/bin/hadolint Dockerfile; \
+	@if $(VENV)/bin/hadolint --version >/dev/null 2>&1; then echo "hadolint Dockerfile"; $(VENV)/bin/hadolint Dockerfile; \
 	else echo "hadolint cannot run on this machine: Dockerfile lint skipped"; fi
 
 format: $(STAMP)
