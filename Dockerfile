@@ -22,19 +22,25 @@ RUN groupadd --system --gid 10001 ncf \
     && chown ncf:ncf /data /output
 WORKDIR /app
 
-# ---- build stages: a venv per image, pinned requirements, then the project without dependencies ----
-FROM runtime AS build-base
-RUN python3 -m venv /opt/venv
+# ---- the project's source, copied after the pinned requirements so a code change reuses their layers ----
+FROM scratch AS source
 COPY pyproject.toml README.md /src/
 COPY model /src/model
 COPY batch /src/batch
 COPY lookup_service /src/lookup_service
 
+# ---- build stages: a venv per image, pinned requirements, then the project without dependencies ----
+FROM runtime AS build-base
+RUN python3 -m venv /opt/venv
+
 FROM build-base AS batch-build
 COPY requirements/batch.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=pip_ca \
     if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install --no-cache-dir --requirement /tmp/requirements.txt \
+    && pip install --no-cache-dir --requirement /tmp/requirements.txt
+COPY --from=source /src /src
+RUN --mount=type=secret,id=pip_ca \
+    if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && pip install --no-cache-dir --no-deps /src \
     && pip uninstall --yes pip setuptools
 
@@ -47,7 +53,10 @@ RUN apt-get update \
 COPY requirements/service.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=pip_ca \
     if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install --no-cache-dir --requirement /tmp/requirements.txt \
+    && pip install --no-cache-dir --requirement /tmp/requirements.txt
+COPY --from=source /src /src
+RUN --mount=type=secret,id=pip_ca \
+    if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && pip install --no-cache-dir --no-deps /src \
     && pip uninstall --yes pip setuptools
 # Slim the venv to what the service loads (keeps the image under 300 MB): drop pyarrow's C++ headers,
