@@ -75,7 +75,7 @@ build_base() {
         || { tail -n 20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-    tar -C "$rootfs" -c . | podman import --change 'CMD ["python3"]' - "$BASE_TAG" >/dev/null
+    tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["python3"]' - "$BASE_TAG" >/dev/null
     rm -rf "$rootfs"
 }
 
@@ -100,14 +100,20 @@ export_image() { # export_image TARGET DIR
 
 inspect() { podman image inspect --format "$2" "$IMAGE:$1"; }
 
-as_image() { # as_image TARGET DIR CMD...: CMD in DIR as the image's user, with only the image's environment
+image_command() { # image_command TARGET DIR: set AS_IMAGE to the prefix that runs a command in DIR as the
+    # image's user with only the image's environment (chroot; `podman run` does not work here)
     local target=$1 dir=$2 user
-    shift 2
     user=$(inspect "$target" '{{.Config.User}}')
     [[ $user == *:* ]] || user="$user:$user"
     local -a envs
     mapfile -t envs < <(inspect "$target" '{{range .Config.Env}}{{println .}}{{end}}' | sed '/^$/d')
-    env -i "${envs[@]}" HOME=/tmp chroot --userspec="$user" "$dir" "$@"
+    AS_IMAGE=(env -i "${envs[@]}" HOME=/tmp chroot --userspec="$user" "$dir")
+}
+
+as_image() { # as_image TARGET DIR CMD...: run CMD in the image's filesystem DIR (see image_command)
+    image_command "$1" "$2"
+    shift 2
+    "${AS_IMAGE[@]}" "$@"
 }
 
 json_words() { python3 -c 'import json,sys; print(" ".join(json.loads(sys.stdin.read()) or []))'; }
@@ -167,8 +173,11 @@ log "service image: ENTRYPOINT on that output, port $PORT on loopback"
 rm -rf "${SERVICE_FS:?}/output" && cp -a "$BATCH_FS/output" "$SERVICE_FS/output"
 read -r -a entrypoint <<<"$(inspect service '{{json .Config.Entrypoint}}' | json_words)"
 read -r -a command <<<"$(inspect service '{{json .Config.Cmd}}' | json_words)"
-as_image service "$SERVICE_FS" env NCF_BIND="127.0.0.1:$PORT" NCF_WORKERS=1 "${entrypoint[@]}" "${command[@]}" \
-    >"$WORK/service.log" 2>&1 &
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then die "port $PORT is already in use (NCF_TEST_PORT)"; fi
+image_command service "$SERVICE_FS"
+# exec all the way down (env, chroot, env, ncf-serve execs gunicorn): SERVER_PID is gunicorn's master
+(exec "${AS_IMAGE[@]}" env NCF_BIND="127.0.0.1:$PORT" NCF_WORKERS=1 "${entrypoint[@]}" "${command[@]}" \
+    >"$WORK/service.log" 2>&1) &
 SERVER_PID=$!
 start=$(date +%s.%N)
 ready=""
@@ -198,6 +207,7 @@ as_image service "$SERVICE_FS" env NCF_BIND="127.0.0.1:$PORT" "${healthcheck[@]:
 kill "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then die "the service still answers after SIGTERM"; fi
 log "service answered; HEALTHCHECK passed"
 
 SIZES=$(for target in batch service; do printf '%s=%s ' "$target" "$(inspect "$target" '{{.Size}}')"; done)
