@@ -21,6 +21,7 @@ SECONDS_LABELS = {
     "batch_build": "podman build --target batch",
     "batch_run": "batch image: ncf-batch run on ML-100K (chroot)",
     "service_ready": "service image: ncf-serve start until /readyz answers",
+    "total": "the whole script (builds, exports, checks)",
 }
 
 
@@ -46,7 +47,8 @@ def markdown(report: dict) -> str:
         f"Measured {report['measured_at']} by `{report['command']}` on a shared, noisy 2-core machine",
         "(other helpers were building and testing at the same time: times are single runs, not medians).",
         f"Base image: `{report['base_image']}` ({report['podman']}, `podman build --isolation=chroot`).",
-        f"Batch job in the batch image: `{report['batch_command']}`; published run `{report['run_id']}`.",
+        f"Batch job in the batch image: `{report['batch_command']}`; published run `{report['run_id']}`,",
+        f"its test metrics (ML-100K, leave-one-out): `{json.dumps(report['run_test_metrics'])}`.",
         "",
         "| image | size (MB) | of which above the base (MB) |",
         "|---|---|---|",
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("--base-image", required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--batch-command", required=True)
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics.json of the published run")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     sizes = pairs(args.sizes, int)
@@ -91,6 +94,7 @@ def main() -> None:
         "image_mb": {name: round(size / 1e6, 1) for name, size in sizes.items()},
         "service_target_mb": SERVICE_TARGET_MB,
         "seconds": pairs(args.seconds, float),
+        "run_test_metrics": json.loads(args.metrics.read_text()).get("test"),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "containers.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -212,9 +212,11 @@ log "service answered; HEALTHCHECK passed"
 
 SIZES=$(for target in batch service; do printf '%s=%s ' "$target" "$(inspect "$target" '{{.Size}}')"; done)
 BASE_SIZE=$(podman image inspect --format '{{.Size}}' "$BASE")
+SECONDS_OF[total]=$SECONDS
 TIMES=$(for k in "${!SECONDS_OF[@]}"; do printf '%s=%s ' "$k" "${SECONDS_OF[$k]}"; done)
 python3 "$ROOT/scripts/container_report.py" --sizes $SIZES "base=$BASE_SIZE" --seconds $TIMES \
-    --base-image "$BASE" --run-id "$RUN_ID" --batch-command "$BATCH_COMMAND" --out "$RESULTS"
+    --base-image "$BASE" --run-id "$RUN_ID" --batch-command "$BATCH_COMMAND" \
+    --metrics "$BATCH_FS/output/runs/$RUN_ID/metrics.json" --out "$RESULTS"
 if [ "${NCF_CLEANUP:-0}" = 1 ]; then
     cleanup
     MOUNTED=()
