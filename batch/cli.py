@@ -52,6 +52,7 @@ NCF_FLAGS = {
     "num_negatives": ("train_config", "num_negatives"),
     "patience": ("train_config", "patience"),
     "pretrain": ("train_config", "pretrain"),
+    "finetune_lr": ("train_config", "finetune_learning_rate"),
     "train_seed": ("train_config", "seed"),
 }
 
@@ -73,6 +74,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument(
         "--pretrain", action=argparse.BooleanOptionalAction, default=None, help="NeuMF: pretrain GMF + MLP"
     )
+    ncf.add_argument("--finetune-lr", type=float, help="NeuMF learning rate after pretraining")
     ncf.add_argument("--train-seed", type=int, help="seed of initialisation, negatives and shuffling")
     ncf.add_argument(
         "--refit",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 from model.data import DataLoader, Dataset, leave_one_out
 from model.evaluation import Evaluator
 from model.ncf.base import NCFModel
-from model.ncf.scoring import available_cores, score_all_items
+from model.ncf.scoring import available_cores
 from model.registry import build_model
 
 logger = logging.getLogger(__name__)
@@ -67,13 +67,11 @@ class PausePoint:
             time.sleep(600)
 
 
-def build(settings: RunSettings, epochs: int | None = None) -> Recommender:
-    """A fresh model per the settings; `epochs` overrides the NCF training epochs (the refit)."""
+def build(settings: RunSettings) -> Recommender:
+    """A fresh, unfitted model per the settings."""
     if settings.model not in NCF_MODELS:
         return build_model(settings.model)
     train = settings.train.model_dump()
-    if epochs is not None:
-        train["epochs"] = epochs
     ncf = settings.ncf.model_dump(exclude={"kind"})
     return build_model(settings.model, engine=settings.engine, config=ncf, train_config=train)
 
@@ -123,7 +121,10 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
     if settings.refit:
         with timer.step("refit"):
             trained_on = dataset.interactions()
-            production = build(settings, epochs=best_epoch).fit(trained_on)
+            # NCF: same engine and configuration, best_epoch_ epochs (pretrained parts refit too).
+            production = (
+                model.refit(trained_on) if isinstance(model, NCFModel) else build(settings).fit(trained_on)
+            )
 
     writer = RunWriter(settings.output_dir)
     try:
@@ -136,7 +137,9 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             )
             if isinstance(production, NCFModel):
                 production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-        writer.write_json(METRICS, _metrics(results, model, best_epoch, gate, timer.seconds, settings))
+        metrics = _metrics(results, model, best_epoch, gate, timer.seconds, settings)
+        metrics["refit_history"] = getattr(production, "history_", []) if production is not model else []
+        writer.write_json(METRICS, metrics)
         with timer.step("publish"):
             manifest = writer.publish(
                 checkpoint=pause,
@@ -171,13 +174,14 @@ def write_recommendations(
 ) -> int:
     """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk.
 
-    Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus the scorer's own bounded
-    working set; the output of a chunk is (chunk_users, top_n) rows. Returns the number of rows written.
+    Scores come from the model's own `score_users` (NCF: the structured all-items scorer of its engine,
+    XLA-compiled for Keras, `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the
+    (chunk_users, n_movies) float32 score matrix plus the scorer's own bounded working set; the output of
+    a chunk is (chunk_users, top_n) rows. Returns the number of rows written.
     """
     from batch.topn import mask_rated, top_n
 
     known = dataset.interactions().to_csr()
-    score_users = all_items_scorer(model)
     n_users, chunk = dataset.n_users, settings.chunk_users
     logger.info(
         "scoring %d users x %d movies in chunks of %d users (%.1f MB of scores per chunk)",
@@ -190,7 +194,7 @@ def write_recommendations(
     with writer.open_table(RECOMMENDATIONS) as out:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
-            scores = np.array(score_users(users), dtype=np.float32, copy=True)
+            scores = np.array(model.score_users(users), dtype=np.float32, copy=True)
             unrated = mask_rated(scores, known[users])
             items, best = top_n(scores, settings.top_n, workers=available_cores())
             keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
@@ -208,15 +212,6 @@ def write_recommendations(
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
     return rows
-
-
-def all_items_scorer(model: Recommender) -> Callable[[np.ndarray], np.ndarray]:
-    """users (c,) -> (c, n_items) float32 scores: NCF models of any engine go through the structured NumPy
-    scorer (parameters fetched once, bench/score_all.py), other models through their own `score_users`."""
-    if not isinstance(model, NCFModel):
-        return model.score_users
-    params = model.get_params()
-    return lambda users: score_all_items(params, model.config, users)
 
 
 def movies_table(dataset: Dataset) -> pa.Table:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -142,7 +143,9 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "note": "shared, noisy machine (other helpers running); wall medians of `repeats` runs, CPU seconds "
         "summed over threads",
-        "command": "NCF_DATA_DIR=/work/shared/data/ml-1m .venv/bin/python bench/score_all.py",
+        "command": " ".join(
+            ["NCF_DATA_DIR=" + os.environ.get("NCF_DATA_DIR", ""), ".venv/bin/python", *sys.argv]
+        ),
         "timings": {},
     }
     results["timings"]["structured_score_and_top_n"] = timed(

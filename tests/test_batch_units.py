@@ -93,3 +93,17 @@ def test_settings_reject_invalid_values(tmp_path):
         _settings(["--data-dir", str(tmp_path), "--top-n", "0"])
     with pytest.raises(ValueError, match="layers"):
         _settings(["--data-dir", str(tmp_path), "--layers", "7,3"])
+
+
+def test_prune_keeps_newest_runs_and_never_the_latest_run(tmp_path):
+    from batch.contract import LATEST, RUNS_DIR, STAGING_PREFIX, prune
+
+    runs = tmp_path / RUNS_DIR
+    ids = [f"2026112{d}T020000Z-abcdef" for d in range(1, 6)]
+    for run_id in ids:
+        (runs / run_id).mkdir(parents=True)
+    (runs / f"{STAGING_PREFIX}{ids[-1]}x").mkdir()  # left by a killed run
+    (tmp_path / LATEST).write_text(ids[0] + "\n")  # e.g. newer runs were refused or never pointed to
+    deleted = prune(tmp_path, keep=2)
+    assert sorted(deleted) == ids[1:3]
+    assert sorted(p.name for p in runs.iterdir()) == [ids[0], *ids[3:]]

@@ -80,7 +80,8 @@ class NCFModel(Recommender):
 
         With `train_config.pretrain` a NeuMF model first trains a GMF and an MLP of the same engine and
         starts from their fused weights (`model.ncf.pretrain`), unless `init_params` was given; the two
-        trained models stay in `pretrained_` ({"gmf": ..., "mlp": ...}).
+        trained models stay in `pretrained_` ({"gmf": ..., "mlp": ...}), and the fused NeuMF then trains
+        at `finetune_learning_rate` when set (it becomes `train_config.learning_rate`).
         """
         from model.trainer import NeuMFTrainer
 
@@ -88,6 +89,9 @@ class NCFModel(Recommender):
             from model.ncf.pretrain import pretrained_neumf_params
 
             self.init_params, self.pretrained_ = pretrained_neumf_params(self, train, validation)
+            if self.train_config.finetune_learning_rate is not None:
+                lr = self.train_config.finetune_learning_rate
+                self.train_config = self.train_config.model_copy(update={"learning_rate": lr})
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
 

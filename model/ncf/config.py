@@ -53,3 +53,8 @@ class TrainConfig(BaseModel):
     pretrain: bool = Field(
         False, description="NeuMF only: train GMF and MLP first and start from their fused weights"
     )
+    finetune_learning_rate: float | None = Field(
+        None,
+        gt=0.0,
+        description="NeuMF after pretraining: learning rate of the fused model (None = learning_rate)",
+    )

@@ -82,17 +82,16 @@ class _DeepMLP:
         self.w_out = w_out.astype(np.float32)
         self.widths = [self.item_part.shape[1], *(w.shape[1] for w in self.kernels)]
 
-    def add_to(self, user_idx: np.ndarray, out: np.ndarray) -> None:
-        """out (c, n_items) += MLP contribution of each user in user_idx (c,), block by block."""
+    def write(self, user_idx: np.ndarray, out: np.ndarray) -> None:
+        """out (c, n_items) C-contiguous = MLP contribution of each user in user_idx (c,), block by block."""
         n_items = self.item_part.shape[0]
         # Per-user shifts c_k (c, width_k): c_1 = u, c_{k+1} = c_k @ W_k + b_k.
         shifts = [self.user_embedding[user_idx] @ self.w0_user]
         for kernel, bias in zip(self.kernels, self.biases, strict=True):
             shifts.append(shifts[-1] @ kernel + bias)
-        user_const = shifts[-1] @ self.w_out  # (c,)
+        user_const = (shifts[-1] @ self.w_out)[:, None]  # (c, 1)
         negated = [-c for c in shifts]
         buffers = [np.empty((BLOCK_USERS * n_items, w), dtype=np.float32) for w in self.widths]
-        contribution = np.empty(BLOCK_USERS * n_items, dtype=np.float32)
         for start in range(0, user_idx.shape[0], BLOCK_USERS):
             b = min(BLOCK_USERS, user_idx.shape[0] - start)
             rows = b * n_items
@@ -108,10 +107,38 @@ class _DeepMLP:
                 view = nxt.reshape(b, n_items, -1)
                 np.maximum(view, negated[k + 1][start : start + b, None, :], out=view)
                 h = nxt
-            np.matmul(h, self.w_out, out=contribution[:rows])
-            block = contribution[:rows].reshape(b, n_items)
-            block += user_const[start : start + b, None]
-            out[start : start + b] += block
+            block = out[start : start + b]
+            np.matmul(h, self.w_out, out=block.reshape(-1))
+            block += user_const[start : start + b]
+
+
+class _Linear:
+    """Everything of the logit that is bilinear in (user, item): GMF, the output bias and, for an MLP
+    without hidden layers, its output layer; one matrix product of augmented factors [U | 1] @ [I | b]^T."""
+
+    def __init__(self, params: Params, config: NCFConfig, kernel: np.ndarray, n_items: int) -> None:
+        self.user_parts: list[tuple[np.ndarray, np.ndarray | None]] = []  # (embedding, column weights)
+        item_cols = []
+        item_const = np.full((n_items, 1), params["output/bias"][0], dtype=np.float32)
+        offset = 0
+        if uses_gmf(config):
+            f = config.factors
+            self.user_parts.append((params["gmf/user_embedding"], kernel[:f]))
+            item_cols.append(params["gmf/item_embedding"])
+            offset = f
+        if uses_mlp(config) and _n_dense(params) == 0:
+            half = config.layers[0] // 2
+            w = kernel[offset:]
+            self.user_parts.append((params["mlp/user_embedding"] @ w[:half, None], None))
+            item_cols.append(np.ones((n_items, 1), dtype=np.float32))
+            item_const += params["mlp/item_embedding"] @ w[half:, None]
+        self.item_factors = np.hstack([*item_cols, item_const]).astype(np.float32)
+
+    def add_to(self, user_idx: np.ndarray, out: np.ndarray) -> None:
+        """out (c, n_items) += the bilinear part for user_idx (c,)."""
+        cols = [emb[user_idx] * w if w is not None else emb[user_idx] for emb, w in self.user_parts]
+        cols.append(np.ones((user_idx.shape[0], 1), dtype=np.float32))
+        out += np.hstack(cols).astype(np.float32) @ self.item_factors.T
 
 
 def available_cores() -> int:
@@ -131,32 +158,29 @@ def logits_all_items(
         workers: threads over slices of users (default: one per available core).
     """
     user_idx = np.asarray(user_idx, dtype=np.int64)
+    n_items = _n_items(params)
     kernel = params["output/kernel"][:, 0].astype(np.float32)
-    out = np.full((user_idx.shape[0], _n_items(params)), params["output/bias"][0], dtype=np.float32)
-    offset = 0
-    if uses_gmf(config):
-        f = config.factors
-        out += (params["gmf/user_embedding"][user_idx] * kernel[:f]) @ params["gmf/item_embedding"].T
-        offset = f
-    if not uses_mlp(config):
-        return out
-    half = config.layers[0] // 2
-    if _n_dense(params) == 0:
-        w = kernel[offset:]
-        out += (params["mlp/user_embedding"][user_idx] @ w[:half])[:, None]
-        out += (params["mlp/item_embedding"] @ w[half:])[None, :]
-        return out
-    mlp = _DeepMLP(params, config, kernel[offset:])
-    workers = workers or available_cores()
-    slices = np.array_split(np.arange(user_idx.shape[0]), workers)
-    slices = [s for s in slices if s.size]
+    linear = _Linear(params, config, kernel, n_items)
+    deep = uses_mlp(config) and _n_dense(params) > 0
+    mlp = _DeepMLP(params, config, kernel[config.factors if uses_gmf(config) else 0 :]) if deep else None
+    out = np.empty((user_idx.shape[0], n_items), dtype=np.float32)
+
+    def fill(rows: np.ndarray) -> None:
+        users, block = user_idx[rows], out[rows[0] : rows[-1] + 1]
+        if mlp is None:
+            block.fill(0.0)
+        else:
+            mlp.write(users, block)
+        linear.add_to(users, block)
+
+    slices = [s for s in np.array_split(np.arange(user_idx.shape[0]), workers or available_cores()) if s.size]
     with threadpool_limits(limits=1, user_api="blas"):
-        if len(slices) == 1:
-            mlp.add_to(user_idx, out)
+        if len(slices) <= 1:
+            for rows in slices:
+                fill(rows)
         else:
             with ThreadPoolExecutor(max_workers=len(slices)) as pool:
-                done = [pool.submit(mlp.add_to, user_idx[s], out[s[0] : s[-1] + 1]) for s in slices]
-                for future in done:
+                for future in [pool.submit(fill, rows) for rows in slices]:
                     future.result()
     return out
 
