@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, read_latest
+from lookup_service.settings import ServerSettings
 from model.data import DataLoader, Dataset
 
 HERE = Path(__file__).resolve().parent
@@ -385,7 +386,8 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, SHARED with other jobs (noisy); "
         f"load average at end {os.getloadavg()}",
-        "setup": f"{source}; gunicorn via ncf-serve, 2 gthread workers x 1 thread, access log on; wrk "
+        "setup": f"{source}; gunicorn via ncf-serve (lookup_service/gunicorn_conf.py), 2 gthread workers x "
+        f"{ServerSettings().threads} threads, access log to a file; wrk "
         f"-t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, random user, n=10",
         "summary": summary,
         "targets": {k: f"{op} {v}" for k, (op, v) in targets.items()},

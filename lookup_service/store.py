@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
-from lookup_service.render import movie_fragment
+from lookup_service.render import movie_fragment, short_float32
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
@@ -33,14 +33,14 @@ class IdIndex:
     """Raw id -> position in a sorted array of unique ids, or -1.
 
     Args:
-        ids: (n,) sorted, unique, non-negative int raw ids.
+        ids: (n,) sorted, unique int raw ids (a dense table when they are non-negative and compact).
     """
 
     def __init__(self, ids: np.ndarray) -> None:
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
         max_id = int(self.ids[-1]) if len(self.ids) else -1
         self.dense: np.ndarray | None = None
-        if max_id < 4 * len(self.ids) + DENSE_SLACK:
+        if (not len(self.ids) or self.ids[0] >= 0) and max_id < 4 * len(self.ids) + DENSE_SLACK:
             self.dense = np.full(max_id + 1, -1, dtype=np.int32)
             self.dense[self.ids] = np.arange(len(self.ids), dtype=np.int32)
 
@@ -65,7 +65,7 @@ class RankedList:
     """One user's (or the popular) list: positions into `RunStore.movies` and scores, best first."""
 
     movie_pos: np.ndarray  # (k,) int32
-    scores: np.ndarray  # (k,) float32
+    scores: np.ndarray  # (k,) float64: the float32 scores as short decimals (`render.short_float32`)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class RunStore:
         users: raw user id -> user position.
         offsets: (n_users + 1,) int64; user position u owns rows offsets[u]:offsets[u+1].
         rec_movie_pos: (n_recs,) int32 position of the recommended movie in `movies`.
-        rec_scores: (n_recs,) float32.
+        rec_scores: (n_recs,) float64, the float32 scores as short decimals.
         popular: the popularity fallback list.
         movie_index: raw movie id -> position in `movies`.
         movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
@@ -144,6 +144,8 @@ def load_run(path: Path) -> RunStore:
     users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
     popular = _load_popular(path, manifest, movie_index)
     metrics = json.loads((path / METRICS).read_text())
+    fragments = [movie_fragment(m) for m in movies]
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     logger.info(
         "loaded run %s: %d users, %d recommendations, %d movies in %.2fs",
         manifest.run_id,
@@ -152,8 +154,6 @@ def load_run(path: Path) -> RunStore:
         len(movies),
         time.perf_counter() - started,
     )
-    fragments = [movie_fragment(m) for m in movies]
-    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     return RunStore(
         manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies, fragments
     )
@@ -212,10 +212,10 @@ def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:
 
 
 def _finite_scores(file: Path, scores: np.ndarray) -> np.ndarray:
-    """float32 scores; NaN or infinity (not valid JSON) refuses the run."""
+    """Scores for responses (`render.short_float32`); NaN or infinity (not valid JSON) refuses the run."""
     if not np.all(np.isfinite(scores)):
         raise RunInvalid(f"{file}: scores must be finite")
-    return np.ascontiguousarray(scores, dtype=np.float32)
+    return short_float32(scores)
 
 
 def _movie_positions(file: Path, movie_ids: np.ndarray, movie_index: IdIndex) -> np.ndarray:

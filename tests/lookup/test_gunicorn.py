@@ -4,6 +4,7 @@ graceful shutdown with a request in flight."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -20,14 +21,25 @@ def _all_served_by(server, run_id: str, requests: int = 12) -> bool:
     return all(server.get(RECS)[1]["X-Run-Id"] == run_id for _ in range(requests))
 
 
+def _pids_logging(server, text: str) -> set[str]:
+    """Worker (or master) pids whose log lines contain `text`."""
+    return {
+        m.group(1) for m in re.finditer(r"\[(\d+)\] \[\w+\] (.*)", server.logs()[1]) if text in m.group(2)
+    }
+
+
 def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_path):
     first = write_run(output_dir, seed=1)
-    with live_server(output_dir, tmp_path) as server:
+    with live_server(output_dir, tmp_path, workers=2) as server:
         status, headers, body = server.get(RECS)
         assert (status, headers["X-Run-Id"], body["run_id"]) == (200, first, first)
 
         second = write_run(output_dir, seed=2)
-        assert server.wait_until(lambda: _all_served_by(server, second), timeout=15)
+        # each of the 2 workers polls LATEST and swaps in the new run on its own
+        assert server.wait_until(
+            lambda: len(_pids_logging(server, f"now serving run {second}")) == 2, timeout=30
+        )
+        assert _all_served_by(server, second)
 
         def flip(run):
             data = bytearray((run / RECOMMENDATIONS).read_bytes())
@@ -35,16 +47,20 @@ def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_pat
             (run / RECOMMENDATIONS).write_bytes(bytes(data))
 
         bad = publish_corrupted(output_dir, flip, seed=3)
-        assert server.wait_until(
-            lambda: all(server.get("/readyz")[2]["refused_run_id"] == bad for _ in range(8)), timeout=15
-        )
+        refusal = f"refused run {bad}, still serving {second}"
+        assert server.wait_until(lambda: len(_pids_logging(server, refusal)) == 2, timeout=30)
         assert _all_served_by(server, second)
-        status, _, ready = server.get("/readyz")
-        assert (status, ready["status"], ready["run_id"]) == (200, "ready", second)
-        assert "sha256 does not match" in ready["reason"]
+        for _ in range(6):
+            status, _, ready = server.get("/readyz")
+            assert (status, ready["status"], ready["run_id"], ready["refused_run_id"]) == (
+                200,
+                "ready",
+                second,
+                bad,
+            )
+            assert "sha256 does not match" in ready["reason"]
     access, errors = server.logs()
     assert f"run={second}" in access and '"GET /v1/users/3/recommendations?n=5 HTTP/1.1" 200' in access
-    assert f"refused run {bad}, still serving {second}" in errors
     assert "Traceback" not in errors
 
 

@@ -15,16 +15,19 @@ from synthetic_runs import point_latest, publish_corrupted, write_run
 from batch.contract import MANIFEST, MOVIES, POPULAR, RECOMMENDATIONS, RunInvalid, run_dir
 from lookup_service.app import create_app
 from lookup_service.reloader import Reloader, RunHolder
+from lookup_service.render import short_float32
 from lookup_service.settings import ServiceSettings
 from lookup_service.store import IdIndex, load_run
 
 
-@pytest.mark.parametrize("ids", [np.array([2, 5, 9, 40]), np.array([3, 10**9, 2 * 10**9])])
+@pytest.mark.parametrize(
+    "ids", [np.array([2, 5, 9, 40]), np.array([3, 10**9, 2 * 10**9]), np.array([-5, 2, 8])]
+)
 def test_id_index_finds_known_ids_and_rejects_others(ids):
     index = IdIndex(ids)
-    assert (index.dense is not None) == (ids.max() < 10**6)
+    assert (index.dense is not None) == (ids.min() >= 0 and ids.max() < 10**6)
     assert [index.position(int(i)) for i in ids] == list(range(len(ids)))
-    for unknown in (0, 1, 4, int(ids.max()) + 1, -7):
+    for unknown in (0, 1, 4, int(ids.max()) + 1, -7, -1):
         assert index.position(unknown) == -1
     assert index.positions(np.array([ids[1], 4, ids[0]])).tolist() == [1, -1, 0]
 
@@ -34,7 +37,7 @@ def test_load_run_keeps_compact_arrays_in_rank_order(output_dir):
     run_id = write_run(output_dir, user_ids=users, top_n=6)
     store = load_run(run_dir(output_dir, run_id))
     assert store.offsets.tolist() == [0, 6, 12, 18]
-    assert store.rec_movie_pos.dtype == np.int32 and store.rec_scores.dtype == np.float32
+    assert store.rec_movie_pos.dtype == np.int32 and store.rec_scores.dtype == np.float64
     recs = pq.read_table(run_dir(output_dir, run_id) / RECOMMENDATIONS).to_pandas()
     for user in users:
         expected = recs[recs.user_id == user].sort_values("rank")
@@ -209,3 +212,35 @@ def test_service_becomes_ready_when_the_first_run_is_published(output_dir):
     run_id = write_run(output_dir)
     holder.check()
     assert holder.store.run_id == run_id
+
+
+def test_short_float32_keeps_every_float32_value_exactly():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate(
+        [
+            rng.random(20_000, dtype=np.float32),
+            (rng.standard_normal(20_000) * 10.0 ** rng.integers(-12, 12, 20_000)).astype(np.float32),
+            np.array([0.0, -0.0, 1.0, -3.5, 1e-38, 3e38], dtype=np.float32),
+        ]
+    )
+    short = short_float32(scores)
+    assert short.dtype == np.float64
+    assert np.array_equal(short.astype(np.float32), scores)
+    usual = short[(np.abs(scores) >= 1e-6) & (np.abs(scores) <= 1e6)]  # probabilities, logits, counts
+    digits = [repr(x).split("e")[0].replace(".", "").strip("-0") for x in usual.tolist()]
+    assert len(usual) > 20_000 and max(len(d) for d in digits) <= 9
+
+
+def _many_row_groups(staging: Path) -> None:
+    table = pq.read_table(staging / RECOMMENDATIONS)
+    pq.write_table(table, staging / RECOMMENDATIONS, row_group_size=7)
+
+
+def test_a_run_written_in_many_row_groups_loads_the_same(tmp_path):
+    one = write_run(tmp_path / "one", seed=4)
+    many = write_run(tmp_path / "many", seed=4, edit_staging=_many_row_groups)
+    assert pq.ParquetFile(run_dir(tmp_path / "many", many) / RECOMMENDATIONS).metadata.num_row_groups > 10
+    a, b = load_run(run_dir(tmp_path / "one", one)), load_run(run_dir(tmp_path / "many", many))
+    assert np.array_equal(a.offsets, b.offsets)
+    assert np.array_equal(a.rec_movie_pos, b.rec_movie_pos)
+    assert np.array_equal(a.rec_scores, b.rec_scores)
