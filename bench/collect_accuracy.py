@@ -35,6 +35,7 @@ def row(path: Path) -> dict:
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
         "pretrain": tcfg["pretrain"],
+        "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
         "seed": tcfg["seed"],
         "refit": result.get("refit", False),
         "best_epoch": result["best_epoch"],
@@ -46,6 +47,12 @@ def row(path: Path) -> dict:
         "train_s": round(timings["fit_s"] + timings.get("refit_s", 0.0), 1),
         "finished": path.stat().st_mtime,
     }
+
+
+def pretrain(r: dict) -> str:
+    if not r["pretrain"]:
+        return "no"
+    return f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"
 
 
 def main() -> None:
@@ -69,7 +76,7 @@ def main() -> None:
         lines.append(
             f"| {r['name']} | {r['model']} | {r['factors']} | {layers} | {r['batch_size']} | "
             f"{r['learning_rate']} | {r['optimizer']} | {r['num_negatives']} | {r['l2']} | {r['dropout']} | "
-            f"{'yes' if r['pretrain'] else 'no'} | {'yes' if r['refit'] else 'no'} | "
+            f"{pretrain(r)} | {'yes' if r['refit'] else 'no'} | "
             f"{r['best_epoch']}/{r['epochs_run']} | {r['val_hr@10']:.4f} | {r['val_ndcg@10']:.4f} | "
             f"**{r['test_hr@10']:.4f}** | **{r['test_ndcg@10']:.4f}** | {r['train_s']} | {r['note']} |"
         )

@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--chunk-users", type=int, default=1024)
     parser.add_argument("--top-n", type=int, default=50)
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--name", default="score_all", help="results file stem in bench/results/")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
@@ -158,7 +159,7 @@ def main() -> None:
         for name, fn in keras_runs(params, config, rated, chunk, n).items():
             results["timings"][name] = timed(fn, max(1, args.repeats // 2))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "score_all.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "# Scoring all 6,040 x 3,706 ML-1M pairs + top-N",
         "",
@@ -171,7 +172,7 @@ def main() -> None:
     for name, t in results["timings"].items():
         cells = [name, t["wall_median_s"], t["wall_min_s"], t["cpu_median_s"], t["load_average_after"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    (RESULTS / "score_all.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -46,7 +46,16 @@ def block_data(seed: int = 0) -> tuple[Interactions, np.ndarray]:
 
 def tiny_train_config(**overrides) -> TrainConfig:
     # 168 positives * 5 = 840 examples = 7 full batches of 120: one compiled shape per model.
-    base = {"epochs": 40, "batch_size": 120, "learning_rate": 0.02, "num_negatives": 4, "seed": 3}
+    base = {
+        "epochs": 40,
+        "batch_size": 120,
+        "learning_rate": 0.02,
+        "num_negatives": 4,
+        "seed": 3,
+        "pretrain": False,
+        "finetune_learning_rate": None,
+        "patience": 0,
+    }
     return TrainConfig(**{**base, **overrides})
 
 

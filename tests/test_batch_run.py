@@ -307,7 +307,7 @@ def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
 
     flags = ["--model", "neumf", "--engine", "keras", "--epochs", "2", "--factors", "4", "--layers", "8,4"]
     flags += ["--batch-size", "256", "--eval-negatives", "3", "--top-n", str(TOP_N), "--min-test-hr", "0"]
-    flags += ["--no-refit"]  # one XLA compilation instead of two keeps the test fast
+    flags += ["--no-refit", "--no-pretrain"]  # one XLA compilation instead of several keeps the test fast
     assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
     directory = run_dir(tmp_path, read_latest(tmp_path))
     manifest = verify_run(directory)

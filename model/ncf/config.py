@@ -8,14 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class NCFConfig(BaseModel):
-    """Architecture of GMF, MLP or NeuMF (He et al. 2017)."""
+    """Architecture of GMF, MLP or NeuMF (He et al. 2017).
+
+    Defaults are the best ML-1M configuration measured (bench/results/neumf_accuracy.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["gmf", "mlp", "neumf"] = Field("neumf", description="which model: GMF, MLP or both fused")
-    factors: int = Field(8, ge=1, description="GMF embedding size (the paper's predictive factors)")
+    factors: int = Field(64, ge=1, description="GMF embedding size (the paper's predictive factors)")
     layers: tuple[int, ...] = Field(
-        (64, 32, 16, 8),
+        (128, 64, 32),
         description="MLP widths; layers[0] is the concatenated user+item embedding, so each MLP embedding "
         "is layers[0] // 2 wide; Dense+ReLU layers follow for layers[1:]",
     )
@@ -36,25 +39,28 @@ class NCFConfig(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """How `NeuMFTrainer` trains any `NCFModel` engine."""
+    """How `NeuMFTrainer` trains any `NCFModel` engine.
+
+    Defaults are the best ML-1M configuration measured (bench/results/neumf_accuracy.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(20, ge=1, description="maximum number of epochs")
-    batch_size: int = Field(2048, ge=1, description="examples per mini-batch")
+    epochs: int = Field(10, ge=1, description="maximum number of epochs")
+    batch_size: int = Field(4096, ge=1, description="examples per mini-batch")
     learning_rate: float = Field(0.002, gt=0.0, description="optimizer step size")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd (with optional momentum)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam)")
     num_negatives: int = Field(4, ge=0, description="fresh negatives per positive each epoch")
     patience: int = Field(
-        3, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
+        2, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
     )
     seed: int = Field(0, description="seeds initialisation, shuffling and negative sampling")
     pretrain: bool = Field(
-        False, description="NeuMF only: train GMF and MLP first and start from their fused weights"
+        True, description="NeuMF only: train GMF and MLP first and start from their fused weights"
     )
     finetune_learning_rate: float | None = Field(
-        None,
+        0.0002,
         gt=0.0,
         description="NeuMF after pretraining: learning rate of the fused model (None = learning_rate)",
     )
