@@ -28,6 +28,8 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@if $(VENV)/bin/hadolint --version >/dev/null 2>&1; then echo "hadolint Dockerfile"; $(VENV)/bin/hadolint Dockerfile; \
+	else echo "hadolint cannot run on this machine: Dockerfile lint skipped"; fi
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -35,6 +37,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/data_speed.py
+
+.PHONY: lock container-test
+
+## Pin the container images' dependencies (requirements/*.txt) to the versions in .venv.
+lock: $(STAMP)
+	$(PY) scripts/lock_requirements.py
+
+## Build both images with podman and exercise them (root; see README "Containers"). Minutes, not in `test`.
+container-test:
+	bash scripts/container_test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
