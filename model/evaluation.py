@@ -20,6 +20,22 @@ from model.metrics import full_rank, hit_rate_at, ndcg_at, positive_rank
 PROTOCOLS = ("sampled", "full")
 
 
+def sampled_ranks(model: Recommender, held: HeldOut, users_per_call: int = 16384) -> np.ndarray:
+    """(n,) int64 rank of each held-out positive among its candidates (sampled protocol).
+
+    Scores `users_per_call` users' candidates (users_per_call * 100 pairs) per `model.score` call. Needs
+    only the held-out items and their candidates, not the split, so a trainer can call it on validation.
+    """
+    ranks = np.empty(len(held), dtype=np.int64)
+    width = held.candidates.shape[1]
+    for start in range(0, len(held), users_per_call):
+        cand = held.candidates[start : start + users_per_call]
+        users = np.repeat(held.user_idx[start : start + users_per_call], width)
+        scores = model.score(users, cand.ravel()).reshape(cand.shape)
+        ranks[start : start + users_per_call] = positive_rank(scores)
+    return ranks
+
+
 class Evaluator:
     """Computes HR@k and NDCG@k of a model on the validation or test items of a split.
 
@@ -47,16 +63,7 @@ class Evaluator:
 
     def sampled_ranks(self, model: Recommender, held: HeldOut) -> np.ndarray:
         """(n,) int64 rank of each positive among its 1 + 99 candidates."""
-        ranks = np.empty(len(held), dtype=np.int64)
-        width = held.candidates.shape[1]
-        # Many users per call: the scoring call sees chunk_users * 100 pairs at once.
-        step = max(1, self.chunk_users * 16)
-        for start in range(0, len(held), step):
-            cand = held.candidates[start : start + step]
-            users = np.repeat(held.user_idx[start : start + step], width)
-            scores = model.score(users, cand.ravel()).reshape(cand.shape)
-            ranks[start : start + step] = positive_rank(scores)
-        return ranks
+        return sampled_ranks(model, held, users_per_call=self.chunk_users * 16)
 
     def full_ranks(self, model: Recommender, held: HeldOut) -> np.ndarray:
         """(n,) int64 rank of each positive among every item the user has not interacted with."""
