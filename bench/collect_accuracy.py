@@ -50,6 +50,8 @@ def row(path: Path) -> dict:
 
 
 def pretrain(r: dict) -> str:
+    if r["model"] != "neumf":
+        return "n/a"
     if not r["pretrain"]:
         return "no"
     return f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"

@@ -165,7 +165,8 @@ def main() -> None:
         training.append(row)
     result = {
         "command": "python bench/train_speed.py "
-        + f"--batch-sizes {args.batch_sizes} --samples {args.samples} --repeats {args.repeats}",
+        + f"--batch-sizes {args.batch_sizes} --samples {args.samples} --repeats {args.repeats} "
+        + f"--accuracy-epochs {args.accuracy_epochs}",
         "host": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
