@@ -32,7 +32,7 @@ def test_cli_trains_neumf_on_ml100k_far_above_itempop(capsys):
     assert main([*base, "--model", "itempop"]) == 0
     itempop = json.loads(capsys.readouterr().out)
     flags = ["--model", "neumf", "--epochs", "6", "--patience", "0", "--no-pretrain", "--batch-size", "2048"]
-    flags += ["--factors", "8", "--layers", "64,32,16,8"]
+    flags += ["--factors", "8", "--layers", "64,32,16,8", "--num-negatives", "4"]
     assert main([*base, *flags]) == 0
     result = json.loads(capsys.readouterr().out)
     history = result["history"]
