@@ -12,8 +12,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from model.ncf.config import TrainConfig
+
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "neumf_runs"
+
+
+def base_learning_rate(argv: list[str]) -> float:
+    """The --lr of a run's command, else the TrainConfig default. (A pretrained NeuMF's saved
+    train_config holds its fine-tuning rate instead, so the command is the source of truth.)"""
+    return float(argv[argv.index("--lr") + 1]) if "--lr" in argv else TrainConfig().learning_rate
 
 
 def row(path: Path) -> dict:
@@ -31,7 +39,7 @@ def row(path: Path) -> dict:
         "l2": cfg["l2"],
         "dropout": cfg["dropout"],
         "batch_size": tcfg["batch_size"],
-        "learning_rate": tcfg["learning_rate"],
+        "learning_rate": base_learning_rate(path.with_suffix(".cmd").read_text().split()),
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
         "pretrain": tcfg["pretrain"],
@@ -50,6 +58,8 @@ def row(path: Path) -> dict:
 
 
 def pretrain(r: dict) -> str:
+    if r["model"] != "neumf":
+        return "n/a"
     if not r["pretrain"]:
         return "no"
     return f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"
@@ -64,7 +74,7 @@ def main() -> None:
         "Model selection (best epoch, early stopping) on the validation item only; with `refit` the model",
         "is then retrained on train + validation items for the best epoch count and evaluated once on the",
         "test item. Split and candidate seed 0. Timings (`train s` = selection fit + refit, pretraining",
-        "included) were taken on a **shared, heavily loaded 2-core machine** (load average 8-11 from other",
+        "included) were taken on a **shared, heavily loaded 2-core machine** (load average 5-15 from other",
         "jobs): they are noisy upper bounds. Exact commands below the table.",
         "",
         "| run | model | factors | layers | batch | lr | opt | neg | l2 | drop | pretrain | refit | best ep"

@@ -74,7 +74,12 @@ def accuracy_per_batch_size(data_dir: str, batch_sizes: list[int], epochs: int) 
     for batch_size in batch_sizes:
         lr = LEARNING_RATES.get(batch_size, 0.002)
         train_config = TrainConfig(
-            batch_size=batch_size, learning_rate=lr, epochs=epochs, patience=0, pretrain=False
+            batch_size=batch_size,
+            learning_rate=lr,
+            epochs=epochs,
+            patience=0,
+            pretrain=False,
+            num_negatives=4,
         )
         model = KerasNCF(NCFConfig(factors=8, layers=(64, 32, 16, 8)), train_config)
         model.fit(split.train, split.validation)
@@ -165,7 +170,8 @@ def main() -> None:
         training.append(row)
     result = {
         "command": "python bench/train_speed.py "
-        + f"--batch-sizes {args.batch_sizes} --samples {args.samples} --repeats {args.repeats}",
+        + f"--batch-sizes {args.batch_sizes} --samples {args.samples} --repeats {args.repeats} "
+        + f"--accuracy-epochs {args.accuracy_epochs}",
         "host": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

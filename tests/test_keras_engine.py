@@ -31,18 +31,8 @@ def test_cli_trains_neumf_on_ml100k_far_above_itempop(capsys):
     base = ["evaluate", "--data-dir", data_dir, "--protocol", "sampled", "--json"]
     assert main([*base, "--model", "itempop"]) == 0
     itempop = json.loads(capsys.readouterr().out)
-    flags = [
-        "--model",
-        "neumf",
-        "--epochs",
-        "8",
-        "--patience",
-        "0",
-        "--factors",
-        "8",
-        "--layers",
-        "64,32,16,8",
-    ]
+    flags = ["--model", "neumf", "--epochs", "6", "--patience", "0", "--no-pretrain", "--batch-size", "2048"]
+    flags += ["--factors", "8", "--layers", "64,32,16,8", "--num-negatives", "4"]
     assert main([*base, *flags]) == 0
     result = json.loads(capsys.readouterr().out)
     history = result["history"]

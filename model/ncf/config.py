@@ -51,7 +51,7 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(0.002, gt=0.0, description="optimizer step size")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd (with optional momentum)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam)")
-    num_negatives: int = Field(4, ge=0, description="fresh negatives per positive each epoch")
+    num_negatives: int = Field(8, ge=0, description="fresh negatives per positive each epoch")
     patience: int = Field(
         2, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
     )

@@ -102,7 +102,6 @@ class KerasNCF(NCFModel):
         """Create the network and optimizer, holding `params` (names/shapes per `model.ncf.params`)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        keras.utils.set_random_seed(self.train_config.seed)
         self.network = NCFNetwork(self.config, n_users, n_items, self.train_config.seed)
         self.network((tf.zeros((1,), tf.int32), tf.zeros((1,), tf.int32)))
         self._vars = self.network.named_variables()
