@@ -30,6 +30,7 @@ import numpy as np
 from model.base import Recommender
 from model.data import DataLoader, Interactions, LeaveOneOutSplit, leave_one_out
 from model.evaluation import Evaluator
+from model.ncf.base import NCFModel
 from model.registry import MODELS, build_model
 
 logger = logging.getLogger("bench.leaderboard")
@@ -114,8 +115,12 @@ def run_model(name: str, split: LeaveOneOutSplit, evaluator: Evaluator, args: ar
         fit_runs.append(timed_fit(make_model(name, params), split.train, split))
     refit = {}
     if not args.no_refit:
-        refit_model = make_model(name, params)
-        timed_fit(refit_model, merged_train(split), split)
+        if isinstance(best_model, NCFModel):
+            # NCF models refit for the epoch count chosen on validation (no early stopping on seen items).
+            refit_model = best_model.refit(merged_train(split))
+        else:
+            refit_model = make_model(name, params)
+            timed_fit(refit_model, merged_train(split), split)
         refit = evaluator.evaluate(refit_model, "test")
     default_params = {k: getattr(build_model(name), k) for k in SEARCH.get(name, {})}
     return {

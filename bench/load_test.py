@@ -384,8 +384,8 @@ def main() -> None:
     result = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, SHARED with other jobs (noisy); "
-        f"load average at end {os.getloadavg()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with the load generator (and any "
+        f"other job); load average at end {os.getloadavg()}",
         "setup": f"{source}; gunicorn via ncf-serve (lookup_service/gunicorn_conf.py), 2 gthread workers x "
         f"{ServerSettings().threads} threads, access log to a file; wrk "
         f"-t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, random user, n=10",
