@@ -142,8 +142,8 @@ def main() -> None:
         "rated": rated_source,
         "cores": len(os.sched_getaffinity(0)),
         "machine": platform.processor() or platform.machine(),
-        "note": f"load average at start {os.getloadavg()} (other jobs may share the 2 cores); wall medians of "
-        "`repeats` runs, CPU seconds summed over threads",
+        "note": f"load average at start {os.getloadavg()} (other jobs may share the 2 cores); "
+        "wall medians of `repeats` runs, CPU seconds summed over threads",
         "command": " ".join(
             ["NCF_DATA_DIR=" + os.environ.get("NCF_DATA_DIR", ""), ".venv/bin/python", *sys.argv]
         ),
