@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Self
 
-import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import threadpool_limits
 
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
@@ -50,20 +48,17 @@ class IALS(FactorRecommender):
         self.num_threads = num_threads
 
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
-        self.n_users, self.n_items = train.n_users, train.n_items
-        # implicit runs its own threads; a threaded BLAS underneath only slows it down.
-        with threadpool_limits(1, "blas"):
-            als = AlternatingLeastSquares(
+        self._fit_implicit(
+            AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization,
                 alpha=self.alpha,
                 iterations=self.iterations,
                 random_state=self.seed,
                 num_threads=self.num_threads,
-            )
-            als.fit(train.to_csr(), show_progress=False)
-        self.user_factors_ = np.asarray(als.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(als.item_factors, dtype=np.float32)
+            ),
+            train,
+        )
         logger.info(
             "iALS fitted: factors=%d, reg=%g, alpha=%g", self.factors, self.regularization, self.alpha
         )

@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Self
 
-import numpy as np
 from implicit.cpu.bpr import BayesianPersonalizedRanking
-from threadpoolctl import threadpool_limits
 
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
@@ -51,20 +49,17 @@ class BPR(FactorRecommender):
         self.num_threads = num_threads
 
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
-        self.n_users, self.n_items = train.n_users, train.n_items
-        # implicit runs its own threads; a threaded BLAS underneath only slows it down.
-        with threadpool_limits(1, "blas"):
-            bpr = BayesianPersonalizedRanking(
+        self._fit_implicit(
+            BayesianPersonalizedRanking(
                 factors=self.factors,
                 learning_rate=self.learning_rate,
                 regularization=self.regularization,
                 iterations=self.iterations,
                 random_state=self.seed,
                 num_threads=self.num_threads,
-            )
-            bpr.fit(train.to_csr(), show_progress=False)
-        self.user_factors_ = np.asarray(bpr.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(bpr.item_factors, dtype=np.float32)
+            ),
+            train,
+        )
         logger.info(
             "BPR fitted: factors=%d, lr=%g, reg=%g", self.factors, self.learning_rate, self.regularization
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from model.base import Recommender
+from model.data.interactions import Interactions
 
 
 class FactorRecommender(Recommender):
@@ -12,6 +14,15 @@ class FactorRecommender(Recommender):
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
+
+    def _fit_implicit(self, estimator, train: Interactions) -> None:
+        """Fit an `implicit` model (ALS, BPR, ...) on `train` and keep its factors as float32."""
+        self.n_users, self.n_items = train.n_users, train.n_items
+        # implicit runs its own threads; a threaded BLAS underneath only slows it down.
+        with threadpool_limits(1, "blas"):
+            estimator.fit(train.to_csr(), show_progress=False)
+        self.user_factors_ = np.asarray(estimator.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(estimator.item_factors, dtype=np.float32)
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """(n,) int pairs -> (n,) float32 dot products."""
