@@ -49,15 +49,14 @@ class IALS(FactorRecommender):
 
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
         self._fit_implicit(
-            AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.seed,
-                num_threads=self.num_threads,
-            ),
+            AlternatingLeastSquares,
             train,
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=self.num_threads,
         )
         logger.info(
             "iALS fitted: factors=%d, reg=%g, alpha=%g", self.factors, self.regularization, self.alpha

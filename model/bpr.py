@@ -50,15 +50,14 @@ class BPR(FactorRecommender):
 
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
         self._fit_implicit(
-            BayesianPersonalizedRanking(
-                factors=self.factors,
-                learning_rate=self.learning_rate,
-                regularization=self.regularization,
-                iterations=self.iterations,
-                random_state=self.seed,
-                num_threads=self.num_threads,
-            ),
+            BayesianPersonalizedRanking,
             train,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=self.num_threads,
         )
         logger.info(
             "BPR fitted: factors=%d, lr=%g, reg=%g", self.factors, self.learning_rate, self.regularization

@@ -15,11 +15,15 @@ class FactorRecommender(Recommender):
     user_factors_: np.ndarray
     item_factors_: np.ndarray
 
-    def _fit_implicit(self, estimator, train: Interactions) -> None:
-        """Fit an `implicit` model (ALS, BPR, ...) on `train` and keep its factors as float32."""
+    def _fit_implicit(self, estimator_class: type, train: Interactions, **params: object) -> None:
+        """Build and fit an `implicit` model (ALS, BPR, ...) on `train`; keep its factors as float32.
+
+        Both happen under a 1-thread BLAS limit: implicit runs its own threads (and warns at construction
+        when BLAS has a thread pool), so a threaded BLAS underneath only slows it down.
+        """
         self.n_users, self.n_items = train.n_users, train.n_items
-        # implicit runs its own threads; a threaded BLAS underneath only slows it down.
         with threadpool_limits(1, "blas"):
+            estimator = estimator_class(**params)
             estimator.fit(train.to_csr(), show_progress=False)
         self.user_factors_ = np.asarray(estimator.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(estimator.item_factors, dtype=np.float32)
