@@ -71,7 +71,7 @@ def main() -> None:
             ["NCF_DATA_DIR=" + data_dir, ".venv/bin/python bench/nightly_run.py", *args.extra]
         ),
         "job_command": " ".join(command[1:]),
-        "note": "one run on a shared, noisy 2-core machine (other helpers training at the same time)",
+        "note": "one run on a 2-core machine that other jobs may share (see the load averages)",
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         **parse_time_v(proc.stderr),
