@@ -1,9 +1,12 @@
 """Load test of the lookup service under gunicorn on loopback, with an ML-1M-sized run.
 
 Measures, with wrk (Debian package) on 127.0.0.1:
-- req/s and latency percentiles of `GET /v1/users/<random user>/recommendations?n=10`, and of a bare Flask
-  endpoint returning the same precomputed JSON bodies from a dict (bench/bare_app.py), alternating A/B
-  within one run, same gunicorn config (lookup_service/gunicorn_conf.py), same wrk settings;
+- req/s and latency percentiles of `GET /v1/users/<random user>/recommendations?n=10` (users drawn
+  uniformly from all 6,040, so every body is rendered at least once per worker), served twice: as
+  configured (rendered bodies cached per run, `NCF_BODY_CACHE_MB`) and with the cache off
+  (`NCF_BODY_CACHE_MB=0`: every request renders, the cold-cache worst case); and of a bare Flask endpoint
+  returning the same precomputed JSON bodies from a dict (bench/bare_app.py); the three alternate within
+  one run, same gunicorn config (lookup_service/gunicorn_conf.py), same wrk settings;
 - RSS and PSS of each worker with the run loaded;
 - start-up (process spawn) to `/readyz` 200;
 - failed requests while LATEST flips between two runs `--flips` times under load.
@@ -40,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, read_latest
-from lookup_service.settings import ServerSettings
+from lookup_service.settings import ServerSettings, ServiceSettings
 from model.data import DataLoader, Dataset
 
 HERE = Path(__file__).resolve().parent
@@ -98,7 +101,14 @@ class Server:
     """`ncf-serve` (gunicorn + the repo's config) on a loopback port; `app` overrides the WSGI app."""
 
     def __init__(
-        self, output_dir: Path, port: int, log_dir: Path, name: str, reload_interval: float, app=None
+        self,
+        output_dir: Path,
+        port: int,
+        log_dir: Path,
+        name: str,
+        reload_interval: float,
+        app=None,
+        env: dict[str, str] | None = None,
     ):
         self.port = port
         self.access_log = log_dir / f"{name}.access.log"
@@ -109,6 +119,7 @@ class Server:
             "NCF_WORKERS": "2",
             "NCF_RELOAD_INTERVAL_SECONDS": str(reload_interval),
             "NCF_ACCESS_LOG": str(self.access_log),
+            **(env or {}),
         }
         extra = ["--pythonpath", str(HERE), app] if app else []
         self.started = time.perf_counter()
@@ -292,6 +303,7 @@ def main() -> None:
     parser.add_argument("--flips", type=int, default=10)
     parser.add_argument("--flip-every", type=float, default=2.0)
     parser.add_argument("--flip-reload-interval", type=float, default=0.5)
+    parser.add_argument("--note", default="", help="free text about the conditions, kept in the results")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ncf-load-"))
@@ -321,32 +333,52 @@ def main() -> None:
             server.stop()
         print(f"start-up to ready: {startups}", flush=True)
 
-        service = Server(output_dir, free_port(), work, "service", reload_interval=5.0)
-        bare = Server(
-            output_dir, free_port(), work, "bare", reload_interval=5.0, app="bare_app:create_bare_app()"
-        )
+        servers = {
+            "service": (Server(output_dir, free_port(), work, "service", reload_interval=5.0), "/v1/users/"),
+            "service_uncached": (
+                Server(
+                    output_dir,
+                    free_port(),
+                    work,
+                    "service_uncached",
+                    reload_interval=5.0,
+                    env={"NCF_BODY_CACHE_MB": "0"},
+                ),
+                "/v1/users/",
+            ),
+            "bare": (
+                Server(
+                    output_dir,
+                    free_port(),
+                    work,
+                    "bare",
+                    reload_interval=5.0,
+                    app="bare_app:create_bare_app()",
+                ),
+                "/bare/users/",
+            ),
+        }
         try:
-            service.wait_ready("/readyz")
-            bare.wait_ready("/bare/users/1/recommendations")
-            for server, prefix in ((service, "/v1/users/"), (bare, "/bare/users/")):  # warm-up
+            for server, prefix in servers.values():
+                server.wait_ready("/readyz" if prefix == "/v1/users/" else "/bare/users/1/recommendations")
+            for server, prefix in servers.values():  # warm-up
                 run_wrk(server, prefix, max_user, 2, args.connections, args.threads)
             reps = []
             for rep in range(args.reps):
                 row = {}
-                for name, server, prefix in (
-                    ("service", service, "/v1/users/"),
-                    ("bare", bare, "/bare/users/"),
-                ):
+                for name, (server, prefix) in servers.items():
                     row[name] = run_wrk(
                         server, prefix, max_user, args.duration, args.connections, args.threads
                     )
                     print(rep, name, {k: v for k, v in row[name].items() if k != "command"}, flush=True)
-                row["ratio"] = row["service"]["requests_per_s"] / row["bare"]["requests_per_s"]
+                bare_rate = row["bare"]["requests_per_s"]
+                row["ratio"] = row["service"]["requests_per_s"] / bare_rate
+                row["ratio_uncached"] = row["service_uncached"]["requests_per_s"] / bare_rate
                 reps.append(row)
-            memory = {"service": service.worker_memory(), "bare": bare.worker_memory()}
+            memory = {name: server.worker_memory() for name, (server, _) in servers.items()}
         finally:
-            service.stop()
-            bare.stop()
+            for server, _ in servers.values():
+                server.stop()
 
         flip = flip_test(args, output_dir, runs, work, max_user)
         print("flip", flip, flush=True)
@@ -363,13 +395,17 @@ def main() -> None:
         "bare_p99_ms": median("bare", "p99_ms"),
         "throughput_ratio_service_over_bare": statistics.median(r["ratio"] for r in reps),
         "service_cpu_us_per_request": median("service", "server_cpu_us_per_request"),
+        "uncached_requests_per_s": median("service_uncached", "requests_per_s"),
+        "uncached_p99_ms": median("service_uncached", "p99_ms"),
+        "throughput_ratio_uncached_over_bare": statistics.median(r["ratio_uncached"] for r in reps),
+        "uncached_cpu_us_per_request": median("service_uncached", "server_cpu_us_per_request"),
         "bare_cpu_us_per_request": median("bare", "server_cpu_us_per_request"),
-        "max_worker_rss_mb": max(w["rss_mb"] for w in memory["service"]),
+        "max_worker_rss_mb": max(w["rss_mb"] for w in memory["service"]),  # bodies cached by then
         "max_worker_pss_mb": max(w["pss_mb"] for w in memory["service"]),
         "startup_to_ready_s": statistics.median(startups),
         "failed_requests_during_flips": flip["non_2xx"] + flip["socket_errors"],
         "failed_requests_during_load": sum(
-            r[n]["non_2xx"] + r[n]["socket_errors"] for r in reps for n in ("service", "bare")
+            r[n]["non_2xx"] + r[n]["socket_errors"] for r in reps for n in servers
         ),
     }
     targets = {
@@ -384,10 +420,12 @@ def main() -> None:
     result = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python " + " ".join(sys.argv),
+        "note": args.note,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with the load generator (and any "
         f"other job); load average at end {os.getloadavg()}",
         "setup": f"{source}; gunicorn via ncf-serve (lookup_service/gunicorn_conf.py), 2 gthread workers x "
-        f"{ServerSettings().threads} threads, access log to a file; wrk "
+        f"{ServerSettings().threads} threads, access log to a file, body cache "
+        f"{ServiceSettings().body_cache_mb:g} MB per worker (0 for the uncached variant); wrk "
         f"-t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, random user, n=10",
         "summary": summary,
         "targets": {k: f"{op} {v}" for k, (op, v) in targets.items()},
@@ -418,6 +456,7 @@ def markdown(result: dict) -> str:
         f"Machine: {result['machine']}. The load generator (wrk) runs on the same 2 cores as the server. "
         "Figures are medians of the repetitions; expect run-to-run noise from other jobs.",
         "",
+        *([f"Note: {result['note']}", ""] if result.get("note") else []),
         f"Setup: {result['setup']}.",
         "",
         "| figure | measured (median) | target | |",
@@ -432,6 +471,11 @@ def markdown(result: dict) -> str:
         f"{mark('throughput_ratio_service_over_bare')} |",
         f"| server CPU per request: service / bare | {s['service_cpu_us_per_request']:.0f} / "
         f"{s['bare_cpu_us_per_request']:.0f} us (bare/service {bare_over_service_cpu:.2f}) | | |",
+        f"| uncached (`NCF_BODY_CACHE_MB=0`, every request renders), req/s / p99 | "
+        f"{s['uncached_requests_per_s']:.0f} / {s['uncached_p99_ms']:.1f} ms | | |",
+        f"| uncached / bare throughput (cold-cache worst case) | "
+        f"{s['throughput_ratio_uncached_over_bare']:.2f} | | |",
+        f"| server CPU per request: uncached | {s['uncached_cpu_us_per_request']:.0f} us | | |",
         f"| worker RSS (max of 2) | {s['max_worker_rss_mb']:.0f} MB (PSS {s['max_worker_pss_mb']:.0f} MB) | "
         f"<= 150 MB | {mark('max_worker_rss_mb')} |",
         f"| start-up to /readyz 200 | {s['startup_to_ready_s']:.2f} s | <= 2 s | "
@@ -441,18 +485,18 @@ def markdown(result: dict) -> str:
         "",
         "## Repetitions",
         "",
-        "| rep | service req/s | service p50 / p99 ms | service CPU us/req | bare req/s | bare p50 / p99 ms "
-        "| bare CPU us/req | ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rep | endpoint | req/s | p50 / p99 ms | server CPU us/req | ratio to bare |",
+        "|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(result["reps"]):
-        sv, b = r["service"], r["bare"]
-        lines.append(
-            f"| {i} | {sv['requests_per_s']:.0f} | {sv['p50_ms']:.2f} / {sv['p99_ms']:.2f} | "
-            f"{sv['server_cpu_us_per_request']:.0f} | {b['requests_per_s']:.0f} | "
-            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {b['server_cpu_us_per_request']:.0f} | "
-            f"{r['ratio']:.2f} |"
-        )
+        ratios = {"service": f"{r['ratio']:.2f}", "service_uncached": f"{r['ratio_uncached']:.2f}"}
+        ratios["bare"] = ""
+        for name, ratio in ratios.items():
+            x = r[name]
+            lines.append(
+                f"| {i} | {name} | {x['requests_per_s']:.0f} | {x['p50_ms']:.2f} / {x['p99_ms']:.2f} | "
+                f"{x['server_cpu_us_per_request']:.0f} | {ratio} |"
+            )
     lines += [
         "",
         f"Start-up to ready per start (s): {', '.join(f'{x:.2f}' for x in result['startup_to_ready_s'])}.",

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.datastructures import Headers
 
 from lookup_service.errors import ApiError, validation_message
 from lookup_service.openapi import Route
@@ -28,6 +27,8 @@ from lookup_service.schemas import (
 from lookup_service.store import RunStore
 
 RUN_ID_HEADER = "X-Run-Id"
+JSON_CONTENT_TYPE = "application/json"
+QUERY_MEMO_SIZE = 256
 ERRORS = {404: ErrorResponse, 422: ErrorResponse, 503: ErrorResponse}
 ROUTES = [
     Route(
@@ -65,13 +66,13 @@ ROUTES = [
 ]
 
 
-def json_response(body: BaseModel | str, status: int = 200, run_id: str | None = None) -> Response:
+def json_response(body: BaseModel | str | bytes, status: int = 200, run_id: str | None = None) -> Response:
     """A JSON response (a model, or an already encoded body) with the run id header when one is given."""
-    headers = Headers([("Content-Type", "application/json")])  # cheaper than `mimetype=` plus `headers=`
+    data = body if isinstance(body, str | bytes) else body.model_dump_json()
+    response = Response(data, status=status, content_type=JSON_CONTENT_TYPE)  # no mimetype parsing
     if run_id:
-        headers.add(RUN_ID_HEADER, run_id)
-    text = body if isinstance(body, str) else body.model_dump_json()
-    return Response(text, status=status, headers=headers)
+        response.headers.add(RUN_ID_HEADER, run_id)
+    return response
 
 
 class RecommenderAPI:
@@ -95,23 +96,35 @@ class RecommenderAPI:
         return store
 
     def recommendations(self, path: UserPath, query: RecommendationsQuery) -> Response:
-        """Top-n movies for a user; the popularity list (`source: popular`) for users the run lacks."""
+        """Top-n movies for a user; the popularity list (`source: popular`) for users the run lacks.
+
+        A known user's body is rendered once per (user, n) and kept in the store's `BodyCache`."""
         store = self._store()
         n = query.n if query.n is not None else min(self.default_n, store.top_n)
         if n > store.top_n:
             raise ApiError(
                 422, "invalid_parameter", f"n must be between 1 and {store.top_n}, got {n}", store.run_id
             )
-        ranked, source = store.for_user(path.user_id), "model"
-        if ranked is None:
-            if query.fallback == "none":
-                raise ApiError(
-                    404, "not_found", f"user {path.user_id} is not in run {store.run_id}", store.run_id
-                )
-            ranked, source = store.popular, "popular"
-        body = recommendations_json(
-            path.user_id, store.run_id, source, store.movie_fragments, ranked.movie_pos[:n], ranked.scores[:n]
-        )
+        key = (path.user_id, n)
+        body = store.bodies.get(key)  # only known users' bodies are cached: `fallback` cannot matter
+        if body is None:
+            ranked, source = store.for_user(path.user_id), "model"
+            if ranked is None:
+                if query.fallback == "none":
+                    raise ApiError(
+                        404, "not_found", f"user {path.user_id} is not in run {store.run_id}", store.run_id
+                    )
+                ranked, source = store.popular, "popular"
+            body = recommendations_json(
+                path.user_id,
+                store.run_id,
+                source,
+                store.movie_fragments,
+                ranked.movie_pos[:n],
+                ranked.scores[:n],
+            ).encode()
+            if source == "model":
+                store.bodies.put(key, body)
         return json_response(body, run_id=store.run_id)
 
     def movie(self, path: MoviePath) -> Response:
@@ -163,18 +176,43 @@ class RecommenderAPI:
 def _validating(view: Callable[..., Response], route: Route) -> Callable[..., Response]:
     """A Flask view that validates the path and query parameters with the route's pydantic models (422 on
     failure) and calls `view(path=..., query=...)`."""
+    queries = _QueryMemo(route.query) if route.query is not None else None
 
     def validated_view(**path_args: str) -> Response:
         kwargs = {}
         if route.path is not None:
             kwargs["path"] = _validated(route.path, path_args)
-        if route.query is not None:
-            kwargs["query"] = _validated(route.query, request.args.to_dict())
+        if queries is not None:
+            kwargs["query"] = queries.validated()
         return view(**kwargs)
 
     validated_view.__name__ = route.operation_id
     validated_view.__doc__ = view.__doc__
     return validated_view
+
+
+class _QueryMemo:
+    """The validated query model of the current request, memoised by the raw query string.
+
+    Clients send the same few query strings (`n=10`) over and over; parsing and validating one costs more
+    than the rest of a cached lookup. A miss validates `request.args` as before (an invalid query raises
+    and is never memoised); at most `QUERY_MEMO_SIZE` strings are kept (all forgotten when full). The
+    memoised models are frozen, so sharing one between requests is safe.
+    """
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+        self._memo: dict[bytes, BaseModel] = {}
+
+    def validated(self) -> BaseModel:
+        raw = request.query_string
+        query = self._memo.get(raw)
+        if query is None:
+            query = _validated(self.model, request.args.to_dict())
+            if len(self._memo) >= QUERY_MEMO_SIZE:
+                self._memo.clear()
+            self._memo[raw] = query
+        return query
 
 
 def _validated(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

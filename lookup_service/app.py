@@ -29,7 +29,7 @@ def create_app(settings: ServiceSettings | None = None, start_reloader: bool = T
     """
     settings = settings or ServiceSettings()
     app = Flask(__name__)
-    holder = RunHolder(settings.output_dir)
+    holder = RunHolder(settings.output_dir, int(settings.body_cache_mb * 2**20))
     holder.check()
     reloader = None
     if settings.reload_interval_seconds > 0:

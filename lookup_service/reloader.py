@@ -28,10 +28,14 @@ class ReloadStatus:
 
 
 class RunHolder:
-    """Holds the served `RunStore` (None before the first good run) and the last reload status."""
+    """Holds the served `RunStore` (None before the first good run) and the last reload status.
 
-    def __init__(self, output_dir: Path) -> None:
+    Each loaded store gets a fresh `BodyCache` of `body_cache_bytes` (0: none), dropped with it on reload.
+    """
+
+    def __init__(self, output_dir: Path, body_cache_bytes: int = 0) -> None:
         self.output_dir = Path(output_dir)
+        self.body_cache_bytes = body_cache_bytes
         self.store: RunStore | None = None
         self.status = ReloadStatus(reason="not checked yet")
         self._lock = threading.Lock()
@@ -55,7 +59,7 @@ class RunHolder:
                 self._refuse(latest, f"LATEST names an invalid run id {latest!r}")
                 return
             try:
-                store = load_run(run_dir(self.output_dir, latest))
+                store = load_run(run_dir(self.output_dir, latest), self.body_cache_bytes)
             except LOAD_ERRORS as exc:
                 self._refuse(latest, f"{type(exc).__name__}: {exc}")
                 return

@@ -23,18 +23,21 @@ def recommendations_json(
     user_id: int, run_id: str, source: str, fragments: list[str], movie_pos: np.ndarray, scores: np.ndarray
 ) -> str:
     """One response body. `movie_pos`: (n,) int positions into `fragments`; `scores`: (n,) finite float64."""
-    items = [
-        f"{fragment}{RANK_KEYS[rank] if rank < len(RANK_KEYS) else _rank_key(rank)}{score!r}"
-        for rank, fragment, score in zip(
-            range(1, len(movie_pos) + 1),
-            map(fragments.__getitem__, movie_pos.tolist()),
-            scores.tolist(),
-            strict=True,
-        )
-    ]
+    n = len(movie_pos)
+    items = "},".join(
+        [
+            f"{fragment}{rank_key}{score!r}"
+            for fragment, rank_key, score in zip(
+                map(fragments.__getitem__, movie_pos.tolist()),
+                RANK_KEYS[1 : n + 1] if n < len(RANK_KEYS) else map(_rank_key, range(1, n + 1)),
+                scores.tolist(),
+                strict=True,
+            )
+        ]
+    )
     return (
         f'{{"user_id":{user_id},"run_id":{json.dumps(run_id)},"source":"{source}",'
-        f'"recommendations":[{"},".join(items)}{"}" if items else ""}]}}'
+        f'"recommendations":[{items}{"}" if n else ""}]}}'
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ID = 2**31 - 1  # ids are int32 in the output contract
 
@@ -18,6 +18,8 @@ class MoviePath(BaseModel):
 
 
 class RecommendationsQuery(BaseModel):
+    model_config = ConfigDict(frozen=True)  # validated once per distinct query string and shared
+
     n: int | None = Field(
         None, ge=1, description="How many to return, 1..N of the run (default: the service's)."
     )

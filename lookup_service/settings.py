@@ -19,6 +19,12 @@ class ServiceSettings(BaseSettings):
         5.0, ge=0, description="How often each worker polls LATEST for a new run; 0 turns polling off."
     )
     default_n: int = Field(10, ge=1, description="Recommendations returned when the request gives no `n`.")
+    body_cache_mb: float = Field(
+        16.0,
+        ge=0,
+        description="Per worker: rendered recommendation bodies kept for the served run (by user and n), "
+        "dropped on reload; 0 renders every response.",
+    )
 
 
 class ServerSettings(BaseSettings):

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
+from lookup_service.body_cache import BodyCache
 from lookup_service.render import movie_fragment, short_float32
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
@@ -83,6 +84,8 @@ class RunStore:
         movie_index: raw movie id -> position in `movies`.
         movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
         movie_fragments: each movie's JSON prefix for `render.recommendations_json`.
+        bodies: rendered response bodies of this run by (user_id, n), filled by the API on first use and
+            dropped with the store on reload.
     """
 
     manifest: Manifest
@@ -95,6 +98,7 @@ class RunStore:
     movie_index: IdIndex
     movies: list[dict[str, Any]]
     movie_fragments: list[str]
+    bodies: BodyCache
 
     @property
     def run_id(self) -> str:
@@ -120,8 +124,9 @@ class RunStore:
 LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
 
 
-def load_run(path: Path) -> RunStore:
-    """Verify a run directory against its manifest and load it.
+def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
+    """Verify a run directory against its manifest and load it, with an empty `BodyCache` of
+    `body_cache_bytes` (0: no caching).
 
     Raises:
         RunInvalid: the run breaks the contract (checksums, schemas, ranks, unknown movies).
@@ -155,7 +160,17 @@ def load_run(path: Path) -> RunStore:
         time.perf_counter() - started,
     )
     return RunStore(
-        manifest, metrics, users, offsets, rec_movie_pos, rec_scores, popular, movie_index, movies, fragments
+        manifest,
+        metrics,
+        users,
+        offsets,
+        rec_movie_pos,
+        rec_scores,
+        popular,
+        movie_index,
+        movies,
+        fragments,
+        BodyCache(body_cache_bytes),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -196,22 +195,60 @@ def test_the_service_never_imports_tensorflow(output_dir, run_id):
     assert result.returncode == 0, result.stderr
 
 
-def test_rendered_bodies_equal_the_pydantic_model_for_every_user(app, client):
-    """The hot endpoint renders JSON from per-movie fragments; it must equal `RecommendationsResponse`."""
+def reference_body(store: RunStore, user_id: int, n: int) -> RecommendationsResponse:
+    """The response built the slow, obvious way: pydantic models from the store's arrays."""
+    ranked = store.for_user(user_id)
+    source = "model" if ranked is not None else "popular"
+    ranked = ranked or store.popular
+    pairs = zip(ranked.movie_pos[:n].tolist(), ranked.scores[:n].tolist(), strict=True)
+    return RecommendationsResponse(
+        user_id=user_id,
+        run_id=store.run_id,
+        source=source,
+        recommendations=[
+            RecommendedMovie(**store.movies[p], rank=rank, score=s)
+            for rank, (p, s) in enumerate(pairs, start=1)
+        ],
+    )
+
+
+@pytest.mark.parametrize("body_cache_mb", [0, 16])
+def test_rendered_bodies_equal_the_pydantic_model_for_every_user_and_n(output_dir, run_id, body_cache_mb):
+    """The hot endpoint renders JSON from per-movie fragments (and, with the cache on, serves the rendered
+    bytes again); first and repeated answers must equal `RecommendationsResponse` byte for byte."""
+    settings = ServiceSettings(output_dir=output_dir, reload_interval_seconds=0, body_cache_mb=body_cache_mb)
+    app = create_app(settings)
+    client = app.test_client()
     store = app.extensions["ncf"]["holder"].store
     assert any(m["title"] == TRICKY_TITLE for m in store.movies)
-    for user_id in [*store.users.ids.tolist(), 5000]:
-        ranked = store.for_user(user_id) or store.popular
-        pairs = zip(ranked.movie_pos.tolist(), ranked.scores.tolist(), strict=True)
-        expected = RecommendationsResponse(
-            user_id=user_id,
-            run_id=store.run_id,
-            source="model" if store.for_user(user_id) else "popular",
-            recommendations=[
-                RecommendedMovie(**store.movies[p], rank=rank, score=s)
-                for rank, (p, s) in enumerate(pairs, start=1)
-            ],
-        )
-        body = client.get(f"/v1/users/{user_id}/recommendations?n=20").get_data()
-        assert RecommendationsResponse.model_validate_json(body) == expected
-        assert json.loads(body) == json.loads(expected.model_dump_json())
+    for user_id in [*store.users.ids.tolist(), 5000, 31]:
+        for n, query in [(10, ""), (1, "?n=1"), (2, "?n=2"), (7, "?n=7&fallback=popular"), (20, "?n=20")]:
+            expected = reference_body(store, user_id, n)
+            for _ in range(2):  # a miss, then (cache on, known user) a hit
+                response = client.get(f"/v1/users/{user_id}/recommendations{query}")
+                assert response.status_code == 200
+                assert response.headers["X-Run-Id"] == run_id
+                assert response.mimetype == "application/json"
+                assert response.get_data() == expected.model_dump_json().encode()
+    assert len(store.bodies) == (0 if body_cache_mb == 0 else len(store.users.ids) * 5)
+
+
+def test_cached_bodies_do_not_bypass_fallback_or_n_checks(client):
+    assert client.get("/v1/users/3/recommendations?n=5").status_code == 200
+    assert client.get("/v1/users/3/recommendations?n=5&fallback=none").status_code == 200
+    assert client.get("/v1/users/3/recommendations?n=21").status_code == 422
+    assert client.get("/v1/users/5000/recommendations?n=5").json["source"] == "popular"
+    assert client.get("/v1/users/5000/recommendations?n=5&fallback=none").status_code == 404
+
+
+def test_memoised_queries_still_reject_invalid_ones(client):
+    for n in range(1, 21):  # fill the memo with valid query strings
+        assert client.get(f"/v1/users/3/recommendations?n={n}").status_code == 200
+    for _ in range(2):
+        response = client.get("/v1/users/3/recommendations?n=0")
+        assert response.status_code == 422
+        assert response.json["error"]["code"] == "invalid_parameter"
+        assert client.get("/v1/users/3/recommendations?fallback=maybe").status_code == 422
+    for i in range(300):  # more distinct strings than the memo holds: still answered correctly
+        response = client.get(f"/v1/users/3/recommendations?n=4&x={i}")
+        assert len(response.json["recommendations"]) == 4

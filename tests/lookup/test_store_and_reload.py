@@ -14,6 +14,7 @@ from synthetic_runs import point_latest, publish_corrupted, write_run
 
 from batch.contract import MANIFEST, MOVIES, POPULAR, RECOMMENDATIONS, RunInvalid, run_dir
 from lookup_service.app import create_app
+from lookup_service.body_cache import ENTRY_OVERHEAD_BYTES, BodyCache
 from lookup_service.reloader import Reloader, RunHolder
 from lookup_service.render import short_float32
 from lookup_service.settings import ServiceSettings
@@ -244,3 +245,39 @@ def test_a_run_written_in_many_row_groups_loads_the_same(tmp_path):
     assert np.array_equal(a.offsets, b.offsets)
     assert np.array_equal(a.rec_movie_pos, b.rec_movie_pos)
     assert np.array_equal(a.rec_scores, b.rec_scores)
+
+
+def test_body_cache_is_bounded_and_evicts_the_oldest_first():
+    cache = BodyCache(max_bytes=3 * (100 + ENTRY_OVERHEAD_BYTES))
+    for key in range(5):
+        cache.put(key, bytes(100))
+    assert len(cache) == 3 and cache.bytes <= cache.max_bytes
+    assert [cache.get(k) for k in range(5)] == [None, None, bytes(100), bytes(100), bytes(100)]
+    cache.put("big", bytes(cache.max_bytes))  # larger than the whole budget: not kept, nothing evicted
+    assert cache.get("big") is None and len(cache) == 3
+    off = BodyCache(max_bytes=0)
+    off.put(1, b"{}")
+    assert off.get(1) is None and len(off) == 0
+
+
+def test_a_reload_drops_the_rendered_bodies_with_the_old_store(output_dir):
+    first = write_run(output_dir, seed=1)
+    app = create_app(ServiceSettings(output_dir=output_dir, reload_interval_seconds=0))
+    holder: RunHolder = app.extensions["ncf"]["holder"]
+    client = app.test_client()
+    old_body = client.get("/v1/users/3/recommendations?n=5").get_data()
+    old_store = holder.store
+    assert old_store.bodies.get((3, 5)) == old_body
+    second = write_run(output_dir, seed=2)
+    holder.check()
+    assert holder.store.run_id == second and len(holder.store.bodies) == 0
+    response = client.get("/v1/users/3/recommendations?n=5")
+    assert response.headers["X-Run-Id"] == second
+    body = response.json
+    assert body["run_id"] == second
+    new = holder.store.for_user(3)
+    assert [r["movie_id"] for r in body["recommendations"]] == [
+        holder.store.movies[p]["movie_id"] for p in new.movie_pos[:5].tolist()
+    ]
+    assert response.get_data() != old_body and json.loads(old_body)["run_id"] == first
+    assert holder.store.bodies.get((3, 5)) == response.get_data()
