@@ -6,7 +6,9 @@ Measures, with wrk (Debian package) on 127.0.0.1:
   configured (rendered bodies cached per run, `NCF_BODY_CACHE_MB`) and with the cache off
   (`NCF_BODY_CACHE_MB=0`: every request renders, the cold-cache worst case); and of a bare Flask endpoint
   returning the same precomputed JSON bodies from a dict (bench/bare_app.py); the three alternate within
-  one run, same gunicorn config (lookup_service/gunicorn_conf.py), same wrk settings;
+  one run (the order rotates every repetition, as whichever runs first or last in a round measured
+  differently on a busy machine), same gunicorn config (lookup_service/gunicorn_conf.py), same wrk
+  settings;
 - RSS and PSS of each worker with the run loaded;
 - start-up (process spawn) to `/readyz` 200;
 - failed requests while LATEST flips between two runs `--flips` times under load.
@@ -366,7 +368,9 @@ def main() -> None:
             reps = []
             for rep in range(args.reps):
                 row = {}
-                for name, (server, prefix) in servers.items():
+                names = list(servers)
+                for name in names[rep % 3 :] + names[: rep % 3]:  # each endpoint goes first in turn
+                    server, prefix = servers[name]
                     row[name] = run_wrk(
                         server, prefix, max_user, args.duration, args.connections, args.threads
                     )
