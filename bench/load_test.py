@@ -5,7 +5,8 @@ Measures, with wrk (Debian package) on 127.0.0.1:
   uniformly from all 6,040, so every body is rendered at least once per worker), served twice: as
   configured (rendered bodies cached per run, `NCF_BODY_CACHE_MB`) and with the cache off
   (`NCF_BODY_CACHE_MB=0`: every request renders, the cold-cache worst case); and of a bare Flask endpoint
-  returning the same precomputed JSON bodies from a dict (bench/bare_app.py); the three alternate within
+  returning the same precomputed JSON bodies from a dict through the service's own `json_response` (same
+  headers, `X-Run-Id` included, so the same access-log lines) (bench/bare_app.py); the three alternate within
   one run (the order rotates every repetition, as whichever runs first or last in a round measured
   differently on a busy machine), same gunicorn config (lookup_service/gunicorn_conf.py), same wrk
   settings;
@@ -429,7 +430,8 @@ def main() -> None:
         f"other job); load average at end {os.getloadavg()}",
         "setup": f"{source}; gunicorn via ncf-serve (lookup_service/gunicorn_conf.py), 2 gthread workers x "
         f"{ServerSettings().threads} threads, access log to a file, body cache "
-        f"{ServiceSettings().body_cache_mb:g} MB per worker (0 for the uncached variant); wrk "
+        f"{ServiceSettings().body_cache_mb:g} MB per worker (0 for the uncached variant); the bare endpoint "
+        "sends the same body and headers (X-Run-Id included); wrk "
         f"-t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, random user, n=10",
         "summary": summary,
         "targets": {k: f"{op} {v}" for k, (op, v) in targets.items()},
