@@ -121,8 +121,8 @@ class RecommenderAPI:
                 source,
                 store.movie_fragments,
                 ranked.movie_pos[:n],
-                ranked.scores[:n],
-            ).encode()
+                ranked.score_text[:n],
+            )
             if source == "model":
                 store.bodies.put(key, body)
         return json_response(body, run_id=store.run_id)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
 from lookup_service.body_cache import BodyCache
-from lookup_service.render import movie_fragment, short_float32
+from lookup_service.render import movie_fragment, score_texts, short_float32
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class RankedList:
 
     movie_pos: np.ndarray  # (k,) int32
     scores: np.ndarray  # (k,) float64: the float32 scores as short decimals (`render.short_float32`)
+    score_text: np.ndarray  # (k,) bytes (NumPy S): each score's JSON number (`render.score_texts`)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class RunStore:
         offsets: (n_users + 1,) int64; user position u owns rows offsets[u]:offsets[u+1].
         rec_movie_pos: (n_recs,) int32 position of the recommended movie in `movies`.
         rec_scores: (n_recs,) float64, the float32 scores as short decimals.
+        rec_score_text: (n_recs,) bytes (NumPy S), their JSON numbers.
         popular: the popularity fallback list.
         movie_index: raw movie id -> position in `movies`.
         movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
@@ -94,10 +96,11 @@ class RunStore:
     offsets: np.ndarray
     rec_movie_pos: np.ndarray
     rec_scores: np.ndarray
+    rec_score_text: np.ndarray
     popular: RankedList
     movie_index: IdIndex
     movies: list[dict[str, Any]]
-    movie_fragments: list[str]
+    movie_fragments: list[bytes]
     bodies: BodyCache
 
     @property
@@ -114,7 +117,9 @@ class RunStore:
         if pos < 0:
             return None
         start, stop = self.offsets[pos], self.offsets[pos + 1]
-        return RankedList(self.rec_movie_pos[start:stop], self.rec_scores[start:stop])
+        return RankedList(
+            self.rec_movie_pos[start:stop], self.rec_scores[start:stop], self.rec_score_text[start:stop]
+        )
 
     def movie(self, movie_id: int) -> dict[str, Any] | None:
         pos = self.movie_index.position(movie_id)
@@ -166,6 +171,7 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
         offsets,
         rec_movie_pos,
         rec_scores,
+        score_texts(rec_scores),
         popular,
         movie_index,
         movies,
@@ -207,7 +213,8 @@ def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> Ranke
         raise RunInvalid(f"{path / POPULAR}: empty")
     movie_pos = _movie_positions(path / POPULAR, _column(table, MOVIE_ID, np.int32)[order], movie_index)
     scores = _finite_scores(path / POPULAR, _column(table, SCORE, np.float32)[order])
-    return RankedList(movie_pos[: manifest.top_n], scores[: manifest.top_n])
+    scores = scores[: manifest.top_n]
+    return RankedList(movie_pos[: manifest.top_n], scores, score_texts(scores))
 
 
 def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:

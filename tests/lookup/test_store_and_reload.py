@@ -16,7 +16,8 @@ from batch.contract import MANIFEST, MOVIES, POPULAR, RECOMMENDATIONS, RunInvali
 from lookup_service.app import create_app
 from lookup_service.body_cache import ENTRY_OVERHEAD_BYTES, BodyCache
 from lookup_service.reloader import Reloader, RunHolder
-from lookup_service.render import short_float32
+from lookup_service.render import score_texts, short_float32
+from lookup_service.schemas import RecommendedMovie
 from lookup_service.settings import ServiceSettings
 from lookup_service.store import IdIndex, load_run
 
@@ -230,6 +231,22 @@ def test_short_float32_keeps_every_float32_value_exactly():
     usual = short[(np.abs(scores) >= 1e-6) & (np.abs(scores) <= 1e6)]  # probabilities, logits, counts
     digits = [repr(x).split("e")[0].replace(".", "").strip("-0") for x in usual.tolist()]
     assert len(usual) > 20_000 and max(len(d) for d in digits) <= 9
+
+
+def test_score_texts_are_the_json_numbers_pydantic_writes():
+    """Small and huge magnitudes included: there Python's repr (1e-07, 1.5e-05) and pydantic (1e-7, 0.000015)
+    differ, and responses must be what `RecommendationsResponse.model_dump_json()` writes."""
+    raw = [0.0, -0.0, 1.0, 0.5, 0.850624204, 1e-7, 1.5e-5, 1e-4, 123456789.0, 1e16, 3.4e38, -2.5, 1e-300]
+    scores = np.concatenate([raw, short_float32(np.random.default_rng(0).random(1000, dtype=np.float32))])
+    texts = score_texts(scores).tolist()
+    movie = {"movie_id": 1, "title": "t", "year": None, "genres": []}
+    expected = [
+        RecommendedMovie(**movie, rank=1, score=s).model_dump_json().rsplit(":", 1)[1][:-1].encode()
+        for s in scores.tolist()
+    ]
+    assert texts == expected
+    assert [float(t) for t in texts] == scores.tolist()
+    assert score_texts(np.empty(0)).tolist() == []
 
 
 def _many_row_groups(staging: Path) -> None:
