@@ -130,3 +130,16 @@ def test_row_selector_sums_several_arrays_like_add_at():
         summed = selector @ values
         assert summed.dtype == np.float32
         np.testing.assert_allclose(summed, expected[rows], rtol=1e-5, atol=1e-6)
+
+
+def test_log_loss_of_the_parts_of_a_batch_adds_up_to_the_whole():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(scale=3, size=10).astype(np.float32)
+    labels = (rng.random(10) < 0.5).astype(np.float32)
+    loss, grad = log_loss_with_logits(logits, labels)
+    first, second = (
+        log_loss_with_logits(logits[:4], labels[:4], 10),
+        log_loss_with_logits(logits[4:], labels[4:], 10),
+    )
+    assert abs(first[0] + second[0] - loss) < 1e-6
+    np.testing.assert_allclose(np.concatenate([first[1], second[1]]), grad, rtol=1e-6)
