@@ -181,7 +181,7 @@ class NumpyNCF(NCFModel):
                     self._update_side,
                     name,
                     table,
-                    np.tile(keys, sets),
+                    np.tile(keys, sets) if sets > 1 else keys,
                     slices[part],
                     None if squares is None else squares[part],
                 )
@@ -242,7 +242,8 @@ class NumpyNCF(NCFModel):
         width = self._table.shape[1]
         slices = np.empty((2 * at, width), dtype=self.dtype)
         squares = np.empty_like(slices) if self._optimizer.needs_squared_row_grads else None
-        bounds = np.linspace(0, batch, min(self.parts, batch) + 1).astype(int)
+        parts = min(self.parts, batch)
+        bounds = [batch * k // parts for k in range(parts + 1)]
 
         def part(start: int, stop: int) -> tuple[float, np.ndarray]:
             users = np.take(self._table, user_idx[start:stop], axis=0)
