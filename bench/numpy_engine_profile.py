@@ -7,6 +7,7 @@ items) with random batches, NeuMF (factors 8, layers 64-32-16-8), Adam:
   cut into 1, 2 and 4 parts;
 - row-gradient aggregation: `np.add.at`, sorted `np.add.reduceat`, and the engine's sparse-matrix sum;
 - the sort inside it: stable argsort of int32 vs 16-bit keys (radix sort);
+- the critical path of a step on two threads, from per-task thread CPU time (load-insensitive);
 - step threads: wall-clock samples/s of `train_epoch` with the engine's 2 threads vs 1 (interleaved
   repeats, medians), with the load average;
 - OpenBLAS threads: a training epoch slice with the default thread count vs one thread (wall clock).
@@ -37,6 +38,9 @@ from model.ncf.params import init_params
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_USERS, N_ITEMS, BATCH = 6040, 3706, 4096
+# bench/compare_engines.py's NeuMF (until 2026-11-27 14:20 this script profiled NCFConfig()'s defaults,
+# 64 factors and layers 128-64-32, by mistake)
+COMPARISON_CONFIG = {"factors": 8, "layers": (64, 32, 16, 8)}
 
 
 def cpu_us(fn, repeats: int = 5, calls: int = 40) -> float:
@@ -127,6 +131,52 @@ def step_threads(model: NumpyNCF, users, items, labels) -> dict[str, float]:
     return result
 
 
+class _TaskTimer(NumpyNCF):
+    """The engine with its step's parallel tasks run one after the other, each timed in thread CPU."""
+
+    task_cpu: list[float]
+    phase_max: list[float]
+
+    def _run(self, tasks):
+        results, times = [], []
+        for task in tasks:
+            start = time.thread_time()
+            results.append(task())
+            times.append(time.thread_time() - start)
+        self.task_cpu += times
+        self.phase_max.append(max(times))
+        return results
+
+
+def critical_path(params, users, items, labels) -> dict[str, float]:
+    """How much of a step can run on two threads, from thread CPU time (insensitive to other jobs'
+    load): CPU ms per step in the parallel tasks (halves, sides) and outside them, and the critical path
+    with two threads (serial part + the longer task of each phase), ignoring GIL contention; median of 5
+    epochs of 30 batches."""
+    n = 30 * BATCH
+    rng = np.random.default_rng(2)
+    u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
+    y = (rng.random(n) < 0.2).astype(np.float32)
+    model = _TaskTimer(NCFConfig(**COMPARISON_CONFIG), TrainConfig(batch_size=BATCH))
+    model.build(N_USERS, N_ITEMS, params)
+    rows = []
+    for _ in range(5):
+        model.task_cpu, model.phase_max = [], []
+        start = time.thread_time()
+        for first in range(0, n, BATCH):
+            model.train_step(u[first : first + BATCH], i[first : first + BATCH], y[first : first + BATCH])
+        total = time.thread_time() - start
+        rows.append((total, sum(model.task_cpu), total - sum(model.task_cpu) + sum(model.phase_max)))
+    total, tasks, path = (float(np.median(col)) * 1e3 / 30 for col in zip(*rows, strict=True))
+    return {
+        "CPU ms per step, all": round(total, 2),
+        "CPU ms per step in parallel tasks": round(tasks, 2),
+        "CPU ms per step outside them": round(total - tasks, 2),
+        "critical path ms per step on 2 threads (no GIL contention)": round(path, 2),
+        "ideal 2-thread speed-up": round(total / path, 2),
+    }
+
+
 def aggregation(indices: np.ndarray, grads: np.ndarray) -> dict[str, float]:
     n_rows = N_USERS + N_ITEMS
 
@@ -176,9 +226,10 @@ def main() -> None:
     users = rng.integers(0, N_USERS, BATCH).astype(np.int32)
     items = rng.integers(0, N_ITEMS, BATCH).astype(np.int32)
     labels = (rng.random(BATCH) < 0.2).astype(np.float32)
-    config = NCFConfig()
+    config = NCFConfig(**COMPARISON_CONFIG)
     model = NumpyNCF(config, TrainConfig(batch_size=BATCH))
-    model.build(N_USERS, N_ITEMS, init_params(config, N_USERS, N_ITEMS, seed=0))
+    params = init_params(config, N_USERS, N_ITEMS, seed=0)
+    model.build(N_USERS, N_ITEMS, params)
     indices = np.concatenate([users, items + N_USERS])
     grads = rng.normal(size=(2 * BATCH, 80)).astype(np.float32)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -188,6 +239,7 @@ def main() -> None:
             "note": "CPU microseconds per call, median of 5 repeats; shared, noisy 2-core machine",
             "batch": BATCH,
             "train_step_breakdown_cpu_us": step_breakdown(model, users, items, labels),
+            "critical_path": critical_path(params, users, items, labels),
             "row_sum_alternatives_cpu_us (2B = 8192 slices x 80 columns)": aggregation(indices, grads),
         }
     report["step_threads"] = step_threads(model, users, items, labels)
