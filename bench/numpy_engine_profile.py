@@ -114,13 +114,14 @@ def step_threads(model: NumpyNCF, users, items, labels) -> dict[str, float]:
     u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
     y = (rng.random(n) < 0.2).astype(np.float32)
     runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    model.probe_steps = 0  # no probing: every step on the given threads
     for _ in range(5):
         for threads in runs:
             model.threads = threads
             start, cpu = time.perf_counter(), time.process_time()
             model.train_epoch(u, i, y, BATCH)
             runs[threads].append((time.perf_counter() - start, time.process_time() - cpu))
-    model.threads = NumpyNCF.threads
+    model.threads, model.probe_steps = NumpyNCF.threads, NumpyNCF.probe_steps
     result: dict[str, float] = {"load average (1 min) before": round(os.getloadavg()[0], 2)}
     for threads, times in runs.items():
         wall = float(np.median([w for w, _ in times]))

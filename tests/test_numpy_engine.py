@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
+from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_engine import NumpyNCF
+from model.ncf.params import init_params
 from model.registry import build_model
 from tests.ncf_contract import NCFModelContract
 
@@ -41,15 +43,13 @@ def test_pretrained_numpy_neumf_on_ml100k_beats_itempop_by_far():
     assert result["hr@10"] >= itempop + 0.1, (result, itempop)
 
 
-def _trained(parts, threads, optimizer="adam", l2=0.0, epochs=2):
+def _trained(parts, threads, optimizer="adam", l2=0.0, epochs=2, probe_steps=0):
     """A small NeuMF after `epochs` epochs of 6 batches, with the batch cut into `parts` parts run on
-    `threads` threads; returns (losses, params)."""
-    from model.ncf.config import NCFConfig, TrainConfig
-    from model.ncf.params import init_params
-
+    `threads` threads (every step when `probe_steps` is 0, else after the probe); returns (losses,
+    params)."""
     config = NCFConfig(factors=4, layers=(16, 8, 4), l2=l2)
     model = NumpyNCF(config, TrainConfig(optimizer=optimizer, momentum=0.9, learning_rate=0.01, seed=3))
-    model.parts, model.threads = parts, threads
+    model.parts, model.threads, model.probe_steps = parts, threads, probe_steps
     model.build(50, 40, init_params(config, 50, 40, seed=1))
     rng = np.random.default_rng(7)
     users, items = rng.integers(0, 50, 6 * 256), rng.integers(0, 40, 6 * 256)
@@ -67,10 +67,11 @@ def test_threaded_training_step_gives_exactly_the_single_thread_weights(optimize
     single = _trained(parts=2, threads=1, optimizer=optimizer, l2=l2)
     threaded = _trained(parts=2, threads=2, optimizer=optimizer, l2=l2)
     again = _trained(parts=2, threads=2, optimizer=optimizer, l2=l2)
-    assert single[0] == threaded[0] == again[0]
+    probed = _trained(parts=2, threads=2, optimizer=optimizer, l2=l2, probe_steps=2)  # 1 and 2 mixed
+    assert single[0] == threaded[0] == again[0] == probed[0]
     for name, value in single[1].items():
-        np.testing.assert_array_equal(threaded[1][name], value, err_msg=name)
-        np.testing.assert_array_equal(again[1][name], value, err_msg=name)
+        for other in (threaded, again, probed):
+            np.testing.assert_array_equal(other[1][name], value, err_msg=name)
     assert single[0][1] < single[0][0]  # it trained: the comparison is not between untouched weights
 
 
@@ -85,3 +86,32 @@ def test_cutting_the_batch_into_parts_changes_weights_only_by_rounding():
         for name, value in whole[1].items():
             assert np.abs(value).max() > 0, name
             np.testing.assert_allclose(cut[1][name], value, rtol=0, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("threads_faster", [False, True])
+def test_the_probe_keeps_the_threads_only_when_they_were_faster(monkeypatch, threads_faster):
+    """After 2 x probe_steps alternating steps the epoch continues with the faster setting (step times
+    faked: 1 s for the faster setting, 5 s for the other)."""
+    import model.ncf.numpy_engine as engine
+
+    config = NCFConfig(factors=2, layers=(4, 2))
+    model = NumpyNCF(config)
+    model.probe_steps = 2
+    model.build(10, 8, init_params(config, 10, 8, seed=0))
+    pools, clock = [], iter(range(1000))
+
+    def fake_perf_counter():
+        slow = (model._pool is not None) != threads_faster
+        return next(clock) * (5 if slow else 1)
+
+    train_step = model.train_step
+
+    def recording_step(*batch):
+        pools.append(model._pool is not None)
+        return train_step(*batch)
+
+    model.train_step = recording_step
+    monkeypatch.setattr(engine.time, "perf_counter", fake_perf_counter)
+    rng = np.random.default_rng(0)
+    model.train_epoch(rng.integers(0, 10, 80), rng.integers(0, 8, 80), np.ones(80, np.float32), 8)
+    assert pools == [False, True, False, True] + [threads_faster] * 6

@@ -11,7 +11,8 @@ Training step on a mini-batch of B (user, item, label) examples:
    and update only those rows and their optimizer state.
 The parts of step 1, and the two sides of step 3, run on `threads` threads: NumPy, OpenBLAS and scipy
 release the GIL inside their loops, and each task writes only its own outputs, so the result does not
-depend on the number of threads or their timing.
+depend on the number of threads or their timing. Each epoch first times steps with and without the
+threads and keeps the faster (`train_epoch`).
 
 Parameters are float32 and use the engine-neutral names and shapes of `model.ncf.params`, so weights copy
 to and from the Keras engine and save/load share one layout.
@@ -20,6 +21,7 @@ to and from the Keras engine and save/load share one layout.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -71,6 +73,8 @@ class NumpyNCF(NCFModel):
     # Threads that run the parts and the two sides' row updates inside `train_epoch` (2 = the cores of
     # the machine this was tuned on; 1 = one after the other). Does not change results at all.
     threads: int = 2
+    # Steps per epoch timed with and without the threads (each) before choosing (see `train_epoch`).
+    probe_steps: int = 8
     _pool: ThreadPoolExecutor | None = None
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
@@ -133,17 +137,32 @@ class NumpyNCF(NCFModel):
 
         BLAS runs single-threaded here: the matrices are small (batch x 64), so BLAS threads only add
         overhead, and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
-        The cores are used instead by running each step's parts on `threads` threads (see `train_step`).
+        The cores are used instead by running each step's parts on `threads` threads (see `train_step`),
+        when that is faster: the first 2 `probe_steps` steps alternate between one thread and `threads`
+        threads, and the rest of the epoch uses whichever had the lower median wall time (on a loaded
+        machine the second core may be busy, and the threads then only add overhead). Threads never change
+        the results, so this choice does not either.
         """
         labels = np.asarray(labels, dtype=self.dtype)
         total = 0.0
         pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
+        # Wall seconds of the probe steps: index 0 without the pool, 1 with it.
+        probes: tuple[list[float], list[float]] = ([], [])
         with threadpool_limits(limits=1, user_api="blas"), pool or nullcontext():
             self._pool = pool
             try:
-                for start in range(0, labels.shape[0], batch_size):
+                for step, start in enumerate(range(0, labels.shape[0], batch_size)):
+                    probing = pool is not None and step < 2 * self.probe_steps
+                    if probing:  # alternate, so that both see the same load
+                        self._pool = pool if step % 2 else None
+                    elif pool is not None and self.probe_steps and step == 2 * self.probe_steps:
+                        self._pool = pool if np.median(probes[1]) < np.median(probes[0]) else None
+                        logger.debug("step threads: %d", self.threads if self._pool else 1)
                     stop = start + batch_size
+                    began = time.perf_counter()
                     loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
+                    if probing:
+                        probes[step % 2].append(time.perf_counter() - began)
                     total += loss * (min(stop, labels.shape[0]) - start)
             finally:
                 self._pool = None
