@@ -156,8 +156,15 @@ class NumpyNCF(NCFModel):
                     if probing:  # alternate, so that both see the same load
                         self._pool = pool if step % 2 else None
                     elif pool is not None and self.probe_steps and step == 2 * self.probe_steps:
-                        self._pool = pool if np.median(probes[1]) < np.median(probes[0]) else None
-                        logger.debug("step threads: %d", self.threads if self._pool else 1)
+                        single, threaded = (float(np.median(times)) * 1e3 for times in probes)
+                        self._pool = pool if threaded < single else None
+                        logger.info(
+                            "step threads: %d (median step %.2f ms on 1 thread, %.2f ms on %d)",
+                            self.threads if self._pool else 1,
+                            single,
+                            threaded,
+                            self.threads,
+                        )
                     stop = start + batch_size
                     began = time.perf_counter()
                     loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
