@@ -2,12 +2,18 @@
 
 Measures CPU time (`time.process_time`, single-threaded BLAS) on ML-1M-sized tables (6040 users, 3706
 items) with random batches, NeuMF (factors 8, layers 64-32-16-8), Adam:
-- a breakdown of one `train_step` into gather, forward, loss, backward, row sums, dense and row updates;
+- a breakdown of one single-threaded `train_step` into gather, forward, loss, backward, row sums, dense
+  and row updates (per half batch / per side, as the engine runs them), and the whole step with the batch
+  cut into 1, 2 and 4 parts;
 - row-gradient aggregation: `np.add.at`, sorted `np.add.reduceat`, and the engine's sparse-matrix sum;
 - the sort inside it: stable argsort of int32 vs 16-bit keys (radix sort);
+- the critical path of a step on two threads, from per-task thread CPU time (load-insensitive);
+- step threads: wall-clock samples/s of `train_epoch` with the engine's 2 threads vs 1 (interleaved
+  repeats, medians), with the load average;
 - OpenBLAS threads: a training epoch slice with the default thread count vs one thread (wall clock).
 Writes `bench/results/numpy_engine_profile.json` and `.md`. CPU time is less sensitive than wall time to
-the other jobs on a shared machine, but still noisy; medians of repeats are reported.
+the other jobs on a shared machine, but still noisy; medians of repeats are reported. Wall-clock speed-ups
+from threads need a second free core: on a loaded machine they shrink or vanish.
 
     .venv/bin/python bench/numpy_engine_profile.py
 """
@@ -15,6 +21,7 @@ the other jobs on a shared machine, but still noisy; medians of repeats are repo
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,11 +33,14 @@ from threadpoolctl import threadpool_limits
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_engine import NumpyNCF
 from model.ncf.numpy_network import backward, forward, log_loss_with_logits
-from model.ncf.numpy_sparse import sum_rows
+from model.ncf.numpy_sparse import row_selector, sum_rows
 from model.ncf.params import init_params
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_USERS, N_ITEMS, BATCH = 6040, 3706, 4096
+# bench/compare_engines.py's NeuMF (until 2026-11-27 14:20 this script profiled NCFConfig()'s defaults,
+# 64 factors and layers 128-64-32, by mistake)
+COMPARISON_CONFIG = {"factors": 8, "layers": (64, 32, 16, 8)}
 
 
 def cpu_us(fn, repeats: int = 5, calls: int = 40) -> float:
@@ -46,29 +56,125 @@ def cpu_us(fn, repeats: int = 5, calls: int = 40) -> float:
 
 
 def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
-    config, n = model.config, BATCH
-    indices = np.concatenate([users, items + N_USERS])
-    rows = np.take(model._table, indices, axis=0)
-    logits, cache = forward(config, model._dense, rows[:n], rows[n:])
-    _, dlogits = log_loss_with_logits(logits, labels)
-    d_rows, grads = backward(config, model._dense, cache, dlogits)
-    both = np.concatenate([d_rows, np.square(d_rows)], axis=1)
-    touched, sums = sum_rows(indices, both)
-    w = d_rows.shape[1]
-    flat = np.concatenate([grads[k].ravel() for k in model._dense])
+    """CPU us of the pieces of a step, each on what the engine gives it: half a batch for the passes,
+    one side (B slices) for the row sums and the Adam row update."""
+    config, half = model.config, BATCH // 2
+    u, i, y = users[:half], items[:half], labels[:half]
+    user_rows = np.take(model._table, u, axis=0)
+    item_rows = np.take(model._table, i + N_USERS, axis=0)
+    logits, cache = forward(config, model._dense, user_rows, item_rows)
+    _, dlogits = log_loss_with_logits(logits, y, BATCH)
+    slices = np.empty((2 * half, model._table.shape[1]), np.float32)
+    _, side_slices, side_squares, dense_grad = model._backprop(users, items, labels)
+    side_slices, side_squares = side_slices[:BATCH], side_squares[:BATCH]
+    rows, selector = row_selector(users)
     opt = model._optimizer
     opt.step()
-    return {
-        "gather rows": cpu_us(lambda: np.take(model._table, indices, axis=0)),
-        "forward": cpu_us(lambda: forward(config, model._dense, rows[:n], rows[n:])),
-        "log loss": cpu_us(lambda: log_loss_with_logits(logits, labels)),
-        "backward": cpu_us(lambda: backward(config, model._dense, cache, dlogits)),
-        "row sums (gradients and their squares)": cpu_us(lambda: sum_rows(indices, both)),
-        "Adam, dense layers": cpu_us(lambda: opt.update("dense", model._dense_flat, flat)),
-        "Adam, touched embedding rows": cpu_us(
-            lambda: opt.update_rows("embedding", model._table, touched, sums[:, :w], sums[:, w:])
+    user_table = model._table[:N_USERS]
+
+    def backward_half():
+        backward(config, model._dense, cache, dlogits.copy(), slices[:half], slices[half:])
+
+    def with_parts(parts: int):
+        def step():
+            model.parts = parts
+            model.train_step(users, items, labels)
+
+        return step
+
+    result = {
+        "gather rows (half batch, both sides)": cpu_us(
+            lambda: (np.take(model._table, u, axis=0), np.take(model._table, i + N_USERS, axis=0))
         ),
-        "whole train_step": cpu_us(lambda: model.train_step(users, items, labels)),
+        "forward (half batch)": cpu_us(lambda: forward(config, model._dense, user_rows, item_rows)),
+        "log loss (half batch)": cpu_us(lambda: log_loss_with_logits(logits, y, BATCH)),
+        "backward (half batch)": cpu_us(backward_half),
+        "row selector (one side: sort, CSR)": cpu_us(lambda: row_selector(users)),
+        "row sums of gradients and squares (one side)": cpu_us(
+            lambda: (selector @ side_slices, selector @ side_squares)
+        ),
+        "Adam, dense layers": cpu_us(lambda: opt.update("dense", model._dense_flat, dense_grad.copy())),
+        "Adam, touched embedding rows (one side)": cpu_us(
+            lambda: opt.update_rows(
+                "user_embedding", user_table, rows, selector @ side_slices, selector @ side_squares
+            )
+        ),
+    }
+    for parts in (1, 2, 4):
+        result[f"whole train_step, 1 thread, batch in {parts} part(s)"] = cpu_us(with_parts(parts))
+    model.parts = NumpyNCF.parts
+    return result
+
+
+def step_threads(model: NumpyNCF, users, items, labels) -> dict[str, float]:
+    """Wall-clock samples/s of `train_epoch` (30 batches) with 1 and 2 step threads, interleaved, median
+    of 5 each; CPU seconds of the process per step too (both threads)."""
+    n = 30 * BATCH
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
+    y = (rng.random(n) < 0.2).astype(np.float32)
+    runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    model.probe_steps = 0  # no probing: every step on the given threads
+    for _ in range(5):
+        for threads in runs:
+            model.threads = threads
+            start, cpu = time.perf_counter(), time.process_time()
+            model.train_epoch(u, i, y, BATCH)
+            runs[threads].append((time.perf_counter() - start, time.process_time() - cpu))
+    model.threads, model.probe_steps = NumpyNCF.threads, NumpyNCF.probe_steps
+    result: dict[str, float] = {"load average (1 min) before": round(os.getloadavg()[0], 2)}
+    for threads, times in runs.items():
+        wall = float(np.median([w for w, _ in times]))
+        cpu = float(np.median([c for _, c in times]))
+        result[f"{threads} thread(s): samples/s (wall)"] = round(n / wall)
+        result[f"{threads} thread(s): wall ms per step"] = round(wall / 30 * 1e3, 2)
+        result[f"{threads} thread(s): CPU ms per step (all threads)"] = round(cpu / 30 * 1e3, 2)
+    return result
+
+
+class _TaskTimer(NumpyNCF):
+    """The engine with its step's parallel tasks run one after the other, each timed in thread CPU."""
+
+    task_cpu: list[float]
+    phase_max: list[float]
+
+    def _run(self, tasks):
+        results, times = [], []
+        for task in tasks:
+            start = time.thread_time()
+            results.append(task())
+            times.append(time.thread_time() - start)
+        self.task_cpu += times
+        self.phase_max.append(max(times))
+        return results
+
+
+def critical_path(params, users, items, labels) -> dict[str, float]:
+    """How much of a step can run on two threads, from thread CPU time (insensitive to other jobs'
+    load): CPU ms per step in the parallel tasks (halves, sides) and outside them, and the critical path
+    with two threads (serial part + the longer task of each phase), ignoring GIL contention; median of 5
+    epochs of 30 batches."""
+    n = 30 * BATCH
+    rng = np.random.default_rng(2)
+    u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
+    y = (rng.random(n) < 0.2).astype(np.float32)
+    model = _TaskTimer(NCFConfig(**COMPARISON_CONFIG), TrainConfig(batch_size=BATCH))
+    model.build(N_USERS, N_ITEMS, params)
+    rows = []
+    for _ in range(5):
+        model.task_cpu, model.phase_max = [], []
+        start = time.thread_time()
+        for first in range(0, n, BATCH):
+            model.train_step(u[first : first + BATCH], i[first : first + BATCH], y[first : first + BATCH])
+        total = time.thread_time() - start
+        rows.append((total, sum(model.task_cpu), total - sum(model.task_cpu) + sum(model.phase_max)))
+    total, tasks, path = (float(np.median(col)) * 1e3 / 30 for col in zip(*rows, strict=True))
+    return {
+        "CPU ms per step, all": round(total, 2),
+        "CPU ms per step in parallel tasks": round(tasks, 2),
+        "CPU ms per step outside them": round(total - tasks, 2),
+        "critical path ms per step on 2 threads (no GIL contention)": round(path, 2),
+        "ideal 2-thread speed-up": round(total / path, 2),
     }
 
 
@@ -121,9 +227,10 @@ def main() -> None:
     users = rng.integers(0, N_USERS, BATCH).astype(np.int32)
     items = rng.integers(0, N_ITEMS, BATCH).astype(np.int32)
     labels = (rng.random(BATCH) < 0.2).astype(np.float32)
-    config = NCFConfig()
+    config = NCFConfig(**COMPARISON_CONFIG)
     model = NumpyNCF(config, TrainConfig(batch_size=BATCH))
-    model.build(N_USERS, N_ITEMS, init_params(config, N_USERS, N_ITEMS, seed=0))
+    params = init_params(config, N_USERS, N_ITEMS, seed=0)
+    model.build(N_USERS, N_ITEMS, params)
     indices = np.concatenate([users, items + N_USERS])
     grads = rng.normal(size=(2 * BATCH, 80)).astype(np.float32)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -133,8 +240,10 @@ def main() -> None:
             "note": "CPU microseconds per call, median of 5 repeats; shared, noisy 2-core machine",
             "batch": BATCH,
             "train_step_breakdown_cpu_us": step_breakdown(model, users, items, labels),
+            "critical_path": critical_path(params, users, items, labels),
             "row_sum_alternatives_cpu_us (2B = 8192 slices x 80 columns)": aggregation(indices, grads),
         }
+    report["step_threads"] = step_threads(model, users, items, labels)
     report["blas_threads"] = blas_threads(model, users, items, labels)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "numpy_engine_profile.json").write_text(json.dumps(report, indent=2))

@@ -114,3 +114,32 @@ def test_sum_rows_matches_add_at():
     np.testing.assert_array_equal(rows, np.unique(indices))
     np.testing.assert_allclose(summed, expected[rows], rtol=1e-5, atol=1e-6)
     assert not np.any(np.delete(expected, rows, axis=0))
+
+
+def test_row_selector_sums_several_arrays_like_add_at():
+    from model.ncf.numpy_sparse import row_selector
+
+    rng = np.random.default_rng(1)
+    indices = rng.integers(0, 30, size=300)
+    grads = rng.normal(size=(300, 5)).astype(np.float32)
+    rows, selector = row_selector(indices)
+    np.testing.assert_array_equal(rows, np.unique(indices))
+    for values in (grads, np.square(grads)):
+        expected = np.zeros((30, 5), dtype=np.float32)
+        np.add.at(expected, indices, values)
+        summed = selector @ values
+        assert summed.dtype == np.float32
+        np.testing.assert_allclose(summed, expected[rows], rtol=1e-5, atol=1e-6)
+
+
+def test_log_loss_of_the_parts_of_a_batch_adds_up_to_the_whole():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(scale=3, size=10).astype(np.float32)
+    labels = (rng.random(10) < 0.5).astype(np.float32)
+    loss, grad = log_loss_with_logits(logits, labels)
+    first, second = (
+        log_loss_with_logits(logits[:4], labels[:4], 10),
+        log_loss_with_logits(logits[4:], labels[4:], 10),
+    )
+    assert abs(first[0] + second[0] - loss) < 1e-6
+    np.testing.assert_allclose(np.concatenate([first[1], second[1]]), grad, rtol=1e-6)

@@ -1,12 +1,18 @@
 """`NumpyNCF`: the from-scratch NumPy engine of GMF / MLP / NeuMF (no autodiff library).
 
 Training step on a mini-batch of B (user, item, label) examples:
-1. gather the user and item rows of the embedding tables (GMF and MLP parts are stored side by side in one
-   table per side, so a batch does one gather and one scatter per side);
-2. forward pass and stable log loss on logits (`model.ncf.numpy_network`);
-3. hand-written backward pass;
-4. sum the per-example row gradients per touched row (`model.ncf.numpy_sparse`) and update only those rows
-   and their optimizer state; dense layers get an ordinary update (`model.ncf.numpy_optimizers`).
+1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding table (GMF
+   and MLP parts are stored side by side in one row, so a side needs one gather and one scatter), run the
+   forward pass, the stable log loss on logits and the hand-written backward pass
+   (`model.ncf.numpy_network`), writing per-example row gradients (and their squares, for Adam) into
+   shared arrays; the parts' dense gradients are then added;
+2. update the dense layers (`model.ncf.numpy_optimizers`);
+3. per side (users, items): sum the per-example row gradients per touched row (`model.ncf.numpy_sparse`)
+   and update only those rows and their optimizer state.
+The parts of step 1, and the two sides of step 3, run on `threads` threads: NumPy, OpenBLAS and scipy
+release the GIL inside their loops, and each task writes only its own outputs, so the result does not
+depend on the number of threads or their timing. Each epoch first times steps with and without the
+threads and keeps the faster (`train_epoch`).
 
 Parameters are float32 and use the engine-neutral names and shapes of `model.ncf.params`, so weights copy
 to and from the Keras engine and save/load share one layout.
@@ -15,6 +21,13 @@ to and from the Keras engine and save/load share one layout.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from functools import partial
+from itertools import pairwise
+from typing import TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -23,11 +36,12 @@ from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_network import backward, dense_names, forward, gmf_width, log_loss_with_logits
 from model.ncf.numpy_optimizers import SGD, Adam, Optimizer
-from model.ncf.numpy_sparse import sum_rows
+from model.ncf.numpy_sparse import row_selector
 from model.ncf.params import Params, check_params, param_shapes, uses_gmf, uses_mlp
 from model.ncf.scoring import score_pairs
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def make_optimizer(train_config: TrainConfig) -> Optimizer:
@@ -51,6 +65,17 @@ class NumpyNCF(NCFModel):
 
     engine = "numpy"
     dtype: type[np.floating] = np.float32  # of parameters, activations and optimizer state
+    # Parts a batch is cut into for the forward and backward passes: 2 halves of 4096 were faster than
+    # the whole batch even on one thread (smaller arrays stay in cache) and faster than 4 or 8 parts
+    # (bench/results/numpy_engine_profile.md). Changes results only by float rounding (the order in which
+    # the parts' dense gradients are added).
+    parts: int = 2
+    # Threads that run the parts and the two sides' row updates inside `train_epoch` (2 = the cores of
+    # the machine this was tuned on; 1 = one after the other). Does not change results at all.
+    threads: int = 2
+    # Steps per epoch timed with and without the threads (each) before choosing (see `train_epoch`).
+    probe_steps: int = 8
+    _pool: ThreadPoolExecutor | None = None
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
@@ -110,62 +135,173 @@ class NumpyNCF(NCFModel):
         """One pass in mini-batches of `batch_size`, in the given order; returns the mean training loss
         (log loss, plus the L2 term when `l2` > 0), weighted by batch size.
 
-        BLAS runs single-threaded here: the matrices are small (batch x 64), so threads only add overhead,
-        and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
+        BLAS runs single-threaded here: the matrices are small (batch x 64), so BLAS threads only add
+        overhead, and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
+        The cores are used instead by running each step's parts on `threads` threads (see `train_step`),
+        when that is faster: the first 2 `probe_steps` steps alternate between one thread and `threads`
+        threads, and the rest of the epoch uses whichever had the lower median wall time (on a loaded
+        machine the second core may be busy, and the threads then only add overhead). Threads never change
+        the results, so this choice does not either.
         """
         labels = np.asarray(labels, dtype=self.dtype)
         total = 0.0
-        with threadpool_limits(limits=1, user_api="blas"):
-            for start in range(0, labels.shape[0], batch_size):
-                stop = start + batch_size
-                loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
-                total += loss * (min(stop, labels.shape[0]) - start)
+        pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
+        # Wall seconds of the probe steps: index 0 without the pool, 1 with it.
+        probes: tuple[list[float], list[float]] = ([], [])
+        with threadpool_limits(limits=1, user_api="blas"), pool or nullcontext():
+            self._pool = pool
+            try:
+                for step, start in enumerate(range(0, labels.shape[0], batch_size)):
+                    probing = pool is not None and step < 2 * self.probe_steps
+                    if probing:  # alternate, so that both see the same load
+                        self._pool = pool if step % 2 else None
+                    elif pool is not None and self.probe_steps and step == 2 * self.probe_steps:
+                        single, threaded = (float(np.median(times)) * 1e3 for times in probes)
+                        self._pool = pool if threaded < single else None
+                        logger.info(
+                            "step threads: %d (median step %.2f ms on 1 thread, %.2f ms on %d)",
+                            self.threads if self._pool else 1,
+                            single,
+                            threaded,
+                            self.threads,
+                        )
+                    stop = start + batch_size
+                    began = time.perf_counter()
+                    loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
+                    if probing:
+                        probes[step % 2].append(time.perf_counter() - began)
+                    total += loss * (min(stop, labels.shape[0]) - start)
+            finally:
+                self._pool = None
         return total / max(labels.shape[0], 1)
 
+    def _run(self, tasks: list[Callable[[], T]]) -> list[T]:
+        """Results of `tasks` in order; run on the step's thread pool when there is one (inside
+        `train_epoch`), else one after the other. Each task writes only its own outputs, so the results do
+        not depend on the threads' timing."""
+        if self._pool is None or len(tasks) < 2:
+            return [task() for task in tasks]
+        futures = [self._pool.submit(task) for task in tasks[1:]]
+        return [tasks[0](), *(future.result() for future in futures)]
+
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
-        """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss."""
-        loss, indices, d_rows, dense_grads = self.gradients(user_idx, item_idx, labels)
+        """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss.
+
+        Two parallel phases (threads release the GIL inside NumPy, BLAS and scipy loops): the forward and
+        backward passes of `threads` parts of the batch (`_backprop`), then the row sums and lazy updates
+        of the user rows and of the item rows (disjoint rows, separate optimizer state). The dense layers'
+        update is tiny and runs between the two.
+        """
+        loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
         self._optimizer.step()
-        flat_grad = np.concatenate([dense_grads[name].ravel() for name in self._dense])
-        self._optimizer.update("dense", self._dense_flat, flat_grad)
-        if self._optimizer.needs_squared_row_grads:  # summed in the same sparse product as the gradients
-            width = d_rows.shape[1]
-            rows, sums = sum_rows(indices, np.concatenate([d_rows, np.square(d_rows)], axis=1))
-            self._optimizer.update_rows("embedding", self._table, rows, sums[:, :width], sums[:, width:])
-        else:
-            rows, grad = sum_rows(indices, d_rows)
-            self._optimizer.update_rows("embedding", self._table, rows, grad)
+        self._optimizer.update("dense", self._dense_flat, dense_grad)
+        sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
+        half = slices.shape[0] // 2
+        sides = [
+            ("user_embedding", self._table[: self.n_users], user_idx, slice(0, half)),
+            ("item_embedding", self._table[self.n_users :], item_idx, slice(half, None)),
+        ]
+        self._run(
+            [
+                partial(
+                    self._update_side,
+                    name,
+                    table,
+                    np.tile(keys, sets) if sets > 1 else keys,
+                    slices[part],
+                    None if squares is None else squares[part],
+                )
+                for name, table, keys, part in sides
+            ]
+        )
         return loss
+
+    def _update_side(
+        self, name: str, table: np.ndarray, keys: np.ndarray, slices: np.ndarray, squares: np.ndarray | None
+    ) -> None:
+        """Sum one side's gradient slices (and their squares) per row and update the touched rows."""
+        rows, selector = row_selector(keys)
+        squared_grad = None if squares is None else selector @ squares
+        self._optimizer.update_rows(name, table, rows, selector @ slices, squared_grad)
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray, Params]:
-        """Loss of a mini-batch and its gradients, by the hand-written backward pass.
+        """Loss of a mini-batch and its gradients, by the hand-written backward pass (what `train_step`
+        computes before its updates).
 
         loss = mean log loss + l2 * (sum over the B examples of their squared embedding rows / B + squared
         norm of every kernel), the same penalty as the Keras engine.
 
         Returns:
             (loss, indices (s,) embedding-table rows, gradient slices (s, row width), gradients of the
-            dense parameters by name). The slices are per example, users first then items (at row
-            n_users + item); with L2 the penalty's slices follow as separate slices (s = 4B, else 2B),
-            like the `tf.IndexedSlices` Keras builds. A row's gradient is the sum of its slices
+            dense parameters by name). The slices are per example, users first (at row user), then items
+            (at row n_users + item); with L2 each side's penalty slices follow its gradient slices (s = 4B,
+            else 2B), like the `tf.IndexedSlices` Keras builds. A row's gradient is the sum of its slices
             (`sum_rows`); Adam's second moment sums their squares.
         """
-        config = self.config
-        batch = labels.shape[0]
-        indices = np.concatenate([user_idx, item_idx + self.n_users])
-        rows = np.take(self._table, indices, axis=0)  # (2B, w): the users' rows, then the items'
-        rng = self._dropout_rng if config.dropout > 0 else None
-        logits, cache = forward(config, self._dense, rows[:batch], rows[batch:], rng)
-        loss, dlogits = log_loss_with_logits(logits, labels.astype(self.dtype, copy=False))
-        d_rows, dense_grads = backward(config, self._dense, cache, dlogits)
+        loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
+        sets = 2 if self.config.l2 else 1
+        indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
+        grads, offset = {}, 0
+        for name, param in self._dense.items():
+            grads[name] = dense_grad[offset : offset + param.size].reshape(param.shape)
+            offset += param.size
+        return loss, indices, slices, grads
+
+    def _backprop(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray]:
+        """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
+
+        The batch is cut into `threads` parts whose forward and backward passes run in parallel; each
+        part writes its rows of the slices and its own dense gradient, and the parts' dense gradients
+        and losses are added in a fixed order.
+
+        Returns:
+            (loss, slices (s, row width), their squares (s, row width) when the optimizer
+            `needs_squared_row_grads` else None, dense gradient (as `_dense_flat`)).
+        """
+        config, batch = self.config, labels.shape[0]
+        sets = 2 if config.l2 else 1
+        at = sets * batch  # first row of the item side
+        width = self._table.shape[1]
+        slices = np.empty((2 * at, width), dtype=self.dtype)
+        squares = np.empty_like(slices) if self._optimizer.needs_squared_row_grads else None
+        parts = min(self.parts, batch)
+        bounds = [batch * k // parts for k in range(parts + 1)]
+
+        def part(start: int, stop: int) -> tuple[float, np.ndarray]:
+            users = np.take(self._table, user_idx[start:stop], axis=0)
+            items = np.take(self._table, item_idx[start:stop] + self.n_users, axis=0)
+            rng = self._dropout_rng if config.dropout > 0 else None
+            logits, cache = forward(config, self._dense, users, items, rng)
+            loss, dlogits = log_loss_with_logits(logits, labels[start:stop], batch)
+            dense_grads = backward(
+                config, self._dense, cache, dlogits, slices[start:stop], slices[at + start : at + stop]
+            )
+            if config.l2:
+                loss += config.l2 * float(np.sum(np.square(users)) + np.sum(np.square(items))) / batch
+                scale = self.dtype(2 * config.l2 / batch)
+                np.multiply(users, scale, out=slices[batch + start : batch + stop])
+                np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
+            if squares is not None:
+                for first in range(0, slices.shape[0], batch):  # this part's rows of each slice set
+                    np.square(slices[first + start : first + stop], out=squares[first + start : first + stop])
+            return loss, np.concatenate([dense_grads[name].ravel() for name in self._dense])
+
+        tasks = [partial(part, start, stop) for start, stop in pairwise(bounds)]
+        # Dropout draws from one generator: the parts then run one after the other, in order.
+        results = [task() for task in tasks] if config.dropout > 0 else self._run(tasks)
+        loss = sum(part_loss for part_loss, _ in results)
+        dense_grad = results[0][1]
+        for _, part_grad in results[1:]:
+            dense_grad += part_grad
         if config.l2:
-            loss += config.l2 * float(np.sum(np.square(rows))) / batch
-            indices = np.concatenate([indices, indices])
-            d_rows = np.concatenate([d_rows, self.dtype(2 * config.l2 / batch) * rows])
+            offset = 0
             for name, param in self._dense.items():
                 if name.endswith("kernel"):
                     loss += config.l2 * float(np.sum(np.square(param)))
-                    dense_grads[name] += self.dtype(2 * config.l2) * param
-        return loss, indices, d_rows, dense_grads
+                    dense_grad[offset : offset + param.size] += self.dtype(2 * config.l2) * param.ravel()
+                offset += param.size
+        return loss, slices, squares, dense_grad

@@ -4,7 +4,8 @@ The network works on gathered embedding rows, so embedding gradients come out pe
 aggregates them per table row (see `model.ncf.numpy_sparse`). The user (and item) rows hold the GMF
 embedding then the MLP embedding side by side, `[gmf (factors) | mlp (layers[0] // 2)]`, so one gather and
 one scatter serve both parts. Every function keeps the dtype of its inputs (float32 in training, float64
-in the gradient check).
+in the gradient check). The passes work in place where they can (ReLU, bias, masks) and write the row
+gradients into arrays the caller provides, so a training step allocates few temporaries.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class ForwardCache:
     user_rows: np.ndarray  # (B, row width)
     item_rows: np.ndarray  # (B, row width)
     z: np.ndarray  # (B, d) input of the output layer
-    hidden: list[np.ndarray]  # MLP layer inputs h_0 .. h_{L-1}, each (B, width)
-    masks: list[np.ndarray | None]  # per hidden layer: ReLU mask times dropout scale, (B, width)
+    hidden: list[np.ndarray]  # MLP layer inputs h_0 .. h_{L-1} and the MLP output h_L, each (B, width)
+    masks: list[np.ndarray | None]  # per hidden layer: ReLU mask times dropout scale, (B, width); None
+    # without dropout (the ReLU mask is then h_{k+1} > 0)
 
 
 def forward(
@@ -68,14 +70,17 @@ def forward(
         h = np.concatenate([user_rows[:, f:], item_rows[:, f:]], axis=1)
         for k in range(len(config.layers) - 1):
             hidden.append(h)
-            a = h @ dense[f"mlp/dense_{k}/kernel"]
-            a += dense[f"mlp/dense_{k}/bias"]
-            mask = a > 0
+            h = h @ dense[f"mlp/dense_{k}/kernel"]
+            h += dense[f"mlp/dense_{k}/bias"]
             if dropout_rng is not None and config.dropout > 0:
-                keep = dropout_rng.random(a.shape, dtype=a.dtype) >= config.dropout
-                mask = (mask & keep).astype(a.dtype) * a.dtype.type(1.0 / (1.0 - config.dropout))
-            h = a * mask
-            masks.append(mask)
+                keep = dropout_rng.random(h.shape, dtype=h.dtype) >= config.dropout
+                mask = ((h > 0) & keep).astype(h.dtype) * h.dtype.type(1.0 / (1.0 - config.dropout))
+                h *= mask
+                masks.append(mask)
+            else:
+                np.maximum(h, 0, out=h)
+                masks.append(None)
+        hidden.append(h)
         parts.append(h)
     z = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
     logits = z @ dense["output/kernel"][:, 0]
@@ -84,15 +89,22 @@ def forward(
 
 
 def backward(
-    config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.ndarray
-) -> tuple[np.ndarray, Params]:
+    config: NCFConfig,
+    dense: Params,
+    cache: ForwardCache,
+    dlogits: np.ndarray,
+    d_user: np.ndarray,
+    d_item: np.ndarray,
+) -> Params:
     """Gradients of a loss given its gradient w.r.t. the logits.
 
     Args:
         dlogits: (B,) d loss / d logit.
+        d_user, d_item: (B, row width) arrays (views are fine) that receive d loss / d user_rows and
+            d loss / d item_rows.
 
     Returns:
-        (d rows (2B, w): d user_rows stacked on d item_rows, gradients of the dense parameters by name).
+        gradients of the dense parameters by name.
     """
     batch = dlogits.shape[0]
     grads: Params = {
@@ -100,36 +112,41 @@ def backward(
         "output/bias": np.sum(dlogits, keepdims=True),
     }
     dz = dlogits[:, None] * dense["output/kernel"][:, 0]
-    d_rows = np.empty((2 * batch, cache.user_rows.shape[1]), dtype=dlogits.dtype)
-    d_user, d_item = d_rows[:batch], d_rows[batch:]
     f = gmf_width(config)
     if uses_gmf(config):
         dg = dz[:, :f]
         np.multiply(dg, cache.item_rows[:, :f], out=d_user[:, :f])
         np.multiply(dg, cache.user_rows[:, :f], out=d_item[:, :f])
     if uses_mlp(config):
-        dh = dz[:, f:]
+        da = dz[:, f:]
         ones = np.ones(batch, dtype=dlogits.dtype)
         for k in reversed(range(len(config.layers) - 1)):
-            da = dh * cache.masks[k]
+            mask = cache.masks[k]
+            # da is a fresh array here (dz's slice, or the product below), so the mask applies in place.
+            da *= cache.hidden[k + 1] > 0 if mask is None else mask
             grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
             grads[f"mlp/dense_{k}/bias"] = ones @ da  # a BLAS call: much faster than da.sum(axis=0)
-            dh = da @ dense[f"mlp/dense_{k}/kernel"].T
+            da = da @ dense[f"mlp/dense_{k}/kernel"].T
         half = config.layers[0] // 2
-        d_user[:, f:] = dh[:, :half]
-        d_item[:, f:] = dh[:, half:]
-    return d_rows, grads
+        d_user[:, f:] = da[:, :half]
+        d_item[:, f:] = da[:, half:]
+    return grads
 
 
-def log_loss_with_logits(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean binary cross-entropy of logits, computed stably, and its gradient w.r.t. the logits.
+def log_loss_with_logits(
+    logits: np.ndarray, labels: np.ndarray, batch_size: int | None = None
+) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of logits, computed stably, and its gradient w.r.t. the logits.
 
-    loss_j = max(x, 0) - x y + log(1 + exp(-|x|)); d loss / d x_j = (sigmoid(x_j) - y_j) / B.
+    loss_j = max(x, 0) - x y + log(1 + exp(-|x|)); d loss / d x_j = (sigmoid(x_j) - y_j) / n.
 
     Args:
         logits: (B,) float; labels: (B,) float in {0, 1}.
+        batch_size: n, the size of the whole batch these B examples are part of (default B): the loss
+            returned is sum_j loss_j / n, so the losses of the parts of a batch add up to its mean.
     """
+    n = logits.shape[0] if batch_size is None else batch_size
     e = np.exp(-np.abs(logits))
     loss = np.maximum(logits, 0) - logits * labels + np.log1p(e)
     prob = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return float(loss.mean()), (prob - labels) / logits.dtype.type(logits.shape[0])
+    return float(loss.sum()) / n, (prob - labels) / logits.dtype.type(n)

@@ -47,7 +47,7 @@ class Optimizer(ABC):
 
     @abstractmethod
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        """Dense update of the whole of `param` (any shape) with `grad` (same shape)."""
+        """Dense update of the whole of `param` (any shape) with `grad` (same shape; may be overwritten)."""
 
     @abstractmethod
     def update_rows(
@@ -65,6 +65,7 @@ class Optimizer(ABC):
             grad: (u, width) summed gradient of each row.
             squared_grad: (u, width) sum of the per-example squared gradients of each row (used by Adam
                 when `needs_squared_row_grads`; defaults to grad**2).
+        `grad` and `squared_grad` may be overwritten (they serve as scratch space).
         """
 
 
@@ -123,7 +124,8 @@ class Adam(Optimizer):
         return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
 
     def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, squared: np.ndarray) -> np.ndarray:
-        """Update moments m, v in place; return the parameter decrement. Overwrites `squared`."""
+        """Update moments m, v in place; return the parameter decrement, written into `grad`. Overwrites
+        `grad` and `squared`: all passes are in place, no temporary is allocated."""
         # m + (g - m)(1 - b1) == g + b1 (m - g): three in-place passes and no temporary.
         m -= grad
         m *= self.beta_1
@@ -133,7 +135,7 @@ class Adam(Optimizer):
         v += squared
         denom = np.sqrt(v, out=squared)
         denom += self.epsilon
-        step = m * m.dtype.type(self._step_size())
+        step = np.multiply(m, m.dtype.type(self._step_size()), out=grad)
         step /= denom
         return step
 
@@ -153,7 +155,7 @@ class Adam(Optimizer):
         # Gather the touched rows into contiguous blocks (np.take is the fastest gather), update them,
         # scatter them back: the cost is proportional to the touched rows only.
         m, v = np.take(m_all, rows, axis=0), np.take(v_all, rows, axis=0)
-        squared = np.square(grad) if squared_grad is None else squared_grad.copy()
+        squared = np.square(grad) if squared_grad is None else squared_grad
         step = self._apply(m, v, grad, squared)
         m_all[rows], v_all[rows] = m, v
         params = np.take(table, rows, axis=0)

@@ -13,15 +13,16 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def sum_rows(indices: np.ndarray, row_grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum per-example gradients by table row.
+def row_selector(indices: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The touched rows of `indices` and the 0/1 matrix that sums per-example gradients into them.
 
     Args:
         indices: (B,) int table row of each example.
-        row_grads: (B, w) gradient of each example's gathered row.
 
     Returns:
-        (rows (u,) int64 sorted unique rows, grads (u, w) summed gradient of each, same dtype as row_grads).
+        (rows (u,) int64 sorted unique rows, selector (u, B) CSR with selector[r, j] = 1 when example j
+        is on rows[r]); `selector @ row_grads` sums (B, w) per-example gradients into (u, w). One selector
+        serves several gradient arrays (e.g. the gradients and their squares, each contiguous).
     """
     n = indices.shape[0]
     # NumPy's stable sort is a radix sort for 16-bit keys: ~10x faster than for int32 / int64 keys.
@@ -33,6 +34,20 @@ def sum_rows(indices: np.ndarray, row_grads: np.ndarray) -> tuple[np.ndarray, np
     np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=is_start[1:])
     starts = np.flatnonzero(is_start)
     indptr = np.append(starts, n)
-    ones = np.ones(n, dtype=row_grads.dtype)
+    ones = np.ones(n, dtype=np.float32)
     selector = sp.csr_matrix((ones, order, indptr), shape=(starts.shape[0], n))
-    return sorted_idx[starts].astype(np.int64), np.asarray(selector @ row_grads)
+    return sorted_idx[starts].astype(np.int64), selector
+
+
+def sum_rows(indices: np.ndarray, row_grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum per-example gradients by table row.
+
+    Args:
+        indices: (B,) int table row of each example.
+        row_grads: (B, w) gradient of each example's gathered row.
+
+    Returns:
+        (rows (u,) int64 sorted unique rows, grads (u, w) summed gradient of each, same dtype as row_grads).
+    """
+    rows, selector = row_selector(indices)
+    return rows, np.asarray(selector @ row_grads)  # float32 selector: keeps float32 / float64
