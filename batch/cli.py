@@ -50,6 +50,7 @@ NCF_FLAGS = {
     "lr": ("train_config", "learning_rate"),
     "optimizer": ("train_config", "optimizer"),
     "momentum": ("train_config", "momentum"),
+    "weight_decay": ("train_config", "weight_decay"),
     "num_negatives": ("train_config", "num_negatives"),
     "patience": ("train_config", "patience"),
     "pretrain": ("train_config", "pretrain"),
@@ -70,6 +71,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument("--lr", type=float, help="learning rate")
     ncf.add_argument("--optimizer", choices=["adam", "sgd"])
     ncf.add_argument("--momentum", type=float, help="SGD momentum")
+    ncf.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW / SGDW)")
     ncf.add_argument("--num-negatives", type=int, help="training negatives per positive")
     ncf.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
     ncf.add_argument(

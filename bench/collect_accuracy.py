@@ -42,6 +42,7 @@ def row(path: Path) -> dict:
         "learning_rate": base_learning_rate(path.with_suffix(".cmd").read_text().split()),
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
+        "weight_decay": tcfg.get("weight_decay", 0.0),
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
         "seed": tcfg["seed"],
@@ -74,18 +75,21 @@ def main() -> None:
         "Model selection (best epoch, early stopping) on the validation item only; with `refit` the model",
         "is then retrained on train + validation items for the best epoch count and evaluated once on the",
         "test item. Split and candidate seed 0. Timings (`train s` = selection fit + refit, pretraining",
-        "included) were taken on a **shared, heavily loaded 2-core machine** (load average 5-15 from other",
-        "jobs): they are noisy upper bounds. Exact commands below the table.",
+        "included) were mostly taken on a **shared, loaded 2-core machine** (load average 2-15 from other",
+        "jobs): noisy upper bounds; `neumf_wd0.1` and `neumf_wd0.2` ran on a quiet machine (load below 1).",
+        "Selection rule for the defaults: highest validation HR@10. Exact commands below the table.",
         "",
-        "| run | model | factors | layers | batch | lr | opt | neg | l2 | drop | pretrain | refit | best ep"
-        " | val HR | val NDCG | test HR | test NDCG | train s | note |",
-        "|" + "---|" * 19,
+        "| run | model | factors | layers | batch | lr | opt | neg | l2 | wd | drop | pretrain | refit"
+        " | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
+        "|" + "---|" * 20,
     ]
     for r in rows:
         layers = ",".join(map(str, r["layers"]))
         lines.append(
             f"| {r['name']} | {r['model']} | {r['factors']} | {layers} | {r['batch_size']} | "
-            f"{r['learning_rate']} | {r['optimizer']} | {r['num_negatives']} | {r['l2']} | {r['dropout']} | "
+            f"{r['learning_rate']} | {r['optimizer']} | {r['num_negatives']} | "
+            f"{r['l2']} | {r['weight_decay']} | "
+            f"{r['dropout']} | "
             f"{pretrain(r)} | {'yes' if r['refit'] else 'no'} | "
             f"{r['best_epoch']}/{r['epochs_run']} | {r['val_hr@10']:.4f} | {r['val_ndcg@10']:.4f} | "
             f"**{r['test_hr@10']:.4f}** | **{r['test_ndcg@10']:.4f}** | {r['train_s']} | {r['note']} |"

@@ -215,6 +215,10 @@ def main() -> None:
             "num_negatives": 4,
             "patience": 0,  # every epoch runs for both engines, so the curves are comparable
             "seed": args.seed,
+            # Pinned rather than left to TrainConfig's defaults (which pretrain GMF + MLP and decay
+            # weights): both engines train this one NeuMF from scratch, every epoch timed.
+            "pretrain": False,
+            "weight_decay": 0.0,
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

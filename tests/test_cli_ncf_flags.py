@@ -12,7 +12,10 @@ def parse(*flags):
 
 def test_flags_override_only_what_is_given():
     args = parse("--factors", "64", "--layers", "256,128,64", "--epochs", "20", "--batch-size", "2048")
-    args2 = parse("--lr", "0.002", "--optimizer", "sgd", "--momentum", "0.9", "--pretrain", "--l2", "1e-6")
+    args2 = parse(
+        "--lr", "0.002", "--optimizer", "sgd", "--momentum", "0.9", "--pretrain", "--l2", "1e-6",
+        "--weight-decay", "0.01",
+    )  # fmt: skip
     assert ncf_options(args) == {
         "engine": "keras",
         "config": {"factors": 64, "layers": (256, 128, 64)},
@@ -23,11 +26,13 @@ def test_flags_override_only_what_is_given():
         "learning_rate": 0.002,
         "optimizer": "sgd",
         "momentum": 0.9,
+        "weight_decay": 0.01,
         "pretrain": True,
     }
     assert opts["config"] == {"l2": 1e-6}
     model = build_model("neumf", **opts)
     assert model.train_config.optimizer == "sgd" and model.train_config.pretrain
+    assert model.train_config.weight_decay == 0.01
     assert model.config.l2 == 1e-6 and model.config.kind == "neumf"
 
 
@@ -36,6 +41,8 @@ def test_bad_values_are_rejected():
         parse("--layers", "64,x")
     with pytest.raises(SystemExit):
         parse("--optimizer", "rmsprop")
+    with pytest.raises(ValueError):  # pydantic: negative decay
+        build_model("gmf", **ncf_options(parse("--weight-decay", "-0.1")))
     with pytest.raises(ValueError):  # pydantic: odd first layer
         build_model("mlp", **ncf_options(parse("--layers", "63,8")))
 

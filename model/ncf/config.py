@@ -51,6 +51,13 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(0.002, gt=0.0, description="optimizer step size")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd (with optional momentum)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam)")
+    weight_decay: float = Field(
+        0.1,
+        ge=0.0,
+        description="decoupled weight decay (AdamW / SGDW): before each step every parameter, whole "
+        "embedding tables included, is multiplied by 1 - learning_rate * weight_decay (0 = off; 0.1 had "
+        "the best validation HR@10 of 0 / 0.05 / 0.1 / 0.2)",
+    )
     num_negatives: int = Field(8, ge=0, description="fresh negatives per positive each epoch")
     patience: int = Field(
         2, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"

@@ -87,10 +87,13 @@ class NCFNetwork(keras.Model):
 
 
 def make_optimizer(train_config: TrainConfig) -> keras.optimizers.Optimizer:
-    """Adam, or SGD with optional momentum, at `train_config.learning_rate`."""
+    """Adam, or SGD with optional momentum, at `train_config.learning_rate`, with the decoupled weight
+    decay of `train_config.weight_decay` when it is non-zero (Adam then is AdamW)."""
+    decay = train_config.weight_decay or None  # Keras 3: decoupled, every variable, before the update
+    lr = train_config.learning_rate
     if train_config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=train_config.learning_rate)
-    return keras.optimizers.SGD(learning_rate=train_config.learning_rate, momentum=train_config.momentum)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
+    return keras.optimizers.SGD(learning_rate=lr, momentum=train_config.momentum, weight_decay=decay)
 
 
 class KerasNCF(NCFModel):

@@ -190,10 +190,15 @@ class NumpyNCF(NCFModel):
         Two parallel phases (threads release the GIL inside NumPy, BLAS and scipy loops): the forward and
         backward passes of `threads` parts of the batch (`_backprop`), then the row sums and lazy updates
         of the user rows and of the item rows (disjoint rows, separate optimizer state). The dense layers'
-        update is tiny and runs between the two.
+        update is tiny and runs between the two, after the decoupled weight decay (when set) has shrunk
+        every parameter, whole embedding tables included.
         """
         loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
         self._optimizer.step()
+        if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
+            shrink = self.dtype(1.0 - self.train_config.learning_rate * self.train_config.weight_decay)
+            self._table *= shrink
+            self._dense_flat *= shrink
         self._optimizer.update("dense", self._dense_flat, dense_grad)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
         half = slices.shape[0] // 2
