@@ -115,8 +115,8 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"Command: `{report['command']}`  ",
         f"Date (UTC): {report['date_utc']}; machine: {report['machine']}  ",
-        "**Timings were taken on a shared, noisy 2-core machine (other helpers were running tests and "
-        "benchmarks at the same time; load averages below). Treat speed figures as rough.**",
+        "Timings depend on what else the 2 cores run: the 1-minute load average before and after each engine "
+        "is in the table (below ~1.5 the machine was otherwise idle).",
         "",
         f"Same config, seed and data for both engines: `{json.dumps(report['settings'])}`. "
         "Metrics are for the best epoch on validation HR@10 (restored after training).",
@@ -225,7 +225,7 @@ def main() -> None:
     report = {
         "command": "python bench/compare_engines.py " + " ".join(sys.argv[1:]),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other jobs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "settings": settings,
         "engines": {e: run_engine(e, args, settings) for e in args.engines.split(",")},
     }
