@@ -48,6 +48,7 @@ NCF_FLAGS = {
     "epochs": ("train_config", "epochs"),
     "batch_size": ("train_config", "batch_size"),
     "lr": ("train_config", "learning_rate"),
+    "lr_schedule": ("train_config", "lr_schedule"),
     "optimizer": ("train_config", "optimizer"),
     "momentum": ("train_config", "momentum"),
     "weight_decay": ("train_config", "weight_decay"),
@@ -69,6 +70,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument("--epochs", type=int, help="maximum epochs")
     ncf.add_argument("--batch-size", type=int)
     ncf.add_argument("--lr", type=float, help="learning rate")
+    ncf.add_argument("--lr-schedule", choices=["constant", "cosine"], help="per-epoch learning rate")
     ncf.add_argument("--optimizer", choices=["adam", "sgd"])
     ncf.add_argument("--momentum", type=float, help="SGD momentum")
     ncf.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW / SGDW)")

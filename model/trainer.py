@@ -1,14 +1,16 @@
 """`NeuMFTrainer`: the epoch loop for any `NCFModel` engine, knowing nothing about NeuMF itself.
 
-Per epoch: fresh negatives from the data layer (`NegativeSampler.epoch(e)`), a seeded shuffle, one
-`model.train_epoch` call, then HR@10 / NDCG@10 on the **validation** items (sampled protocol). The best
-epoch's parameters are kept (`get_params` / `set_params`) and restored at the end; training stops early
-after `patience` epochs without a validation HR@10 gain. Test items are never passed in, so never seen.
+Per epoch: the step size of the learning-rate schedule (`epoch_learning_rate`), fresh negatives from
+the data layer (`NegativeSampler.epoch(e)`), a seeded shuffle, one `model.train_epoch` call, then HR@10 /
+NDCG@10 on the **validation** items (sampled protocol). The best epoch's parameters are kept
+(`get_params` / `set_params`) and restored at the end; training stops early after `patience` epochs
+without a validation HR@10 gain. Test items are never passed in, so never seen.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,14 @@ def validation_metrics(model: NCFModel, validation: HeldOut) -> tuple[float, flo
     return hit_rate_at(ranks, K), ndcg_at(ranks, K)
 
 
+def epoch_learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The step size of 1-based `epoch` under `cfg.lr_schedule`."""
+    if cfg.lr_schedule == "constant":
+        return cfg.learning_rate
+    length = cfg.schedule_epochs or cfg.epochs
+    return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / length))
+
+
 class NeuMFTrainer:
     """Trains an `NCFModel` per `TrainConfig` (epochs, batch size, negatives, patience, seed).
 
@@ -58,6 +68,7 @@ class NeuMFTrainer:
         best_hr, best_epoch, best_params = -1.0, 0, None
         for epoch in range(1, cfg.epochs + 1):
             start = time.perf_counter()
+            model.set_learning_rate(epoch_learning_rate(cfg, epoch))
             users, items, labels = sampler.epoch(epoch)
             order = rng.permutation(users.shape[0])
             loss = model.train_epoch(users[order], items[order], labels[order], cfg.batch_size)

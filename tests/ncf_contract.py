@@ -126,6 +126,29 @@ class NCFModelContract:
             last = model.train_epoch(users, items, labels, 120)
         assert last < first - 0.1
 
+    @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+    def test_set_learning_rate_steps_as_a_model_built_with_that_rate(self, optimizer):
+        # Weight decay 10 makes the decoupled shrink (1 - lr * wd) differ visibly between the two rates.
+        config = NCFConfig(kind="neumf", **TINY)
+        params = init_params(config, N_USERS, N_ITEMS, 0)
+        rng = np.random.default_rng(1)
+        users = rng.integers(0, N_USERS, 64).astype(np.int32)
+        items = rng.integers(0, N_ITEMS, 64).astype(np.int32)
+        labels = (items < BLOCK).astype(np.float32)
+        after = []
+        for lr in (0.05, 0.003):
+            train_config = tiny_train_config().model_copy(
+                update={"learning_rate": lr, "optimizer": optimizer, "weight_decay": 10.0}
+            )
+            model = self.make_model(config, train_config)
+            model.build(N_USERS, N_ITEMS, params)
+            model.set_learning_rate(0.003)
+            model.train_epoch(users, items, labels, 64)
+            after.append(model.get_params())
+        for name, value in after[0].items():
+            assert not np.allclose(value, params[name], atol=1e-7), name  # a step happened
+            np.testing.assert_allclose(value, after[1][name], rtol=1e-5, atol=1e-7, err_msg=name)
+
     @pytest.mark.parametrize("kind", ["gmf", "mlp", "neumf"])
     def test_learns_which_block_each_user_likes(self, kind):
         train, unseen = block_data()

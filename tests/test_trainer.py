@@ -26,6 +26,7 @@ class ScriptedModel(NCFModel):
         self.quality = quality
         self.trained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.scored: list[tuple[np.ndarray, np.ndarray]] = []
+        self.learning_rates: list[float] = []
 
     def build(self, n_users, n_items, params):
         self.n_users, self.n_items = n_users, n_items
@@ -37,6 +38,9 @@ class ScriptedModel(NCFModel):
 
     def set_params(self, params):
         self.epoch = int(params["epoch"][0])
+
+    def set_learning_rate(self, learning_rate):
+        self.learning_rates.append(learning_rate)
 
     def train_epoch(self, user_idx, item_idx, labels, batch_size):
         self.trained.append((user_idx.copy(), item_idx.copy(), labels.copy()))
@@ -130,3 +134,29 @@ def test_training_data_is_reproducible_with_the_seed():
         np.testing.assert_array_equal(ia, ib)
         np.testing.assert_array_equal(la, lb)
     assert not np.array_equal(a.trained[0][1], c.trained[0][1])
+
+
+def test_constant_schedule_keeps_the_learning_rate():
+    model = fit([0.5] * 3, epochs=3, patience=0, learning_rate=0.01)
+    assert model.learning_rates == [0.01, 0.01, 0.01]
+
+
+class RefitScriptedModel(ScriptedModel):
+    """A scripted engine that `NCFModel.refit` can build like a real one: (config, train_config)."""
+
+    def __init__(self, config=None, train_config=None, init_params=None) -> None:
+        super().__init__([0.2, 0.5, 0.8, 0.6, 0.5] + [0.1] * 5, train_config=train_config)
+
+
+def test_cosine_schedule_by_hand_and_refit_follows_the_same_curve():
+    train, validation, _ = data()
+    config = TrainConfig(epochs=10, batch_size=8, patience=2, learning_rate=0.01, lr_schedule="cosine")
+    model = RefitScriptedModel(train_config=config)
+    model.width = validation.candidates.shape[1]
+    model.fit(train, validation)
+    # epoch e of 10: 0.01 * (1 + cos(pi * (e - 1) / 10)) / 2; early stop after epoch 5, best epoch 3
+    expected = [0.01, 0.0097553, 0.0090451, 0.0079389, 0.0065451]
+    np.testing.assert_allclose(model.learning_rates, expected, atol=1e-7)
+    refit = model.refit(train)
+    assert refit.train_config.epochs == 3 and refit.train_config.schedule_epochs == 10
+    np.testing.assert_allclose(refit.learning_rates, expected[:3], atol=1e-7)

@@ -65,6 +65,11 @@ class NCFModel(Recommender):
         """Overwrite the current parameters (optimizer state is kept)."""
 
     @abstractmethod
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Set the optimizer's step size from now on (the trainer's per-epoch schedule); the decoupled
+        weight decay scales with it, as in Keras 3 (each step shrinks by learning_rate * weight_decay)."""
+
+    @abstractmethod
     def train_epoch(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
@@ -105,8 +110,14 @@ class NCFModel(Recommender):
         from model.ncf.params import fuse_pretrained
         from model.ncf.pretrain import ALPHA
 
-        train_config = self.train_config.model_copy(
-            update={"epochs": self.best_epoch_, "patience": 0, "pretrain": False}
+        cfg = self.train_config
+        train_config = cfg.model_copy(
+            update={
+                "epochs": self.best_epoch_,
+                "patience": 0,
+                "pretrain": False,
+                "schedule_epochs": cfg.schedule_epochs or cfg.epochs,  # the same learning-rate curve
+            }
         )
         fresh = type(self)(self.config, train_config)
         if hasattr(self, "pretrained_"):

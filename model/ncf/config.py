@@ -49,6 +49,15 @@ class TrainConfig(BaseModel):
     epochs: int = Field(10, ge=1, description="maximum number of epochs")
     batch_size: int = Field(4096, ge=1, description="examples per mini-batch")
     learning_rate: float = Field(0.002, gt=0.0, description="optimizer step size")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="per-epoch step size: constant, or cosine (epoch e of `epochs` trains at "
+        "learning_rate * (1 + cos(pi * (e - 1) / epochs)) / 2; a refit for fewer epochs follows the "
+        "selection run's curve, which `schedule_epochs` pins)",
+    )
+    schedule_epochs: int | None = Field(
+        None, ge=1, description="length of the cosine curve in epochs (None = `epochs`)"
+    )
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd (with optional momentum)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam)")
     weight_decay: float = Field(

@@ -125,6 +125,9 @@ class KerasNCF(NCFModel):
             var.assign(np.asarray(params[name], dtype=np.float32))
 
     # --- training -----------------------------------------------------------------------------------
+    def set_learning_rate(self, learning_rate: float) -> None:
+        self.optimizer.learning_rate = learning_rate
+
     def _loss(self, users, items, labels):
         logits = self.network((users, items), training=True)
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))

@@ -129,6 +129,9 @@ class NumpyNCF(NCFModel):
         """Probabilities of pairs: (n,) int, (n,) int -> (n,) float32."""
         return score_pairs(self._views(), self.config, np.asarray(user_idx), np.asarray(item_idx))
 
+    def set_learning_rate(self, learning_rate: float) -> None:
+        self._optimizer.learning_rate = learning_rate
+
     def train_epoch(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
@@ -196,7 +199,7 @@ class NumpyNCF(NCFModel):
         loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
         self._optimizer.step()
         if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
-            shrink = self.dtype(1.0 - self.train_config.learning_rate * self.train_config.weight_decay)
+            shrink = self.dtype(1.0 - self._optimizer.learning_rate * self.train_config.weight_decay)
             self._table *= shrink
             self._dense_flat *= shrink
         self._optimizer.update("dense", self._dense_flat, dense_grad)
