@@ -56,6 +56,7 @@ NCF_FLAGS = {
     "patience": ("train_config", "patience"),
     "pretrain": ("train_config", "pretrain"),
     "finetune_lr": ("train_config", "finetune_learning_rate"),
+    "finetune_weight_decay": ("train_config", "finetune_weight_decay"),
     "train_seed": ("train_config", "seed"),
 }
 
@@ -80,6 +81,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
         "--pretrain", action=argparse.BooleanOptionalAction, default=None, help="NeuMF: pretrain GMF + MLP"
     )
     ncf.add_argument("--finetune-lr", type=float, help="NeuMF learning rate after pretraining")
+    ncf.add_argument("--finetune-weight-decay", type=float, help="NeuMF weight decay after pretraining")
     ncf.add_argument("--train-seed", type=int, help="seed of initialisation, negatives and shuffling")
     ncf.add_argument(
         "--refit",

@@ -178,11 +178,14 @@ class NCFModelContract:
     def test_pretraining_starts_neumf_from_the_trained_gmf_and_mlp(self):
         train, _ = block_data()
         config = NCFConfig(kind="neumf", **TINY)
-        train_config = tiny_train_config(epochs=4, pretrain=True, finetune_learning_rate=0.005)
+        train_config = tiny_train_config(
+            epochs=4, pretrain=True, finetune_learning_rate=0.005, weight_decay=0.1, finetune_weight_decay=0.3
+        )
         model = self.make_model(config, train_config).fit(train)
         gmf, mlp = model.pretrained_["gmf"], model.pretrained_["mlp"]
         assert gmf.config.kind == "gmf" and mlp.config.kind == "mlp"
         assert gmf.train_config.learning_rate == 0.02 and model.train_config.learning_rate == 0.005
+        assert mlp.train_config.weight_decay == 0.1 and model.train_config.weight_decay == 0.3
         g, m = gmf.get_params(), mlp.get_params()
         for name, value in model.init_params.items():
             source = g if name.startswith("gmf/") else m if name.startswith("mlp/") else None

@@ -86,7 +86,8 @@ class NCFModel(Recommender):
         With `train_config.pretrain` a NeuMF model first trains a GMF and an MLP of the same engine and
         starts from their fused weights (`model.ncf.pretrain`), unless `init_params` was given; the two
         trained models stay in `pretrained_` ({"gmf": ..., "mlp": ...}), and the fused NeuMF then trains
-        at `finetune_learning_rate` when set (it becomes `train_config.learning_rate`).
+        at `finetune_learning_rate` and with `finetune_weight_decay` when set (they become
+        `train_config.learning_rate` / `weight_decay`).
         """
         from model.trainer import NeuMFTrainer
 
@@ -94,9 +95,16 @@ class NCFModel(Recommender):
             from model.ncf.pretrain import pretrained_neumf_params
 
             self.init_params, self.pretrained_ = pretrained_neumf_params(self, train, validation)
-            if self.train_config.finetune_learning_rate is not None:
-                lr = self.train_config.finetune_learning_rate
-                self.train_config = self.train_config.model_copy(update={"learning_rate": lr})
+            cfg = self.train_config
+            finetune = {
+                field: value
+                for field, value in (
+                    ("learning_rate", cfg.finetune_learning_rate),
+                    ("weight_decay", cfg.finetune_weight_decay),
+                )
+                if value is not None
+            }
+            self.train_config = cfg.model_copy(update=finetune)
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
 

@@ -80,3 +80,8 @@ class TrainConfig(BaseModel):
         gt=0.0,
         description="NeuMF after pretraining: learning rate of the fused model (None = learning_rate)",
     )
+    finetune_weight_decay: float | None = Field(
+        None,
+        ge=0.0,
+        description="NeuMF after pretraining: decoupled weight decay of the fused model (None = as before)",
+    )
