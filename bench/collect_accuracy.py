@@ -4,7 +4,7 @@
 
 Each run is `bench/results/neumf_runs/NAME.json` (the CLI's output) with `NAME.cmd` (its exact command) and
 an optional `NAME.note` (one line: what the run tested); `notes.md` there (runs stopped early) is appended.
-Rows keep the order the runs finished in.
+Rows keep the committed table's order; new runs follow in the order they finished.
 """
 
 from __future__ import annotations
@@ -18,15 +18,25 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "neumf_runs"
 
 
-def base_learning_rate(argv: list[str]) -> float:
-    """The --lr of a run's command, else the TrainConfig default. (A pretrained NeuMF's saved
-    train_config holds its fine-tuning rate instead, so the command is the source of truth.)"""
-    return float(argv[argv.index("--lr") + 1]) if "--lr" in argv else TrainConfig().learning_rate
+def command_value(argv: list[str], flag: str, field: str) -> float:
+    """A run's `flag` value from its command, else the `TrainConfig` default of `field`. (A pretrained
+    NeuMF's saved train_config holds its fine-tuning rate and decay instead, so the command is the source of
+    truth for the pretraining stages' values.)"""
+    return float(argv[argv.index(flag) + 1]) if flag in argv else getattr(TrainConfig(), field)
+
+
+def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
+    """Runs made before `finetune_weight_decay` existed saved the one decay of all stages (or none: 0);
+    later ones may save the fine-tuning decay instead, so their command and the default are read."""
+    if "finetune_weight_decay" not in tcfg:
+        return tcfg.get("weight_decay", 0.0)
+    return command_value(argv, "--weight-decay", "weight_decay")
 
 
 def row(path: Path) -> dict:
     result = json.loads(path.read_text())
     note = path.with_suffix(".note")
+    argv = path.with_suffix(".cmd").read_text().split()
     cfg, tcfg = result["config"], result["train_config"]
     timings = result["timings"]
     return {
@@ -39,12 +49,14 @@ def row(path: Path) -> dict:
         "l2": cfg["l2"],
         "dropout": cfg["dropout"],
         "batch_size": tcfg["batch_size"],
-        "learning_rate": base_learning_rate(path.with_suffix(".cmd").read_text().split()),
+        "learning_rate": command_value(argv, "--lr", "learning_rate"),
+        "lr_schedule": tcfg.get("lr_schedule", "constant"),
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
-        "weight_decay": tcfg.get("weight_decay", 0.0),
+        "weight_decay": pretraining_weight_decay(argv, tcfg),
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
+        "finetune_weight_decay": tcfg.get("finetune_weight_decay"),
         "seed": tcfg["seed"],
         "refit": result.get("refit", False),
         "best_epoch": result["best_epoch"],
@@ -63,11 +75,21 @@ def pretrain(r: dict) -> str:
         return "n/a"
     if not r["pretrain"]:
         return "no"
-    return f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"
+    text = f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"
+    return text if r.get("finetune_weight_decay") is None else f"{text}, ft wd {r['finetune_weight_decay']}"
+
+
+def ordered(rows: list[dict]) -> list[dict]:
+    """Rows in the order of the committed table, then new runs in the order they finished (file times
+    alone are not kept by a fresh clone)."""
+    previous = RESULTS / "neumf_accuracy.json"
+    known = [r["name"] for r in json.loads(previous.read_text())] if previous.exists() else []
+    rank = {name: i for i, name in enumerate(known)}
+    return sorted(rows, key=lambda r: (rank.get(r["name"], len(known)), r["finished"]))
 
 
 def main() -> None:
-    rows = sorted((row(p) for p in RUNS.glob("*.json")), key=lambda r: r["finished"])
+    rows = ordered([row(p) for p in RUNS.glob("*.json")])
     (RESULTS / "neumf_accuracy.json").write_text(json.dumps(rows, indent=2))
     lines = [
         "# NeuMF accuracy on MovieLens 1M (sampled protocol: test item vs 99 sampled negatives)",
@@ -80,8 +102,8 @@ def main() -> None:
         "Selection rule for the defaults: highest validation HR@10. Exact commands below the table.",
         "",
         "| run | model | factors | layers | batch | lr | opt | neg | l2 | wd | drop | pretrain | refit"
-        " | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
-        "|" + "---|" * 20,
+        " | sched | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
+        "|" + "---|" * 21,
     ]
     for r in rows:
         layers = ",".join(map(str, r["layers"]))
@@ -90,7 +112,7 @@ def main() -> None:
             f"{r['learning_rate']} | {r['optimizer']} | {r['num_negatives']} | "
             f"{r['l2']} | {r['weight_decay']} | "
             f"{r['dropout']} | "
-            f"{pretrain(r)} | {'yes' if r['refit'] else 'no'} | "
+            f"{pretrain(r)} | {'yes' if r['refit'] else 'no'} | {r['lr_schedule']} | "
             f"{r['best_epoch']}/{r['epochs_run']} | {r['val_hr@10']:.4f} | {r['val_ndcg@10']:.4f} | "
             f"**{r['test_hr@10']:.4f}** | **{r['test_ndcg@10']:.4f}** | {r['train_s']} | {r['note']} |"
         )
