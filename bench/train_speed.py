@@ -38,7 +38,8 @@ def time_training(split, batch_size: int, n_samples: int, repeats: int) -> dict:
     order = np.random.default_rng(0).permutation(users.shape[0])[: n_samples // batch_size * batch_size]
     users, items, labels = users[order], items[order], labels[order]
     config = NCFConfig(kind="neumf", factors=8, layers=(64, 32, 16, 8))
-    model = KerasNCF(config, TrainConfig(batch_size=batch_size, optimizer="adam", weight_decay=0.0))
+    plain = TrainConfig(batch_size=batch_size, optimizer="adam", weight_decay=0.0, lr_schedule="constant")
+    model = KerasNCF(config, plain)
     model.build(split.n_users, split.n_items, init_params(config, split.n_users, split.n_items, 0))
     model.train_epoch(users, items, labels, batch_size)  # compiles the shapes
     seconds = []
@@ -81,6 +82,7 @@ def accuracy_per_batch_size(data_dir: str, batch_sizes: list[int], epochs: int) 
             pretrain=False,
             num_negatives=4,
             weight_decay=0.0,  # the plain model these figures have always described
+            lr_schedule="constant",
         )
         model = KerasNCF(NCFConfig(factors=8, layers=(64, 32, 16, 8)), train_config)
         model.fit(split.train, split.validation)

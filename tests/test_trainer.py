@@ -137,7 +137,7 @@ def test_training_data_is_reproducible_with_the_seed():
 
 
 def test_constant_schedule_keeps_the_learning_rate():
-    model = fit([0.5] * 3, epochs=3, patience=0, learning_rate=0.01)
+    model = fit([0.5] * 3, epochs=3, patience=0, learning_rate=0.01, lr_schedule="constant")
     assert model.learning_rates == [0.01, 0.01, 0.01]
 
 
