@@ -112,7 +112,10 @@ class KerasNCF(NCFModel):
         self.optimizer = make_optimizer(self.train_config)
         self.optimizer.build(self._trainable)
         self.set_params(params)
-        self._train_batches = tf.function(self._train_batches_impl, jit_compile=True, reduce_retracing=True)
+        # XLA on CPU makes Keras' dropout masks ~40x slower (measured 14 K vs 223 K samples/s for the
+        # ML-1M MLP tower at dropout 0.2), so the training loop is compiled by XLA only without dropout.
+        xla = self.config.dropout == 0.0
+        self._train_batches = tf.function(self._train_batches_impl, jit_compile=xla, reduce_retracing=True)
         self._logits = tf.function(self._logits_impl, jit_compile=True, reduce_retracing=True)
         self._all_logits = tf.function(self._all_logits_impl, jit_compile=True, reduce_retracing=True)
 
