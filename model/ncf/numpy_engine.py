@@ -76,6 +76,7 @@ class NumpyNCF(NCFModel):
     # Steps per epoch timed with and without the threads (each) before choosing (see `train_epoch`).
     probe_steps: int = 8
     _pool: ThreadPoolExecutor | None = None
+    _buffer: np.ndarray | None = None  # the step's embedding gradient slices (`_work_buffer`)
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
@@ -196,7 +197,7 @@ class NumpyNCF(NCFModel):
         update is tiny and runs between the two, after the decoupled weight decay (when set) has shrunk
         every parameter, whole embedding tables included.
         """
-        loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
+        loss, grads, dense_grad = self._backprop(user_idx, item_idx, labels)
         self._optimizer.step()
         if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
             shrink = self.dtype(1.0 - self._optimizer.learning_rate * self.train_config.weight_decay)
@@ -204,33 +205,24 @@ class NumpyNCF(NCFModel):
             self._dense_flat *= shrink
         self._optimizer.update("dense", self._dense_flat, dense_grad)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
-        half = slices.shape[0] // 2
+        half = grads.shape[0] // 2
         sides = [
-            ("user_embedding", self._table[: self.n_users], user_idx, slice(0, half)),
-            ("item_embedding", self._table[self.n_users :], item_idx, slice(half, None)),
+            ("user_embedding", self._table[: self.n_users], user_idx, grads[:half]),
+            ("item_embedding", self._table[self.n_users :], item_idx, grads[half:]),
         ]
         self._run(
             [
-                partial(
-                    self._update_side,
-                    name,
-                    table,
-                    np.tile(keys, sets) if sets > 1 else keys,
-                    slices[part],
-                    None if squares is None else squares[part],
-                )
-                for name, table, keys, part in sides
+                partial(self._update_side, name, table, np.tile(keys, sets) if sets > 1 else keys, side_grads)
+                for name, table, keys, side_grads in sides
             ]
         )
         return loss
 
-    def _update_side(
-        self, name: str, table: np.ndarray, keys: np.ndarray, slices: np.ndarray, squares: np.ndarray | None
-    ) -> None:
-        """Sum one side's gradient slices (and their squares) per row and update the touched rows."""
+    def _update_side(self, name: str, table: np.ndarray, keys: np.ndarray, grads: np.ndarray) -> None:
+        """Sum one side's gradient slices (and their squares, side by side in `grads`) per row, in one
+        sparse product, and update the touched rows."""
         rows, selector = row_selector(keys)
-        squared_grad = None if squares is None else selector @ squares
-        self._optimizer.update_rows(name, table, rows, selector @ slices, squared_grad)
+        self._optimizer.update_rows(name, table, rows, selector @ grads)
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
@@ -248,7 +240,8 @@ class NumpyNCF(NCFModel):
             else 2B), like the `tf.IndexedSlices` Keras builds. A row's gradient is the sum of its slices
             (`sum_rows`); Adam's second moment sums their squares.
         """
-        loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
+        loss, grads, dense_grad = self._backprop(user_idx, item_idx, labels)
+        slices = np.ascontiguousarray(grads[:, : self._table.shape[1]])  # a copy: grads is a work buffer
         sets = 2 if self.config.l2 else 1
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
         grads, offset = {}, 0
@@ -259,7 +252,7 @@ class NumpyNCF(NCFModel):
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray]:
+    ) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
 
         The batch is cut into `threads` parts whose forward and backward passes run in parallel; each
@@ -267,15 +260,17 @@ class NumpyNCF(NCFModel):
         and losses are added in a fixed order.
 
         Returns:
-            (loss, slices (s, row width), their squares (s, row width) when the optimizer
-            `needs_squared_row_grads` else None, dense gradient (as `_dense_flat`)).
+            (loss, gradient slices (s, row width), followed in each row by the slice's square when the
+            optimizer `needs_squared_row_grads` (then (s, 2 row width)), dense gradient (as `_dense_flat`)).
+            The slices live in a work buffer that the next step overwrites.
         """
         config, batch = self.config, labels.shape[0]
         sets = 2 if config.l2 else 1
         at = sets * batch  # first row of the item side
         width = self._table.shape[1]
-        slices = np.empty((2 * at, width), dtype=self.dtype)
-        squares = np.empty_like(slices) if self._optimizer.needs_squared_row_grads else None
+        squared = self._optimizer.needs_squared_row_grads
+        grads = self._work_buffer((2 * at, 2 * width if squared else width))
+        slices = grads[:, :width]
         parts = min(self.parts, batch)
         bounds = [batch * k // parts for k in range(parts + 1)]
 
@@ -293,9 +288,10 @@ class NumpyNCF(NCFModel):
                 scale = self.dtype(2 * config.l2 / batch)
                 np.multiply(users, scale, out=slices[batch + start : batch + stop])
                 np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
-            if squares is not None:
+            if squared:
                 for first in range(0, slices.shape[0], batch):  # this part's rows of each slice set
-                    np.square(slices[first + start : first + stop], out=squares[first + start : first + stop])
+                    rows = slice(first + start, first + stop)
+                    np.square(slices[rows], out=grads[rows, width:])
             return loss, np.concatenate([dense_grads[name].ravel() for name in self._dense])
 
         tasks = [partial(part, start, stop) for start, stop in pairwise(bounds)]
@@ -312,4 +308,12 @@ class NumpyNCF(NCFModel):
                     loss += config.l2 * float(np.sum(np.square(param)))
                     dense_grad[offset : offset + param.size] += self.dtype(2 * config.l2) * param.ravel()
                 offset += param.size
-        return loss, slices, squares, dense_grad
+        return loss, grads, dense_grad
+
+    def _work_buffer(self, shape: tuple[int, int]) -> np.ndarray:
+        """An uninitialised (rows, cols) array of `dtype`, the same one from step to step while the shape
+        stays: fresh megabyte-sized arrays every step cost page faults when the allocator returns them to
+        the system in between."""
+        if self._buffer is None or self._buffer.shape != shape:
+            self._buffer = np.empty(shape, dtype=self.dtype)
+        return self._buffer
