@@ -47,7 +47,7 @@ def _dense_gradients(model, users, items, labels):
     _, indices, d_rows, dense_grads = model.gradients(users, items, labels)
     rows, row_grads = sum_rows(indices, d_rows)
     model._dropout_rng.bit_generator.state = rng_state
-    table = np.zeros_like(model._table)
+    table = np.zeros((N_USERS + N_ITEMS, d_rows.shape[1]), dtype=d_rows.dtype)
     table[rows] = row_grads
     grads = dict(dense_grads)
     f = model.config.factors if model.config.kind != "mlp" else 0

@@ -1,14 +1,15 @@
 """`NumpyNCF`: the from-scratch NumPy engine of GMF / MLP / NeuMF (no autodiff library).
 
 Training step on a mini-batch of B (user, item, label) examples:
-1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding table (GMF
-   and MLP parts are stored side by side in one row, so a side needs one gather and one scatter), run the
-   forward pass, the stable log loss on logits and the hand-written backward pass
-   (`model.ncf.numpy_network`), writing per-example row gradients (and their squares, for Adam) into
-   shared arrays; the parts' dense gradients are then added;
+1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding tables
+   (the MLP rows of a user and an item in one gather, into the MLP's input layout), run the forward
+   pass, the stable log loss on logits and the hand-written backward pass (`model.ncf.numpy_network`),
+   writing per-example row gradients (and their squares, for Adam) into shared work buffers; the parts'
+   dense gradients are then added;
 2. update the dense layers (`model.ncf.numpy_optimizers`);
-3. per side (users, items): sum the per-example row gradients per touched row (`model.ncf.numpy_sparse`)
-   and update only those rows and their optimizer state.
+3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
+   row gradients of its GMF and MLP tables per touched row and update only those rows and their
+   optimizer state.
 The parts of step 1, and the two sides of step 3, run on `threads` threads: NumPy, OpenBLAS and scipy
 release the GIL inside their loops, and each task writes only its own outputs, so the result does not
 depend on the number of threads or their timing. Each epoch first times steps with and without the
@@ -34,8 +35,8 @@ from threadpoolctl import threadpool_limits
 
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
-from model.ncf.numpy_network import backward, dense_names, forward, gmf_width, log_loss_with_logits
-from model.ncf.numpy_optimizers import SGD, Adam, Optimizer
+from model.ncf.numpy_network import Rows, backward, dense_names, forward, log_loss_with_logits
+from model.ncf.numpy_optimizers import SGD, Adam, Optimizer, take_rows
 from model.ncf.numpy_sparse import row_selector
 from model.ncf.params import Params, check_params, param_shapes, uses_gmf, uses_mlp
 from model.ncf.scoring import score_pairs
@@ -51,13 +52,9 @@ def make_optimizer(train_config: TrainConfig) -> Optimizer:
     return SGD(train_config.learning_rate, momentum=train_config.momentum)
 
 
-def _embedding_names(config: NCFConfig, side: str) -> list[str]:
-    names = []
-    if uses_gmf(config):
-        names.append(f"gmf/{side}_embedding")
-    if uses_mlp(config):
-        names.append(f"mlp/{side}_embedding")
-    return names
+def _parts(config: NCFConfig) -> list[str]:
+    """The embedding tables the model has: "gmf" and / or "mlp"."""
+    return [part for part, used in (("gmf", uses_gmf(config)), ("mlp", uses_mlp(config))) if used]
 
 
 class NumpyNCF(NCFModel):
@@ -76,20 +73,19 @@ class NumpyNCF(NCFModel):
     # Steps per epoch timed with and without the threads (each) before choosing (see `train_epoch`).
     probe_steps: int = 8
     _pool: ThreadPoolExecutor | None = None
-    _buffer: np.ndarray | None = None  # the step's embedding gradient slices (`_work_buffer`)
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        # One embedding table: rows [0, n_users) are users, rows [n_users, n_users + n_items) items; each
-        # row is [GMF part | MLP part]. A batch then needs one gather, one row-gradient sum and one
-        # optimizer call for all four embedding parameters.
-        sides = [
-            np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1)
-            for side in ("user", "item")
-        ]
-        self._table = np.concatenate(sides, axis=0).astype(self.dtype)
+        # One table per embedding part ("gmf", "mlp"): rows [0, n_users) are users, rows [n_users,
+        # n_users + n_items) items, so one gather with (user, n_users + item) pairs gives the MLP input.
+        self._tables = {
+            part: np.concatenate([params[f"{part}/user_embedding"], params[f"{part}/item_embedding"]]).astype(
+                self.dtype
+            )
+            for part in _parts(self.config)
+        }
         # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
         names = dense_names(self.config)
         self._dense_flat = np.concatenate([np.ravel(params[n]) for n in names]).astype(self.dtype)
@@ -99,18 +95,18 @@ class NumpyNCF(NCFModel):
             self._dense[name] = self._dense_flat[offset : offset + size].reshape(params[name].shape)
             offset += size
         self._optimizer = make_optimizer(self.train_config)
+        self._buffers: dict[str, np.ndarray] = {}  # `_work_buffer`
         self._dropout_rng = np.random.default_rng([self.train_config.seed, 1])
 
     def _views(self) -> Params:
         """Parameters by engine-neutral name, in `param_shapes` order, as views into the engine's arrays."""
-        f = gmf_width(self.config)
-        sides = {"user": self._table[: self.n_users], "item": self._table[self.n_users :]}
         views: Params = {}
         for name in param_shapes(self.config, self.n_users, self.n_items):
             part, _, kind = name.partition("/")
-            if kind in ("user_embedding", "item_embedding"):
-                table = sides[kind.removesuffix("_embedding")]
-                views[name] = table[:, :f] if part == "gmf" else table[:, f:]
+            if kind == "user_embedding":
+                views[name] = self._tables[part][: self.n_users]
+            elif kind == "item_embedding":
+                views[name] = self._tables[part][self.n_users :]
             else:
                 views[name] = self._dense[name]
         return views
@@ -197,32 +193,51 @@ class NumpyNCF(NCFModel):
         update is tiny and runs between the two, after the decoupled weight decay (when set) has shrunk
         every parameter, whole embedding tables included.
         """
-        loss, grads, dense_grad = self._backprop(user_idx, item_idx, labels)
+        loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
         self._optimizer.step()
         if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
             shrink = self.dtype(1.0 - self._optimizer.learning_rate * self.train_config.weight_decay)
-            self._table *= shrink
+            for table in self._tables.values():
+                table *= shrink
             self._dense_flat *= shrink
         self._optimizer.update("dense", self._dense_flat, dense_grad)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
-        half = grads.shape[0] // 2
+        at = sets * labels.shape[0]  # first slice of the item side
         sides = [
-            ("user_embedding", self._table[: self.n_users], user_idx, grads[:half]),
-            ("item_embedding", self._table[self.n_users :], item_idx, grads[half:]),
+            ("user", user_idx, slice(0, at), slice(0, self.n_users)),
+            ("item", item_idx, slice(at, None), slice(self.n_users, None)),
         ]
         self._run(
             [
-                partial(self._update_side, name, table, np.tile(keys, sets) if sets > 1 else keys, side_grads)
-                for name, table, keys, side_grads in sides
+                partial(
+                    self._update_side,
+                    side,
+                    np.tile(keys, sets) if sets > 1 else keys,
+                    {part: table[rows] for part, table in self._tables.items()},
+                    {part: grads[part_slices] for part, grads in slices.items()},
+                    None if squares is None else {part: sq[part_slices] for part, sq in squares.items()},
+                )
+                for side, keys, part_slices, rows in sides
             ]
         )
         return loss
 
-    def _update_side(self, name: str, table: np.ndarray, keys: np.ndarray, grads: np.ndarray) -> None:
-        """Sum one side's gradient slices (and their squares, side by side in `grads`) per row, in one
-        sparse product, and update the touched rows."""
+    def _update_side(
+        self,
+        side: str,
+        keys: np.ndarray,
+        tables: dict[str, np.ndarray],
+        slices: dict[str, np.ndarray],
+        squares: dict[str, np.ndarray] | None,
+    ) -> None:
+        """Sum one side's gradient slices (and their squares) per row, for each of its tables, and update
+        the touched rows; the rows are sorted once for all tables."""
         rows, selector = row_selector(keys)
-        self._optimizer.update_rows(name, table, rows, selector @ grads)
+        for part, table in tables.items():
+            squared_grad = None if squares is None else selector @ squares[part]
+            self._optimizer.update_rows(
+                f"{part}/{side}_embedding", table, rows, selector @ slices[part], squared_grad
+            )
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
@@ -240,8 +255,8 @@ class NumpyNCF(NCFModel):
             else 2B), like the `tf.IndexedSlices` Keras builds. A row's gradient is the sum of its slices
             (`sum_rows`); Adam's second moment sums their squares.
         """
-        loss, grads, dense_grad = self._backprop(user_idx, item_idx, labels)
-        slices = np.ascontiguousarray(grads[:, : self._table.shape[1]])  # a copy: grads is a work buffer
+        loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
+        slices = np.concatenate(list(slices.values()), axis=1)  # [gmf | mlp] per slice; a copy
         sets = 2 if self.config.l2 else 1
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
         grads, offset = {}, 0
@@ -252,46 +267,71 @@ class NumpyNCF(NCFModel):
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, np.ndarray, np.ndarray]:
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray] | None, np.ndarray]:
         """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
 
-        The batch is cut into `threads` parts whose forward and backward passes run in parallel; each
-        part writes its rows of the slices and its own dense gradient, and the parts' dense gradients
-        and losses are added in a fixed order.
+        The batch is cut into `parts` parts whose forward and backward passes run in parallel; each part
+        writes its rows of the slices and its own dense gradient, and the parts' dense gradients and
+        losses are added in a fixed order.
 
         Returns:
-            (loss, gradient slices (s, row width), followed in each row by the slice's square when the
-            optimizer `needs_squared_row_grads` (then (s, 2 row width)), dense gradient (as `_dense_flat`)).
-            The slices live in a work buffer that the next step overwrites.
+            (loss, slices of each embedding table by part ("gmf", "mlp"), (s, table width), their squares
+            when the optimizer `needs_squared_row_grads` else None, dense gradient (as `_dense_flat`)).
+            The slices and squares live in work buffers that the next step overwrites.
         """
-        config, batch = self.config, labels.shape[0]
+        config, batch, n_users = self.config, labels.shape[0], self.n_users
         sets = 2 if config.l2 else 1
-        at = sets * batch  # first row of the item side
-        width = self._table.shape[1]
-        squared = self._optimizer.needs_squared_row_grads
-        grads = self._work_buffer((2 * at, 2 * width if squared else width))
-        slices = grads[:, :width]
+        at = sets * batch  # first slice of the item side
+        slices = {p: self._work_buffer(p, (2 * at, t.shape[1])) for p, t in self._tables.items()}
+        squares = None
+        if self._optimizer.needs_squared_row_grads:
+            squares = {
+                p: self._work_buffer(f"{p}/squared", (2 * at, t.shape[1])) for p, t in self._tables.items()
+            }
+        pairs = np.stack([user_idx, item_idx + n_users], axis=1).astype(np.intp, copy=False)
         parts = min(self.parts, batch)
         bounds = [batch * k // parts for k in range(parts + 1)]
+        gmf, mlp = self._tables.get("gmf"), self._tables.get("mlp")
 
         def part(start: int, stop: int) -> tuple[float, np.ndarray]:
-            users = np.take(self._table, user_idx[start:stop], axis=0)
-            items = np.take(self._table, item_idx[start:stop] + self.n_users, axis=0)
-            rng = self._dropout_rng if config.dropout > 0 else None
-            logits, cache = forward(config, self._dense, users, items, rng)
-            loss, dlogits = log_loss_with_logits(logits, labels[start:stop], batch)
-            dense_grads = backward(
-                config, self._dense, cache, dlogits, slices[start:stop], slices[at + start : at + stop]
+            users, items = pairs[start:stop, 0], pairs[start:stop, 1]
+            inputs = Rows(None, None, None, None)
+            if gmf is not None:
+                inputs.gmf_user, inputs.gmf_item = take_rows(gmf, users), take_rows(gmf, items)
+            if mlp is not None:
+                inputs.mlp = take_rows(mlp, pairs[start:stop])  # (b, 2 half) [user row | item row]
+                inputs.mlp_user, inputs.mlp_item = np.hsplit(inputs.mlp, 2)
+            user_rows, item_rows = slice(start, stop), slice(at + start, at + stop)
+            grads = Rows(
+                *(
+                    slices[p][rows] if p in slices else None
+                    for p, rows in (
+                        ("gmf", user_rows),
+                        ("gmf", item_rows),
+                        ("mlp", user_rows),
+                        ("mlp", item_rows),
+                    )
+                )
             )
+            rng = self._dropout_rng if config.dropout > 0 else None
+            logits, cache = forward(config, self._dense, inputs, rng)
+            loss, dlogits = log_loss_with_logits(logits, labels[start:stop], batch)
+            dense_grads = backward(config, self._dense, cache, dlogits, grads)
             if config.l2:
-                loss += config.l2 * float(np.sum(np.square(users)) + np.sum(np.square(items))) / batch
                 scale = self.dtype(2 * config.l2 / batch)
-                np.multiply(users, scale, out=slices[batch + start : batch + stop])
-                np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
-            if squared:
-                for first in range(0, slices.shape[0], batch):  # this part's rows of each slice set
-                    rows = slice(first + start, first + stop)
-                    np.square(slices[rows], out=grads[rows, width:])
+                gathered = {
+                    "gmf": (inputs.gmf_user, inputs.gmf_item),
+                    "mlp": (inputs.mlp_user, inputs.mlp_item),
+                }
+                for p, side_slices in slices.items():
+                    for first, rows in zip((batch, at + batch), gathered[p], strict=True):
+                        loss += config.l2 * float(np.sum(np.square(rows))) / batch
+                        np.multiply(rows, scale, out=side_slices[first + start : first + stop])
+            if squares is not None:
+                for p, side_slices in slices.items():
+                    for first in range(0, 2 * at, batch):  # this part's rows of each slice set
+                        rows = slice(first + start, first + stop)
+                        np.square(side_slices[rows], out=squares[p][rows])
             return loss, np.concatenate([dense_grads[name].ravel() for name in self._dense])
 
         tasks = [partial(part, start, stop) for start, stop in pairwise(bounds)]
@@ -308,12 +348,13 @@ class NumpyNCF(NCFModel):
                     loss += config.l2 * float(np.sum(np.square(param)))
                     dense_grad[offset : offset + param.size] += self.dtype(2 * config.l2) * param.ravel()
                 offset += param.size
-        return loss, grads, dense_grad
+        return loss, slices, squares, dense_grad
 
-    def _work_buffer(self, shape: tuple[int, int]) -> np.ndarray:
-        """An uninitialised (rows, cols) array of `dtype`, the same one from step to step while the shape
-        stays: fresh megabyte-sized arrays every step cost page faults when the allocator returns them to
-        the system in between."""
-        if self._buffer is None or self._buffer.shape != shape:
-            self._buffer = np.empty(shape, dtype=self.dtype)
-        return self._buffer
+    def _work_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised array of `dtype`, the same one from step to step while its shape stays (the
+        next step overwrites it): fresh megabyte-sized arrays every step cost page faults whenever the
+        allocator has handed their memory back to the system in between."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
+        return buffer

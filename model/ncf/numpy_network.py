@@ -1,11 +1,14 @@
 """Forward and hand-written backward pass of GMF / MLP / NeuMF in plain NumPy, plus the stable log loss.
 
-The network works on gathered embedding rows, so embedding gradients come out per example and the caller
-aggregates them per table row (see `model.ncf.numpy_sparse`). The user (and item) rows hold the GMF
-embedding then the MLP embedding side by side, `[gmf (factors) | mlp (layers[0] // 2)]`, so one gather and
-one scatter serve both parts. Every function keeps the dtype of its inputs (float32 in training, float64
-in the gradient check). The passes work in place where they can (ReLU, bias, masks) and write the row
-gradients into arrays the caller provides, so a training step allocates few temporaries.
+The network works on gathered embedding rows (`Rows`), so embedding gradients come out per example and
+the caller aggregates them per table row (see `model.ncf.numpy_sparse`). Every array the passes touch is
+C-contiguous: the GMF rows of users and items come as two (B, factors) arrays and the MLP input as one
+(B, layers[0]) array `[user MLP row | item MLP row]` (gathered in one go), the output layer's GMF and MLP
+halves are applied separately instead of on a concatenation, and the row gradients are written into
+contiguous arrays the caller provides. (A ufunc on a strided view of short rows, e.g. the 8 GMF columns
+of a 40-wide row, runs its inner loop once per row, which costs more than the arithmetic.) Every function
+keeps the dtype of its inputs (float32 in training, float64 in the gradient check). The passes work in
+place where they can (ReLU, bias, masks), so a training step allocates few temporaries.
 """
 
 from __future__ import annotations
@@ -33,12 +36,22 @@ def dense_names(config: NCFConfig) -> list[str]:
 
 
 @dataclass
+class Rows:
+    """Embedding rows of a batch of B examples, or their gradients (None for a part the model lacks)."""
+
+    gmf_user: np.ndarray | None  # (B, factors)
+    gmf_item: np.ndarray | None  # (B, factors)
+    mlp_user: np.ndarray | None  # (B, layers[0] // 2); in the forward pass a view of `mlp`
+    mlp_item: np.ndarray | None  # (B, layers[0] // 2); in the forward pass a view of `mlp`
+    mlp: np.ndarray | None = None  # forward pass: (B, layers[0]), [user MLP row | item MLP row]
+
+
+@dataclass
 class ForwardCache:
     """What the backward pass needs from a forward pass over a batch of B examples."""
 
-    user_rows: np.ndarray  # (B, row width)
-    item_rows: np.ndarray  # (B, row width)
-    z: np.ndarray  # (B, d) input of the output layer
+    rows: Rows
+    gmf: np.ndarray | None  # (B, factors) GMF output
     hidden: list[np.ndarray]  # MLP layer inputs h_0 .. h_{L-1} and the MLP output h_L, each (B, width)
     masks: list[np.ndarray | None]  # per hidden layer: ReLU mask times dropout scale, (B, width); None
     # without dropout (the ReLU mask is then h_{k+1} > 0)
@@ -47,8 +60,7 @@ class ForwardCache:
 def forward(
     config: NCFConfig,
     dense: Params,
-    user_rows: np.ndarray,
-    item_rows: np.ndarray,
+    rows: Rows,
     dropout_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, ForwardCache]:
     """Logits of a batch.
@@ -56,18 +68,21 @@ def forward(
     Args:
         config: architecture.
         dense: the non-embedding parameters by name (see `dense_names`).
-        user_rows, item_rows: (B, gmf_width + mlp half-width) gathered user and item rows.
+        rows: the gathered GMF rows of users and items and the MLP input `rows.mlp` (see `Rows`).
         dropout_rng: when given and `config.dropout > 0`, inverted dropout after each MLP hidden layer.
 
     Returns:
         logits (B,) and the cache for `backward`.
     """
     f = gmf_width(config)
-    parts, hidden, masks = [], [], []
+    w_out = dense["output/kernel"][:, 0]
+    gmf, hidden, masks = None, [], []
+    logits = None
     if uses_gmf(config):
-        parts.append(user_rows[:, :f] * item_rows[:, :f])
+        gmf = rows.gmf_user * rows.gmf_item
+        logits = gmf @ w_out[:f]
     if uses_mlp(config):
-        h = np.concatenate([user_rows[:, f:], item_rows[:, f:]], axis=1)
+        h = rows.mlp
         for k in range(len(config.layers) - 1):
             hidden.append(h)
             h = h @ dense[f"mlp/dense_{k}/kernel"]
@@ -81,55 +96,53 @@ def forward(
                 np.maximum(h, 0, out=h)
                 masks.append(None)
         hidden.append(h)
-        parts.append(h)
-    z = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-    logits = z @ dense["output/kernel"][:, 0]
+        mlp_logits = h @ w_out[f:]
+        logits = mlp_logits if logits is None else np.add(logits, mlp_logits, out=logits)
     logits += dense["output/bias"][0]
-    return logits, ForwardCache(user_rows, item_rows, z, hidden, masks)
+    return logits, ForwardCache(rows, gmf, hidden, masks)
 
 
-def backward(
-    config: NCFConfig,
-    dense: Params,
-    cache: ForwardCache,
-    dlogits: np.ndarray,
-    d_user: np.ndarray,
-    d_item: np.ndarray,
-) -> Params:
+def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.ndarray, out: Rows) -> Params:
     """Gradients of a loss given its gradient w.r.t. the logits.
 
     Args:
         dlogits: (B,) d loss / d logit.
-        d_user, d_item: (B, row width) arrays (views are fine) that receive d loss / d user_rows and
-            d loss / d item_rows.
+        out: C-contiguous arrays (views are fine) that receive d loss / d (each gathered row); `out.mlp`
+            is not used.
 
     Returns:
         gradients of the dense parameters by name.
     """
     batch = dlogits.shape[0]
-    grads: Params = {
-        "output/kernel": (cache.z.T @ dlogits)[:, None],
-        "output/bias": np.sum(dlogits, keepdims=True),
-    }
-    dz = dlogits[:, None] * dense["output/kernel"][:, 0]
     f = gmf_width(config)
+    w_out = dense["output/kernel"][:, 0]
+    kernel_grad = np.empty(w_out.shape[0], dtype=dlogits.dtype)
+    grads: Params = {"output/bias": np.sum(dlogits, keepdims=True)}
     if uses_gmf(config):
-        dg = dz[:, :f]
-        np.multiply(dg, cache.item_rows[:, :f], out=d_user[:, :f])
-        np.multiply(dg, cache.user_rows[:, :f], out=d_item[:, :f])
+        np.matmul(dlogits, cache.gmf, out=kernel_grad[:f])
+        dg = np.multiply.outer(dlogits, w_out[:f])
+        np.multiply(dg, cache.rows.gmf_item, out=out.gmf_user)
+        np.multiply(dg, cache.rows.gmf_user, out=out.gmf_item)
     if uses_mlp(config):
-        da = dz[:, f:]
+        np.matmul(dlogits, cache.hidden[-1], out=kernel_grad[f:])
+        da = np.multiply.outer(dlogits, w_out[f:])
         ones = np.ones(batch, dtype=dlogits.dtype)
         for k in reversed(range(len(config.layers) - 1)):
             mask = cache.masks[k]
-            # da is a fresh array here (dz's slice, or the product below), so the mask applies in place.
+            # da is a fresh array here (the outer product, or the product below): the mask applies in place.
             da *= cache.hidden[k + 1] > 0 if mask is None else mask
+            kernel = dense[f"mlp/dense_{k}/kernel"]
             grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
             grads[f"mlp/dense_{k}/bias"] = ones @ da  # a BLAS call: much faster than da.sum(axis=0)
-            da = da @ dense[f"mlp/dense_{k}/kernel"].T
+            if k:
+                da = da @ kernel.T
         half = config.layers[0] // 2
-        d_user[:, f:] = da[:, :half]
-        d_item[:, f:] = da[:, half:]
+        if len(config.layers) > 1:  # d input = da @ kernel_0.T, each side's half straight into its output
+            np.matmul(da, kernel[:half].T, out=out.mlp_user)
+            np.matmul(da, kernel[half:].T, out=out.mlp_item)
+        else:  # no hidden layer: the input is the MLP output
+            out.mlp_user[...], out.mlp_item[...] = da[:, :half], da[:, half:]
+    grads["output/kernel"] = kernel_grad[:, None]
     return grads
 
 

@@ -16,10 +16,10 @@ Embedding rows (`update_rows`):
   batch keeps its parameters and moments. Keras applies its dense formulas to every row, so a row with
   non-zero momentum keeps moving while absent; the two agree whenever the moments of absent rows are zero
   (e.g. on the first step) and when every row is in every batch.
-- a table's per-row state is one array with the slots side by side (Adam: `[m | v]`, width 2w), so a step
-  gathers and scatters each touched row twice (parameters, state) instead of three times, and the two
-  moments update in three passes over one block. Rows move as single opaque records (`row_records`):
-  `np.take` / `np.put` then copy whole rows, about twice as fast as 2-D fancy indexing.
+- rows move as single opaque records (`take_rows` / `put_rows`): `np.take` / `np.put` on a (n,) void
+  view copy whole rows, and the scatter is about twice as fast as 2-D fancy-index assignment. The
+  arithmetic runs on contiguous blocks (a ufunc on a strided (u, w) view calls its inner loop once per
+  row, which for w = 40 costs as much as the arithmetic).
 All updates are in place and keep the parameter's dtype.
 """
 
@@ -36,8 +36,9 @@ def row_records(a: np.ndarray) -> np.ndarray:
 
 
 def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """a[rows] for a C-contiguous (n, w) array: (u, w), same dtype, copied row by row."""
-    return np.take(row_records(a), rows).view(a.dtype).reshape(rows.shape[0], a.shape[1])
+    """a[rows] for a C-contiguous (n, w) array and (u,) rows: (u, w), same dtype, copied row by row; for
+    (u, k) rows, the k rows of each side by side: (u, k w)."""
+    return np.take(row_records(a), rows).view(a.dtype).reshape(rows.shape[0], -1)
 
 
 def put_rows(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
@@ -64,12 +65,6 @@ class Optimizer(ABC):
             self._state[name] = [np.zeros_like(param) for _ in range(n)]
         return self._state[name]
 
-    def _row_state(self, name: str, table: np.ndarray, n: int) -> np.ndarray:
-        """(rows, n * width) state of `table` with its `n` slots side by side, zeros at first."""
-        if name not in self._state:
-            self._state[name] = [np.zeros((table.shape[0], n * table.shape[1]), dtype=table.dtype)]
-        return self._state[name][0]
-
     @abstractmethod
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         """Dense update of the whole of `param` (any shape) with `grad` (same shape; may be overwritten)."""
@@ -81,15 +76,16 @@ class Optimizer(ABC):
         table: np.ndarray,
         rows: np.ndarray,
         grad: np.ndarray,
+        squared_grad: np.ndarray | None = None,
     ) -> None:
         """Lazy update of `table[rows]`.
 
         Args:
-            table: (n, width) C-contiguous.
             rows: (u,) unique int rows of `table`.
-            grad: (u, width) summed gradient of each row; when `needs_squared_row_grads`, (u, 2 width):
-                the summed gradient, then the sum of the per-example squared gradients of each row.
-        `grad` may be overwritten (it serves as scratch space).
+            grad: (u, width) summed gradient of each row.
+            squared_grad: (u, width) sum of the per-example squared gradients of each row (used by Adam
+                when `needs_squared_row_grads`; defaults to grad**2).
+        `grad` and `squared_grad` may be overwritten (they serve as scratch space).
         """
 
 
@@ -115,13 +111,14 @@ class SGD(Optimizer):
         table: np.ndarray,
         rows: np.ndarray,
         grad: np.ndarray,
+        squared_grad: np.ndarray | None = None,
     ) -> None:
         params = take_rows(table, rows)
         if not self.momentum:
             params -= self.learning_rate * grad
             put_rows(table, rows, params)
             return
-        velocity_all = self._row_state(name, table, 1)
+        (velocity_all,) = self._slots(name, table, 1)
         velocity = take_rows(velocity_all, rows)
         velocity *= self.momentum
         velocity -= self.learning_rate * grad
@@ -171,20 +168,16 @@ class Adam(Optimizer):
         table: np.ndarray,
         rows: np.ndarray,
         grad: np.ndarray,
+        squared_grad: np.ndarray | None = None,
     ) -> None:
+        m_all, v_all = self._slots(name, table, 2)
         # Gather the touched rows into contiguous blocks, update them, scatter them back: the cost is
-        # proportional to the touched rows only. The formulas are `_apply`'s, on [m | v] and [g | s].
-        width = table.shape[1]
-        state_all = self._row_state(name, table, 2)
-        state = take_rows(state_all, rows)
-        state -= grad
-        state *= np.repeat(np.array([self.beta_1, self.beta_2], dtype=table.dtype), width)
-        state += grad
-        denom = np.sqrt(state[:, width:], out=grad[:, width:])
-        denom += self.epsilon
-        step = np.multiply(state[:, :width], table.dtype.type(self._step_size()), out=grad[:, :width])
-        step /= denom
-        put_rows(state_all, rows, state)
+        # proportional to the touched rows only.
+        m, v = take_rows(m_all, rows), take_rows(v_all, rows)
+        squared = np.square(grad) if squared_grad is None else squared_grad
+        step = self._apply(m, v, grad, squared)
+        put_rows(m_all, rows, m)
+        put_rows(v_all, rows, v)
         params = take_rows(table, rows)
         params -= step
         put_rows(table, rows, params)
