@@ -120,16 +120,16 @@ def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.
     grads: Params = {"output/bias": np.sum(dlogits, keepdims=True)}
     if uses_gmf(config):
         np.matmul(dlogits, cache.gmf, out=kernel_grad[:f])
-        dg = np.multiply.outer(dlogits, w_out[:f])
+        dg = dlogits[:, None] * w_out[:f]  # (B, f); ufunc.outer is several times slower
         np.multiply(dg, cache.rows.gmf_item, out=out.gmf_user)
         np.multiply(dg, cache.rows.gmf_user, out=out.gmf_item)
     if uses_mlp(config):
         np.matmul(dlogits, cache.hidden[-1], out=kernel_grad[f:])
-        da = np.multiply.outer(dlogits, w_out[f:])
+        da = dlogits[:, None] * w_out[f:]
         ones = np.ones(batch, dtype=dlogits.dtype)
         for k in reversed(range(len(config.layers) - 1)):
             mask = cache.masks[k]
-            # da is a fresh array here (the outer product, or the product below): the mask applies in place.
+            # da is a fresh array here (the product above, or the one below): the mask applies in place.
             da *= cache.hidden[k + 1] > 0 if mask is None else mask
             kernel = dense[f"mlp/dense_{k}/kernel"]
             grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
