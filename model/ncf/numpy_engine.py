@@ -10,10 +10,14 @@ Training step on a mini-batch of B (user, item, label) examples:
 3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
    row gradients of its GMF and MLP tables per touched row and update only those rows and their
    optimizer state.
-The parts of step 1, and the two sides of step 3, run on `threads` threads: NumPy, OpenBLAS and scipy
-release the GIL inside their loops, and each task writes only its own outputs, so the result does not
-depend on the number of threads or their timing. Each epoch first times steps with and without the
-threads and keeps the faster (`train_epoch`).
+Inside `train_epoch`, the parts of step 1 and the two sides of step 3 run in `threads` processes: the
+engine itself and `threads - 1` helper processes forked from it (`model.ncf.numpy_worker.StepHelper`),
+which share the engine's parameters, optimizer state and work buffers (all in anonymous shared memory).
+Processes, unlike threads, do not contend for the GIL: a step makes a few hundred NumPy calls of a few
+microseconds each, and with threads their Python overhead serialised much of the step. Each task writes
+only its own outputs and the engine adds the parts' results in a fixed order, so the result does not
+depend on the number of processes or their timing. Each epoch first times steps with and without the
+helpers and keeps the faster (`train_epoch`).
 
 Parameters are float32 and use the engine-neutral names and shapes of `model.ncf.params`, so weights copy
 to and from the Keras engine and save/load share one layout.
@@ -23,12 +27,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from functools import partial
 from itertools import pairwise
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -38,18 +38,28 @@ from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_network import Rows, backward, dense_names, forward, log_loss_with_logits
 from model.ncf.numpy_optimizers import SGD, Adam, Optimizer, take_rows
 from model.ncf.numpy_sparse import row_selector
+from model.ncf.numpy_worker import StepHelper, can_fork, shared_zeros
 from model.ncf.params import Params, check_params, param_shapes, uses_gmf, uses_mlp
 from model.ncf.scoring import score_pairs
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
+Task = tuple[str, tuple]  # (name of a NumpyNCF method, its arguments)
 
 
 def make_optimizer(train_config: TrainConfig) -> Optimizer:
-    """The optimizer `train_config` asks for."""
+    """The optimizer `train_config` asks for, with its state in shared memory."""
     if train_config.optimizer == "adam":
-        return Adam(train_config.learning_rate)
-    return SGD(train_config.learning_rate, momentum=train_config.momentum)
+        optimizer: Optimizer = Adam(train_config.learning_rate)
+    else:
+        optimizer = SGD(train_config.learning_rate, momentum=train_config.momentum)
+    optimizer.zeros = shared_zeros
+    return optimizer
+
+
+def _shared_copy(array: np.ndarray, dtype: Any) -> np.ndarray:
+    copy = shared_zeros(array.shape, dtype)
+    copy[...] = array
+    return copy
 
 
 def _parts(config: NCFConfig) -> list[str]:
@@ -67,12 +77,14 @@ class NumpyNCF(NCFModel):
     # (bench/results/numpy_engine_profile.md). Changes results only by float rounding (the order in which
     # the parts' dense gradients are added).
     parts: int = 2
-    # Threads that run the parts and the two sides' row updates inside `train_epoch` (2 = the cores of
-    # the machine this was tuned on; 1 = one after the other). Does not change results at all.
+    # Processes that run the parts and the two sides' row updates inside `train_epoch`: the engine and
+    # `threads - 1` forked helpers (2 = the cores of the machine this was tuned on; 1 = one after the
+    # other, in this process). Does not change results at all.
     threads: int = 2
-    # Steps per epoch timed with and without the threads (each) before choosing (see `train_epoch`).
+    # Steps per epoch timed with and without the helpers (each) before choosing (see `train_epoch`).
     probe_steps: int = 8
-    _pool: ThreadPoolExecutor | None = None
+    _pool: list[StepHelper] | None = None  # the helpers the current step uses (None: none)
+    _helpers: tuple[StepHelper, ...] = ()  # all helpers forked for the current epoch
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
@@ -80,15 +92,17 @@ class NumpyNCF(NCFModel):
         self.n_users, self.n_items = n_users, n_items
         # One table per embedding part ("gmf", "mlp"): rows [0, n_users) are users, rows [n_users,
         # n_users + n_items) items, so one gather with (user, n_users + item) pairs gives the MLP input.
+        # All in shared memory, like the optimizer state and the step's work buffers (`StepHelper`).
         self._tables = {
-            part: np.concatenate([params[f"{part}/user_embedding"], params[f"{part}/item_embedding"]]).astype(
-                self.dtype
+            part: _shared_copy(
+                np.concatenate([params[f"{part}/user_embedding"], params[f"{part}/item_embedding"]]),
+                self.dtype,
             )
             for part in _parts(self.config)
         }
         # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
         names = dense_names(self.config)
-        self._dense_flat = np.concatenate([np.ravel(params[n]) for n in names]).astype(self.dtype)
+        self._dense_flat = _shared_copy(np.concatenate([np.ravel(params[n]) for n in names]), self.dtype)
         self._dense, offset = {}, 0
         for name in names:
             size = params[name].size
@@ -137,32 +151,38 @@ class NumpyNCF(NCFModel):
 
         BLAS runs single-threaded here: the matrices are small (batch x 64), so BLAS threads only add
         overhead, and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
-        The cores are used instead by running each step's parts on `threads` threads (see `train_step`),
-        when that is faster: the first 2 `probe_steps` steps alternate between one thread and `threads`
-        threads, and the rest of the epoch uses whichever had the lower median wall time (on a loaded
-        machine the second core may be busy, and the threads then only add overhead). Threads never change
-        the results, so this choice does not either.
+        The cores are used instead by running each step's parts in `threads` processes (see `train_step`),
+        when that is faster: the first 2 `probe_steps` steps alternate between this process alone and
+        with the helpers, and the rest of the epoch uses whichever had the lower median wall time (on a
+        loaded machine the second core may be busy, and the helpers then only add overhead). The helpers
+        never change the results, so this choice does not either. They are forked at the start of the
+        epoch and stopped at its end.
         """
         labels = np.asarray(labels, dtype=self.dtype)
         total = 0.0
-        pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
-        # Wall seconds of the probe steps: index 0 without the pool, 1 with it.
+        helpers: list[StepHelper] = []
+        # Wall seconds of the probe steps: index 0 without the helpers, 1 with them.
         probes: tuple[list[float], list[float]] = ([], [])
-        with threadpool_limits(limits=1, user_api="blas"), pool or nullcontext():
-            self._pool = pool
+        with threadpool_limits(limits=1, user_api="blas"):
             try:
+                if self.threads > 1 and can_fork():
+                    self._reserve(batch_size)  # everything the helpers touch, allocated before the fork
+                    helpers = [StepHelper(self) for _ in range(self.threads - 1)]
+                self._helpers = tuple(helpers)
+                pool = helpers or None
+                self._pool = pool
                 for step, start in enumerate(range(0, labels.shape[0], batch_size)):
                     probing = pool is not None and step < 2 * self.probe_steps
                     if probing:  # alternate, so that both see the same load
                         self._pool = pool if step % 2 else None
                     elif pool is not None and self.probe_steps and step == 2 * self.probe_steps:
-                        single, threaded = (float(np.median(times)) * 1e3 for times in probes)
-                        self._pool = pool if threaded < single else None
+                        single, helped = (float(np.median(times)) * 1e3 for times in probes)
+                        self._pool = pool if helped < single else None
                         logger.info(
-                            "step threads: %d (median step %.2f ms on 1 thread, %.2f ms on %d)",
+                            "step processes: %d (median step %.2f ms alone, %.2f ms with %d)",
                             self.threads if self._pool else 1,
                             single,
-                            threaded,
+                            helped,
                             self.threads,
                         )
                     stop = start + batch_size
@@ -172,72 +192,69 @@ class NumpyNCF(NCFModel):
                         probes[step % 2].append(time.perf_counter() - began)
                     total += loss * (min(stop, labels.shape[0]) - start)
             finally:
-                self._pool = None
+                self._pool, self._helpers = None, ()
+                for helper in helpers:
+                    helper.close()
         return total / max(labels.shape[0], 1)
 
-    def _run(self, tasks: list[Callable[[], T]]) -> list[T]:
-        """Results of `tasks` in order; run on the step's thread pool when there is one (inside
-        `train_epoch`), else one after the other. Each task writes only its own outputs, so the results do
-        not depend on the threads' timing."""
+    def _run(self, tasks: list[Task]) -> list[Any]:
+        """Results of `tasks` (method name, arguments) in order: the first runs here, the others on the
+        step's helpers when there are (inside `train_epoch`), else here one after the other. Each task
+        writes only its own outputs, so the results do not depend on where or when the tasks ran."""
         if self._pool is None or len(tasks) < 2:
-            return [task() for task in tasks]
-        futures = [self._pool.submit(task) for task in tasks[1:]]
-        return [tasks[0](), *(future.result() for future in futures)]
+            return [getattr(self, name)(*args) for name, args in tasks]
+        helpers = [self._pool[k % len(self._pool)] for k in range(len(tasks) - 1)]
+        for helper, (name, args) in zip(helpers, tasks[1:], strict=True):
+            helper.submit(name, args)
+        first = getattr(self, tasks[0][0])(*tasks[0][1])
+        return [first, *(helper.result() for helper in helpers)]
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss.
 
-        Two parallel phases (threads release the GIL inside NumPy, BLAS and scipy loops): the forward and
-        backward passes of `threads` parts of the batch (`_backprop`), then the row sums and lazy updates
-        of the user rows and of the item rows (disjoint rows, separate optimizer state). The dense layers'
-        update is tiny and runs between the two, after the decoupled weight decay (when set) has shrunk
-        every parameter, whole embedding tables included.
+        Two parallel phases: the forward and backward passes of `parts` parts of the batch
+        (`_backprop`), then the row sums and lazy updates of the user rows and of the item rows (disjoint
+        rows, separate optimizer state). The dense layers' update is tiny and runs between the two, after
+        the decoupled weight decay (when set) has shrunk every parameter, whole embedding tables included.
         """
-        loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
-        self._optimizer.step()
+        loss, _, _, dense_grad = self._backprop(user_idx, item_idx, labels)
+        optimizer = self._optimizer
+        optimizer.step()
         if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
-            shrink = self.dtype(1.0 - self._optimizer.learning_rate * self.train_config.weight_decay)
+            shrink = self.dtype(1.0 - optimizer.learning_rate * self.train_config.weight_decay)
             for table in self._tables.values():
                 table *= shrink
             self._dense_flat *= shrink
-        self._optimizer.update("dense", self._dense_flat, dense_grad)
+        optimizer.update("dense", self._dense_flat, dense_grad)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
-        at = sets * labels.shape[0]  # first slice of the item side
-        sides = [
-            ("user", user_idx, slice(0, at), slice(0, self.n_users)),
-            ("item", item_idx, slice(at, None), slice(self.n_users, None)),
-        ]
+        batch = labels.shape[0]
         self._run(
             [
-                partial(
-                    self._update_side,
-                    side,
-                    np.tile(keys, sets) if sets > 1 else keys,
-                    {part: table[rows] for part, table in self._tables.items()},
-                    {part: grads[part_slices] for part, grads in slices.items()},
-                    None if squares is None else {part: sq[part_slices] for part, sq in squares.items()},
+                (
+                    "_update_side",
+                    (side, np.tile(keys, sets), batch, optimizer.iterations, optimizer.learning_rate),
                 )
-                for side, keys, part_slices, rows in sides
+                for side, keys in (("user", user_idx), ("item", item_idx))
             ]
         )
         return loss
 
     def _update_side(
-        self,
-        side: str,
-        keys: np.ndarray,
-        tables: dict[str, np.ndarray],
-        slices: dict[str, np.ndarray],
-        squares: dict[str, np.ndarray] | None,
+        self, side: str, keys: np.ndarray, batch: int, iterations: int, learning_rate: float
     ) -> None:
-        """Sum one side's gradient slices (and their squares) per row, for each of its tables, and update
-        the touched rows; the rows are sorted once for all tables."""
+        """Sum one side's gradient slices of this step (and their squares) per row, for each of its
+        tables, and update the touched rows; the rows are sorted once for all tables. `iterations` and
+        `learning_rate` are the optimizer's (a helper process has its own copy of the optimizer object)."""
+        self._optimizer.iterations, self._optimizer.learning_rate = iterations, learning_rate
+        slices, squares, _ = self._step_buffers(batch)
+        at = keys.shape[0]  # slices of a side
+        first = 0 if side == "user" else at
         rows, selector = row_selector(keys)
-        for part, table in tables.items():
-            squared_grad = None if squares is None else selector @ squares[part]
-            self._optimizer.update_rows(
-                f"{part}/{side}_embedding", table, rows, selector @ slices[part], squared_grad
-            )
+        for part, table in self._tables.items():
+            side_table = table[: self.n_users] if side == "user" else table[self.n_users :]
+            squared_grad = None if squares is None else selector @ squares[part][first : first + at]
+            grad = selector @ slices[part][first : first + at]
+            self._optimizer.update_rows(f"{part}/{side}_embedding", side_table, rows, grad, squared_grad)
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
@@ -261,85 +278,59 @@ class NumpyNCF(NCFModel):
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
         grads, offset = {}, 0
         for name, param in self._dense.items():
-            grads[name] = dense_grad[offset : offset + param.size].reshape(param.shape)
+            grads[name] = dense_grad[offset : offset + param.size].reshape(param.shape).copy()
             offset += param.size
         return loss, indices, slices, grads
+
+    def _step_buffers(self, batch: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, list]:
+        """The work buffers of a step on `batch` examples: embedding gradient slices and their squares by
+        table (`gradients` describes the slices), and each part's flat dense gradient."""
+        sets = 2 if self.config.l2 else 1
+        shapes = {p: (2 * sets * batch, table.shape[1]) for p, table in self._tables.items()}
+        slices = {p: self._work_buffer(p, shape) for p, shape in shapes.items()}
+        squares = None
+        if self._optimizer.needs_squared_row_grads:
+            squares = {p: self._work_buffer(f"{p}/squared", shape) for p, shape in shapes.items()}
+        dense = [
+            self._work_buffer(f"dense/{k}", self._dense_flat.shape) for k in range(min(self.parts, batch))
+        ]
+        return slices, squares, dense
+
+    def _reserve(self, batch_size: int) -> None:
+        """Allocate everything a step on up to `batch_size` examples writes (work buffers, optimizer
+        state), so that helper processes forked afterwards share it."""
+        self._step_buffers(batch_size)
+        for part, table in self._tables.items():
+            for side, rows in (("user", table[: self.n_users]), ("item", table[self.n_users :])):
+                self._optimizer.reserve(f"{part}/{side}_embedding", rows)
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
     ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray] | None, np.ndarray]:
         """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
 
-        The batch is cut into `parts` parts whose forward and backward passes run in parallel; each part
-        writes its rows of the slices and its own dense gradient, and the parts' dense gradients and
-        losses are added in a fixed order.
+        The batch is cut into `parts` parts whose forward and backward passes run in parallel
+        (`_part`); each part writes its rows of the slices and its own dense gradient, and the parts'
+        dense gradients and losses are added in a fixed order.
 
         Returns:
             (loss, slices of each embedding table by part ("gmf", "mlp"), (s, table width), their squares
             when the optimizer `needs_squared_row_grads` else None, dense gradient (as `_dense_flat`)).
-            The slices and squares live in work buffers that the next step overwrites.
+            All live in work buffers that the next step overwrites.
         """
-        config, batch, n_users = self.config, labels.shape[0], self.n_users
-        sets = 2 if config.l2 else 1
-        at = sets * batch  # first slice of the item side
-        slices = {p: self._work_buffer(p, (2 * at, t.shape[1])) for p, t in self._tables.items()}
-        squares = None
-        if self._optimizer.needs_squared_row_grads:
-            squares = {
-                p: self._work_buffer(f"{p}/squared", (2 * at, t.shape[1])) for p, t in self._tables.items()
-            }
-        pairs = np.stack([user_idx, item_idx + n_users], axis=1).astype(np.intp, copy=False)
+        config, batch = self.config, labels.shape[0]
         parts = min(self.parts, batch)
         bounds = [batch * k // parts for k in range(parts + 1)]
-        gmf, mlp = self._tables.get("gmf"), self._tables.get("mlp")
-
-        def part(start: int, stop: int) -> tuple[float, np.ndarray]:
-            users, items = pairs[start:stop, 0], pairs[start:stop, 1]
-            inputs = Rows(None, None, None, None)
-            if gmf is not None:
-                inputs.gmf_user, inputs.gmf_item = take_rows(gmf, users), take_rows(gmf, items)
-            if mlp is not None:
-                inputs.mlp = take_rows(mlp, pairs[start:stop])  # (b, 2 half) [user row | item row]
-                inputs.mlp_user, inputs.mlp_item = np.hsplit(inputs.mlp, 2)
-            user_rows, item_rows = slice(start, stop), slice(at + start, at + stop)
-            grads = Rows(
-                *(
-                    slices[p][rows] if p in slices else None
-                    for p, rows in (
-                        ("gmf", user_rows),
-                        ("gmf", item_rows),
-                        ("mlp", user_rows),
-                        ("mlp", item_rows),
-                    )
-                )
-            )
-            rng = self._dropout_rng if config.dropout > 0 else None
-            logits, cache = forward(config, self._dense, inputs, rng)
-            loss, dlogits = log_loss_with_logits(logits, labels[start:stop], batch)
-            dense_grads = backward(config, self._dense, cache, dlogits, grads)
-            if config.l2:
-                scale = self.dtype(2 * config.l2 / batch)
-                gathered = {
-                    "gmf": (inputs.gmf_user, inputs.gmf_item),
-                    "mlp": (inputs.mlp_user, inputs.mlp_item),
-                }
-                for p, side_slices in slices.items():
-                    for first, rows in zip((batch, at + batch), gathered[p], strict=True):
-                        loss += config.l2 * float(np.sum(np.square(rows))) / batch
-                        np.multiply(rows, scale, out=side_slices[first + start : first + stop])
-            if squares is not None:
-                for p, side_slices in slices.items():
-                    for first in range(0, 2 * at, batch):  # this part's rows of each slice set
-                        rows = slice(first + start, first + stop)
-                        np.square(side_slices[rows], out=squares[p][rows])
-            return loss, np.concatenate([dense_grads[name].ravel() for name in self._dense])
-
-        tasks = [partial(part, start, stop) for start, stop in pairwise(bounds)]
-        # Dropout draws from one generator: the parts then run one after the other, in order.
-        results = [task() for task in tasks] if config.dropout > 0 else self._run(tasks)
-        loss = sum(part_loss for part_loss, _ in results)
-        dense_grad = results[0][1]
-        for _, part_grad in results[1:]:
+        tasks = [
+            ("_part", (k, start, stop, user_idx[start:stop], item_idx[start:stop], labels[start:stop], batch))
+            for k, (start, stop) in enumerate(pairwise(bounds))
+        ]
+        # Dropout draws from one generator: the parts then run one after the other, in order, here.
+        losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._run(tasks)
+        loss = sum(losses)
+        slices, squares, dense_parts = self._step_buffers(batch)
+        dense_grad = dense_parts[0]
+        for part_grad in dense_parts[1:parts]:
             dense_grad += part_grad
         if config.l2:
             offset = 0
@@ -350,11 +341,70 @@ class NumpyNCF(NCFModel):
                 offset += param.size
         return loss, slices, squares, dense_grad
 
+    def _part(
+        self,
+        index: int,
+        start: int,
+        stop: int,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        labels: np.ndarray,
+        batch: int,
+    ) -> float:
+        """Forward and backward pass of examples [start, stop) of a batch of `batch` (`user_idx`,
+        `item_idx`, `labels` are theirs); writes their slices (and squares) and the part's dense gradient
+        into the step's work buffers and returns their share of the loss."""
+        config = self.config
+        at = (2 if config.l2 else 1) * batch  # first slice of the item side
+        slices, squares, dense_parts = self._step_buffers(batch)
+        pairs = np.stack([user_idx, item_idx + self.n_users], axis=1).astype(np.intp, copy=False)
+        gmf, mlp = self._tables.get("gmf"), self._tables.get("mlp")
+        inputs = Rows(None, None, None, None)
+        if gmf is not None:
+            inputs.gmf_user, inputs.gmf_item = take_rows(gmf, pairs[:, 0]), take_rows(gmf, pairs[:, 1])
+        if mlp is not None:
+            inputs.mlp = take_rows(mlp, pairs)  # (b, layers[0]): [user row | item row]
+            inputs.mlp_user, inputs.mlp_item = np.hsplit(inputs.mlp, 2)
+        user_rows, item_rows = slice(start, stop), slice(at + start, at + stop)
+        grads = Rows(
+            *(
+                slices[p][rows] if p in slices else None
+                for p, rows in (
+                    ("gmf", user_rows),
+                    ("gmf", item_rows),
+                    ("mlp", user_rows),
+                    ("mlp", item_rows),
+                )
+            )
+        )
+        rng = self._dropout_rng if config.dropout > 0 else None
+        logits, cache = forward(config, self._dense, inputs, rng)
+        loss, dlogits = log_loss_with_logits(logits, labels, batch)
+        dense_grads = backward(config, self._dense, cache, dlogits, grads)
+        if config.l2:
+            scale = self.dtype(2 * config.l2 / batch)
+            gathered = {"gmf": (inputs.gmf_user, inputs.gmf_item), "mlp": (inputs.mlp_user, inputs.mlp_item)}
+            for p, table_slices in slices.items():
+                for first, rows in zip((batch, at + batch), gathered[p], strict=True):
+                    loss += config.l2 * float(np.sum(np.square(rows))) / batch
+                    np.multiply(rows, scale, out=table_slices[first + start : first + stop])
+        if squares is not None:
+            for p, table_slices in slices.items():
+                for first in range(0, 2 * at, batch):  # this part's rows of each slice set
+                    rows = slice(first + start, first + stop)
+                    np.square(table_slices[rows], out=squares[p][rows])
+        np.concatenate([dense_grads[name].ravel() for name in self._dense], out=dense_parts[index])
+        return loss
+
     def _work_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialised array of `dtype`, the same one from step to step while its shape stays (the
-        next step overwrites it): fresh megabyte-sized arrays every step cost page faults whenever the
-        allocator has handed their memory back to the system in between."""
+        """An uninitialised (well, stale) array of `shape` and `dtype` in shared memory, the same one from
+        step to step: fresh megabyte-sized arrays every step cost page faults whenever the allocator has
+        handed their memory back to the system in between, and helper processes only see memory that
+        existed when they were forked. Grows (only while there are no helpers) when a larger shape comes."""
+        size = int(np.prod(shape))
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape:
-            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
-        return buffer
+        if buffer is None or buffer.size < size:
+            if self._helpers:
+                raise RuntimeError(f"work buffer {name} outgrown while helper processes share it")
+            buffer = self._buffers[name] = shared_zeros((size,), self.dtype)
+        return buffer[:size].reshape(shape)

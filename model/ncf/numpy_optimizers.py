@@ -26,6 +26,8 @@ All updates are in place and keep the parameter's dtype.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +57,18 @@ class Optimizer(ABC):
         self.learning_rate = learning_rate
         self.iterations = 0
         self._state: dict[str, list[np.ndarray]] = {}
+        # Allocates the state: zeros(shape, dtype) (the NumPy engine puts it in shared memory).
+        self.zeros: Callable[[tuple[int, ...], Any], np.ndarray] = np.zeros
+
+    @property
+    def slots(self) -> int:
+        """Arrays of state per parameter (each of the parameter's shape)."""
+        return 0
+
+    def reserve(self, name: str, param: np.ndarray) -> None:
+        """Create the state of `param` now rather than on its first update."""
+        if self.slots:
+            self._slots(name, param, self.slots)
 
     def step(self) -> None:
         """Start a new training step (call once per batch, before its updates)."""
@@ -62,7 +76,7 @@ class Optimizer(ABC):
 
     def _slots(self, name: str, param: np.ndarray, n: int) -> list[np.ndarray]:
         if name not in self._state:
-            self._state[name] = [np.zeros_like(param) for _ in range(n)]
+            self._state[name] = [self.zeros(param.shape, param.dtype) for _ in range(n)]
         return self._state[name]
 
     @abstractmethod
@@ -95,6 +109,10 @@ class SGD(Optimizer):
     def __init__(self, learning_rate: float, momentum: float = 0.0) -> None:
         super().__init__(learning_rate)
         self.momentum = momentum
+
+    @property
+    def slots(self) -> int:
+        return 1 if self.momentum else 0
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if not self.momentum:
@@ -137,6 +155,10 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(learning_rate)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    @property
+    def slots(self) -> int:
+        return 2
 
     def _step_size(self) -> float:
         t = self.iterations
