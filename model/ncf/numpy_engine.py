@@ -110,6 +110,7 @@ class NumpyNCF(NCFModel):
             offset += size
         self._optimizer = make_optimizer(self.train_config)
         self._buffers: dict[str, np.ndarray] = {}  # `_work_buffer`
+        self._step_views: dict[tuple[int, int], tuple] = {}  # `_step_buffers` by (batch, parts)
         self._dropout_rng = np.random.default_rng([self.train_config.seed, 1])
 
     def _views(self) -> Params:
@@ -284,7 +285,10 @@ class NumpyNCF(NCFModel):
 
     def _step_buffers(self, batch: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, list]:
         """The work buffers of a step on `batch` examples: embedding gradient slices and their squares by
-        table (`gradients` describes the slices), and each part's flat dense gradient."""
+        table (`gradients` describes the slices), and each part's flat dense gradient (views, cached)."""
+        cached = self._step_views.get((batch, self.parts))
+        if cached is not None:
+            return cached
         sets = 2 if self.config.l2 else 1
         shapes = {p: (2 * sets * batch, table.shape[1]) for p, table in self._tables.items()}
         slices = {p: self._work_buffer(p, shape) for p, shape in shapes.items()}
@@ -364,7 +368,8 @@ class NumpyNCF(NCFModel):
             inputs.gmf_user, inputs.gmf_item = take_rows(gmf, pairs[:, 0]), take_rows(gmf, pairs[:, 1])
         if mlp is not None:
             inputs.mlp = take_rows(mlp, pairs)  # (b, layers[0]): [user row | item row]
-            inputs.mlp_user, inputs.mlp_item = np.hsplit(inputs.mlp, 2)
+            half = mlp.shape[1]
+            inputs.mlp_user, inputs.mlp_item = inputs.mlp[:, :half], inputs.mlp[:, half:]
         user_rows, item_rows = slice(start, stop), slice(at + start, at + stop)
         grads = Rows(
             *(
@@ -407,4 +412,5 @@ class NumpyNCF(NCFModel):
             if self._helpers:
                 raise RuntimeError(f"work buffer {name} outgrown while helper processes share it")
             buffer = self._buffers[name] = shared_zeros((size,), self.dtype)
+            self._step_views.clear()
         return buffer[:size].reshape(shape)
