@@ -85,6 +85,9 @@ class NumpyNCF(NCFModel):
     probe_steps: int = 8
     _pool: list[StepHelper] | None = None  # the helpers the current step uses (None: none)
     _helpers: tuple[StepHelper, ...] = ()  # all helpers forked for the current epoch
+    _epoch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # train_epoch's arrays, while it runs
+    _batch_start: int | None = None  # where the current step's batch starts in them
+    _batch: tuple[np.ndarray, np.ndarray, np.ndarray]  # the current step's batch (`_batch_arrays`)
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
@@ -166,6 +169,7 @@ class NumpyNCF(NCFModel):
         probes: tuple[list[float], list[float]] = ([], [])
         with threadpool_limits(limits=1, user_api="blas"):
             try:
+                self._epoch = (user_idx, item_idx, labels)  # helpers forked below read their batches here
                 if self.threads > 1 and can_fork():
                     self._reserve(batch_size)  # everything the helpers touch, allocated before the fork
                     helpers = [StepHelper(self) for _ in range(self.threads - 1)]
@@ -188,12 +192,13 @@ class NumpyNCF(NCFModel):
                         )
                     stop = start + batch_size
                     began = time.perf_counter()
+                    self._batch_start = start
                     loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
                     if probing:
                         probes[step % 2].append(time.perf_counter() - began)
                     total += loss * (min(stop, labels.shape[0]) - start)
             finally:
-                self._pool, self._helpers = None, ()
+                self._pool, self._helpers, self._epoch, self._batch_start = None, (), None, None
                 for helper in helpers:
                     helper.close()
         return total / max(labels.shape[0], 1)
@@ -227,27 +232,30 @@ class NumpyNCF(NCFModel):
                 table *= shrink
             self._dense_flat *= shrink
         optimizer.update("dense", self._dense_flat, dense_grad)
-        sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
-        batch = labels.shape[0]
-        self._run(
-            [
-                (
-                    "_update_side",
-                    (side, np.tile(keys, sets), batch, optimizer.iterations, optimizer.learning_rate),
-                )
-                for side, keys in (("user", user_idx), ("item", item_idx))
-            ]
-        )
+        batch, args = labels.shape[0], (optimizer.iterations, optimizer.learning_rate)
+        self._run([("_update_side", (side, batch, self._batch_start, *args)) for side in ("user", "item")])
         return loss
 
+    def _batch_arrays(self, batch_start: int | None, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user_idx, item_idx, labels) of the current step: inside `train_epoch`, `batch` examples from
+        `batch_start` of the epoch's arrays (which the helpers inherited when forked, so that requests to
+        them carry offsets, not arrays); else the batch given to `train_step`."""
+        if batch_start is None:
+            return self._batch
+        stop = batch_start + batch
+        return tuple(array[batch_start:stop] for array in self._epoch)  # type: ignore[return-value]
+
     def _update_side(
-        self, side: str, keys: np.ndarray, batch: int, iterations: int, learning_rate: float
+        self, side: str, batch: int, batch_start: int | None, iterations: int, learning_rate: float
     ) -> None:
         """Sum one side's gradient slices of this step (and their squares) per row, for each of its
         tables, and update the touched rows; the rows are sorted once for all tables. `iterations` and
         `learning_rate` are the optimizer's (a helper process has its own copy of the optimizer object)."""
         self._optimizer.iterations, self._optimizer.learning_rate = iterations, learning_rate
         slices, squares, _ = self._step_buffers(batch)
+        sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
+        keys = self._batch_arrays(batch_start, batch)[0 if side == "user" else 1]
+        keys = np.tile(keys, sets) if sets > 1 else keys
         at = keys.shape[0]  # slices of a side
         first = 0 if side == "user" else at
         rows, selector = row_selector(keys)
@@ -323,10 +331,11 @@ class NumpyNCF(NCFModel):
             All live in work buffers that the next step overwrites.
         """
         config, batch = self.config, labels.shape[0]
+        self._batch = (user_idx, item_idx, labels)
         parts = min(self.parts, batch)
         bounds = [batch * k // parts for k in range(parts + 1)]
         tasks = [
-            ("_part", (k, start, stop, user_idx[start:stop], item_idx[start:stop], labels[start:stop], batch))
+            ("_part", (k, start, stop, batch, self._batch_start))
             for k, (start, stop) in enumerate(pairwise(bounds))
         ]
         # Dropout draws from one generator: the parts then run one after the other, in order, here.
@@ -350,15 +359,14 @@ class NumpyNCF(NCFModel):
         index: int,
         start: int,
         stop: int,
-        user_idx: np.ndarray,
-        item_idx: np.ndarray,
-        labels: np.ndarray,
         batch: int,
+        batch_start: int | None,
     ) -> float:
-        """Forward and backward pass of examples [start, stop) of a batch of `batch` (`user_idx`,
-        `item_idx`, `labels` are theirs); writes their slices (and squares) and the part's dense gradient
-        into the step's work buffers and returns their share of the loss."""
+        """Forward and backward pass of examples [start, stop) of the step's batch of `batch` (see
+        `_batch_arrays`); writes their slices (and squares) and the part's dense gradient into the step's
+        work buffers and returns their share of the loss."""
         config = self.config
+        user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
         slices, squares, dense_parts = self._step_buffers(batch)
         pairs = np.stack([user_idx, item_idx + self.n_users], axis=1).astype(np.intp, copy=False)
