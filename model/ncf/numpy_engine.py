@@ -261,8 +261,11 @@ class NumpyNCF(NCFModel):
         rows, selector = row_selector(keys)
         for part, table in self._tables.items():
             side_table = table[: self.n_users] if side == "user" else table[self.n_users :]
-            squared_grad = None if squares is None else selector @ squares[part][first : first + at]
-            grad = selector @ slices[part][first : first + at]
+            side_slices = slices[part][first : first + at]
+            grad = selector @ side_slices
+            squared_grad = None
+            if squares is not None:  # squared here, not in `_part`: the sum below then reads them from cache
+                squared_grad = selector @ np.square(side_slices, out=squares[part][first : first + at])
             self._optimizer.update_rows(f"{part}/{side}_embedding", side_table, rows, grad, squared_grad)
 
     def gradients(
@@ -368,7 +371,7 @@ class NumpyNCF(NCFModel):
         config = self.config
         user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
-        slices, squares, dense_parts = self._step_buffers(batch)
+        slices, _, dense_parts = self._step_buffers(batch)
         pairs = np.stack([user_idx, item_idx + self.n_users], axis=1).astype(np.intp, copy=False)
         gmf, mlp = self._tables.get("gmf"), self._tables.get("mlp")
         inputs = Rows(None, None, None, None)
@@ -401,11 +404,6 @@ class NumpyNCF(NCFModel):
                 for first, rows in zip((batch, at + batch), gathered[p], strict=True):
                     loss += config.l2 * float(np.sum(np.square(rows))) / batch
                     np.multiply(rows, scale, out=table_slices[first + start : first + stop])
-        if squares is not None:
-            for p, table_slices in slices.items():
-                for first in range(0, 2 * at, batch):  # this part's rows of each slice set
-                    rows = slice(first + start, first + stop)
-                    np.square(table_slices[rows], out=squares[p][rows])
         np.concatenate([dense_grads[name].ravel() for name in self._dense], out=dense_parts[index])
         return loss
 
