@@ -178,3 +178,25 @@ def test_a_helper_shares_memory_and_reports_failures():
         assert helper.result() == 3.0
     finally:
         helper.close()
+
+
+def _train_tiny(queue) -> None:
+    config = NCFConfig(factors=2, layers=(4, 2))
+    model = NumpyNCF(config)
+    model.probe_steps = 0
+    model.build(10, 8, init_params(config, 10, 8, seed=0))
+    rng = np.random.default_rng(0)
+    queue.put(model.train_epoch(rng.integers(0, 10, 80), rng.integers(0, 8, 80), np.ones(80, np.float32), 8))
+
+
+def test_training_inside_a_daemonic_process_falls_back_to_one_process():
+    """A daemonic multiprocessing worker may not start processes: the engine trains without helpers."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_train_tiny, args=(queue,), daemon=True)
+    worker.start()
+    loss = queue.get(timeout=60)
+    worker.join(60)
+    assert np.isfinite(loss) and worker.exitcode == 0

@@ -4,12 +4,11 @@ Training step on a mini-batch of B (user, item, label) examples:
 1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding tables
    (the MLP rows of a user and an item in one gather, into the MLP's input layout), run the forward
    pass, the stable log loss on logits and the hand-written backward pass (`model.ncf.numpy_network`),
-   writing per-example row gradients (and their squares, for Adam) into shared work buffers; the parts'
-   dense gradients are then added;
+   writing per-example row gradients into shared work buffers; the parts' dense gradients are then added;
 2. update the dense layers (`model.ncf.numpy_optimizers`);
 3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
-   row gradients of its GMF and MLP tables per touched row and update only those rows and their
-   optimizer state.
+   row gradients (and their squares, for Adam) of its GMF and MLP tables per touched row and update only
+   those rows and their optimizer state.
 Inside `train_epoch`, the parts of step 1 and the two sides of step 3 run in `threads` processes: the
 engine itself and `threads - 1` helper processes forked from it (`model.ncf.numpy_worker.StepHelper`),
 which share the engine's parameters, optimizer state and work buffers (all in anonymous shared memory).
@@ -72,9 +71,9 @@ class NumpyNCF(NCFModel):
 
     engine = "numpy"
     dtype: type[np.floating] = np.float32  # of parameters, activations and optimizer state
-    # Parts a batch is cut into for the forward and backward passes: 2 halves of 4096 were faster than
-    # the whole batch even on one thread (smaller arrays stay in cache) and faster than 4 or 8 parts
-    # (bench/results/numpy_engine_profile.md). Changes results only by float rounding (the order in which
+    # Parts a batch is cut into for the forward and backward passes: 2, one per process (in one process
+    # the whole batch is now a little faster, bench/results/numpy_engine_profile.md, but the parts must
+    # not depend on the number of processes). Changes results only by float rounding (the order in which
     # the parts' dense gradients are added).
     parts: int = 2
     # Processes that run the parts and the two sides' row updates inside `train_epoch`: the engine and
@@ -172,7 +171,7 @@ class NumpyNCF(NCFModel):
                 self._epoch = (user_idx, item_idx, labels)  # helpers forked below read their batches here
                 if self.threads > 1 and can_fork():
                     self._reserve(batch_size)  # everything the helpers touch, allocated before the fork
-                    helpers = [StepHelper(self) for _ in range(self.threads - 1)]
+                    helpers = self._start_helpers()
                 self._helpers = tuple(helpers)
                 pool = helpers or None
                 self._pool = pool
@@ -202,6 +201,20 @@ class NumpyNCF(NCFModel):
                 for helper in helpers:
                     helper.close()
         return total / max(labels.shape[0], 1)
+
+    def _start_helpers(self) -> list[StepHelper]:
+        """`threads - 1` helper processes, or none (logged) where processes cannot be started here (e.g.
+        inside a daemonic multiprocessing worker)."""
+        helpers: list[StepHelper] = []
+        try:
+            for _ in range(self.threads - 1):
+                helpers.append(StepHelper(self))
+        except (AssertionError, OSError) as error:  # multiprocessing asserts on daemonic parents
+            logger.warning("no step helper processes (%s): training in one process", error)
+            for helper in helpers:
+                helper.close()
+            return []
+        return helpers
 
     def _run(self, tasks: list[Task]) -> list[Any]:
         """Results of `tasks` (method name, arguments) in order: the first runs here, the others on the
