@@ -1,14 +1,15 @@
 """`NumpyNCF`: the from-scratch NumPy engine of GMF / MLP / NeuMF (no autodiff library).
 
 Training step on a mini-batch of B (user, item, label) examples:
-1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding tables
-   (the MLP rows of a user and an item in one gather, into the MLP's input layout), run the forward
-   pass, the stable log loss on logits and the hand-written backward pass (`model.ncf.numpy_network`),
-   writing per-example row gradients into shared work buffers; the parts' dense gradients are then added;
+1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding table
+   (one table: users then items, each row `[GMF part | MLP part]`, so the whole part needs one gather of
+   (user, n_users + item) pairs), run the forward pass, the stable log loss on logits and the
+   hand-written backward pass (`model.ncf.numpy_network`), writing per-example row gradients into shared
+   work buffers; the parts' dense gradients are then added;
 2. update the dense layers (`model.ncf.numpy_optimizers`);
 3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
-   row gradients (and their squares, for Adam) of its GMF and MLP tables per touched row and update only
-   those rows and their optimizer state.
+   row gradients (and their squares, for Adam) per touched row and update only those rows and their
+   optimizer state.
 Inside `train_epoch`, the parts of step 1 and the two sides of step 3 run in `threads` processes: the
 engine itself and `threads - 1` helper processes forked from it (`model.ncf.numpy_worker.StepHelper`),
 which share the engine's parameters, optimizer state and work buffers (all in anonymous shared memory).
@@ -34,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
-from model.ncf.numpy_network import Rows, backward, dense_names, forward, log_loss_with_logits
+from model.ncf.numpy_network import Rows, backward, dense_names, forward, gmf_width, log_loss_with_logits
 from model.ncf.numpy_optimizers import SGD, Adam, Optimizer, take_rows
 from model.ncf.numpy_sparse import row_selector
 from model.ncf.numpy_worker import StepHelper, can_fork, shared_zeros
@@ -61,9 +62,13 @@ def _shared_copy(array: np.ndarray, dtype: Any) -> np.ndarray:
     return copy
 
 
-def _parts(config: NCFConfig) -> list[str]:
-    """The embedding tables the model has: "gmf" and / or "mlp"."""
-    return [part for part, used in (("gmf", uses_gmf(config)), ("mlp", uses_mlp(config))) if used]
+def _embedding_names(config: NCFConfig, side: str) -> list[str]:
+    names = []
+    if uses_gmf(config):
+        names.append(f"gmf/{side}_embedding")
+    if uses_mlp(config):
+        names.append(f"mlp/{side}_embedding")
+    return names
 
 
 class NumpyNCF(NCFModel):
@@ -92,16 +97,15 @@ class NumpyNCF(NCFModel):
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        # One table per embedding part ("gmf", "mlp"): rows [0, n_users) are users, rows [n_users,
-        # n_users + n_items) items, so one gather with (user, n_users + item) pairs gives the MLP input.
-        # All in shared memory, like the optimizer state and the step's work buffers (`StepHelper`).
-        self._tables = {
-            part: _shared_copy(
-                np.concatenate([params[f"{part}/user_embedding"], params[f"{part}/item_embedding"]]),
-                self.dtype,
-            )
-            for part in _parts(self.config)
-        }
+        # One embedding table: rows [0, n_users) are users, rows [n_users, n_users + n_items) items; each
+        # row is [GMF part | MLP part]. A batch part then needs one gather, a side one row-gradient sum and
+        # one optimizer call for all four embedding parameters. In shared memory, like the dense
+        # parameters, the optimizer state and the step's work buffers (`StepHelper`).
+        sides = [
+            np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1)
+            for side in ("user", "item")
+        ]
+        self._table = _shared_copy(np.concatenate(sides, axis=0), self.dtype)
         # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
         names = dense_names(self.config)
         self._dense_flat = _shared_copy(np.concatenate([np.ravel(params[n]) for n in names]), self.dtype)
@@ -117,13 +121,14 @@ class NumpyNCF(NCFModel):
 
     def _views(self) -> Params:
         """Parameters by engine-neutral name, in `param_shapes` order, as views into the engine's arrays."""
+        f = gmf_width(self.config)
+        sides = {"user": self._table[: self.n_users], "item": self._table[self.n_users :]}
         views: Params = {}
         for name in param_shapes(self.config, self.n_users, self.n_items):
             part, _, kind = name.partition("/")
-            if kind == "user_embedding":
-                views[name] = self._tables[part][: self.n_users]
-            elif kind == "item_embedding":
-                views[name] = self._tables[part][self.n_users :]
+            if kind in ("user_embedding", "item_embedding"):
+                table = sides[kind.removesuffix("_embedding")]
+                views[name] = table[:, :f] if part == "gmf" else table[:, f:]
             else:
                 views[name] = self._dense[name]
         return views
@@ -241,8 +246,7 @@ class NumpyNCF(NCFModel):
         optimizer.step()
         if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
             shrink = self.dtype(1.0 - optimizer.learning_rate * self.train_config.weight_decay)
-            for table in self._tables.values():
-                table *= shrink
+            self._table *= shrink
             self._dense_flat *= shrink
         optimizer.update("dense", self._dense_flat, dense_grad)
         batch, args = labels.shape[0], (optimizer.iterations, optimizer.learning_rate)
@@ -272,14 +276,13 @@ class NumpyNCF(NCFModel):
         at = keys.shape[0]  # slices of a side
         first = 0 if side == "user" else at
         rows, selector = row_selector(keys)
-        for part, table in self._tables.items():
-            side_table = table[: self.n_users] if side == "user" else table[self.n_users :]
-            side_slices = slices[part][first : first + at]
-            grad = selector @ side_slices
-            squared_grad = None
-            if squares is not None:  # squared here, not in `_part`: the sum below then reads them from cache
-                squared_grad = selector @ np.square(side_slices, out=squares[part][first : first + at])
-            self._optimizer.update_rows(f"{part}/{side}_embedding", side_table, rows, grad, squared_grad)
+        table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
+        side_slices = slices[first : first + at]
+        grad = selector @ side_slices
+        squared_grad = None
+        if squares is not None:  # squared here, not in `_part`: the sum below then reads them from cache
+            squared_grad = selector @ np.square(side_slices, out=squares[first : first + at])
+        self._optimizer.update_rows(f"{side}_embedding", table, rows, grad, squared_grad)
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
@@ -298,7 +301,7 @@ class NumpyNCF(NCFModel):
             (`sum_rows`); Adam's second moment sums their squares.
         """
         loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
-        slices = np.concatenate(list(slices.values()), axis=1)  # [gmf | mlp] per slice; a copy
+        slices = slices.copy()  # a work buffer
         sets = 2 if self.config.l2 else 1
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
         grads, offset = {}, 0
@@ -307,34 +310,31 @@ class NumpyNCF(NCFModel):
             offset += param.size
         return loss, indices, slices, grads
 
-    def _step_buffers(self, batch: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, list]:
-        """The work buffers of a step on `batch` examples: embedding gradient slices and their squares by
-        table (`gradients` describes the slices), and each part's flat dense gradient (views, cached)."""
+    def _step_buffers(self, batch: int) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+        """The work buffers of a step on `batch` examples: embedding gradient slices and their squares
+        (`gradients` describes the slices), and each part's flat dense gradient (views, cached)."""
         cached = self._step_views.get((batch, self.parts))
         if cached is not None:
             return cached
-        sets = 2 if self.config.l2 else 1
-        shapes = {p: (2 * sets * batch, table.shape[1]) for p, table in self._tables.items()}
-        slices = {p: self._work_buffer(p, shape) for p, shape in shapes.items()}
-        squares = None
-        if self._optimizer.needs_squared_row_grads:
-            squares = {p: self._work_buffer(f"{p}/squared", shape) for p, shape in shapes.items()}
+        shape = (2 * (2 if self.config.l2 else 1) * batch, self._table.shape[1])
+        slices = self._work_buffer("slices", shape)
+        squares = self._work_buffer("squares", shape) if self._optimizer.needs_squared_row_grads else None
         dense = [
             self._work_buffer(f"dense/{k}", self._dense_flat.shape) for k in range(min(self.parts, batch))
         ]
+        self._step_views[batch, self.parts] = slices, squares, dense
         return slices, squares, dense
 
     def _reserve(self, batch_size: int) -> None:
         """Allocate everything a step on up to `batch_size` examples writes (work buffers, optimizer
         state), so that helper processes forked afterwards share it."""
         self._step_buffers(batch_size)
-        for part, table in self._tables.items():
-            for side, rows in (("user", table[: self.n_users]), ("item", table[self.n_users :])):
-                self._optimizer.reserve(f"{part}/{side}_embedding", rows)
+        self._optimizer.reserve("user_embedding", self._table[: self.n_users])
+        self._optimizer.reserve("item_embedding", self._table[self.n_users :])
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray] | None, np.ndarray]:
+    ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray]:
         """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
 
         The batch is cut into `parts` parts whose forward and backward passes run in parallel
@@ -342,9 +342,9 @@ class NumpyNCF(NCFModel):
         dense gradients and losses are added in a fixed order.
 
         Returns:
-            (loss, slices of each embedding table by part ("gmf", "mlp"), (s, table width), their squares
-            when the optimizer `needs_squared_row_grads` else None, dense gradient (as `_dense_flat`)).
-            All live in work buffers that the next step overwrites.
+            (loss, slices (s, row width), the buffer for their squares when the optimizer
+            `needs_squared_row_grads` else None (filled by `_update_side`), dense gradient (as
+            `_dense_flat`)). All live in work buffers that the next step overwrites.
         """
         config, batch = self.config, labels.shape[0]
         self._batch = (user_idx, item_idx, labels)
@@ -386,37 +386,21 @@ class NumpyNCF(NCFModel):
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
         slices, _, dense_parts = self._step_buffers(batch)
         pairs = np.stack([user_idx, item_idx + self.n_users], axis=1).astype(np.intp, copy=False)
-        gmf, mlp = self._tables.get("gmf"), self._tables.get("mlp")
-        inputs = Rows(None, None, None, None)
-        if gmf is not None:
-            inputs.gmf_user, inputs.gmf_item = take_rows(gmf, pairs[:, 0]), take_rows(gmf, pairs[:, 1])
-        if mlp is not None:
-            inputs.mlp = take_rows(mlp, pairs)  # (b, layers[0]): [user row | item row]
-            half = mlp.shape[1]
-            inputs.mlp_user, inputs.mlp_item = inputs.mlp[:, :half], inputs.mlp[:, half:]
-        user_rows, item_rows = slice(start, stop), slice(at + start, at + stop)
-        grads = Rows(
-            *(
-                slices[p][rows] if p in slices else None
-                for p, rows in (
-                    ("gmf", user_rows),
-                    ("gmf", item_rows),
-                    ("mlp", user_rows),
-                    ("mlp", item_rows),
-                )
-            )
-        )
+        width, f = self._table.shape[1], gmf_width(config)
+        gathered = take_rows(self._table, pairs)  # (b, 2 width): [user row | item row]
+        users, items = gathered[:, :width], gathered[:, width:]
+        user_grads, item_grads = slices[start:stop], slices[at + start : at + stop]
+        inputs = Rows(users[:, :f], items[:, :f], users[:, f:], items[:, f:])
+        grads = Rows(user_grads[:, :f], item_grads[:, :f], user_grads[:, f:], item_grads[:, f:])
         rng = self._dropout_rng if config.dropout > 0 else None
         logits, cache = forward(config, self._dense, inputs, rng)
         loss, dlogits = log_loss_with_logits(logits, labels, batch)
         dense_grads = backward(config, self._dense, cache, dlogits, grads)
         if config.l2:
+            loss += config.l2 * float(np.sum(np.square(gathered))) / batch
             scale = self.dtype(2 * config.l2 / batch)
-            gathered = {"gmf": (inputs.gmf_user, inputs.gmf_item), "mlp": (inputs.mlp_user, inputs.mlp_item)}
-            for p, table_slices in slices.items():
-                for first, rows in zip((batch, at + batch), gathered[p], strict=True):
-                    loss += config.l2 * float(np.sum(np.square(rows))) / batch
-                    np.multiply(rows, scale, out=table_slices[first + start : first + stop])
+            np.multiply(users, scale, out=slices[batch + start : batch + stop])
+            np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
         np.concatenate([dense_grads[name].ravel() for name in self._dense], out=dense_parts[index])
         return loss
 

@@ -1,14 +1,13 @@
 """Forward and hand-written backward pass of GMF / MLP / NeuMF in plain NumPy, plus the stable log loss.
 
 The network works on gathered embedding rows (`Rows`), so embedding gradients come out per example and
-the caller aggregates them per table row (see `model.ncf.numpy_sparse`). Every array the passes touch is
-C-contiguous: the GMF rows of users and items come as two (B, factors) arrays and the MLP input as one
-(B, layers[0]) array `[user MLP row | item MLP row]` (gathered in one go), the output layer's GMF and MLP
-halves are applied separately instead of on a concatenation, and the row gradients are written into
-contiguous arrays the caller provides. (A ufunc on a strided view of short rows, e.g. the 8 GMF columns
-of a 40-wide row, runs its inner loop once per row, which costs more than the arithmetic.) Every function
-keeps the dtype of its inputs (float32 in training, float64 in the gradient check). The passes work in
-place where they can (ReLU, bias, masks), so a training step allocates few temporaries.
+the caller aggregates them per table row (see `model.ncf.numpy_sparse`). The rows come as views: a user
+row and an item row are `[GMF part | MLP part]`, gathered side by side in one block, so the GMF and MLP
+parts are column slices. The MLP's first layer multiplies each side's slice by its half of the kernel
+(BLAS takes strided rows as they are) instead of concatenating them, the output layer applies its GMF
+and MLP halves separately, and the row gradients are written into views the caller provides. Every
+function keeps the dtype of its inputs (float32 in training, float64 in the gradient check). The passes
+work in place where they can (ReLU, bias, masks), so a training step allocates few temporaries.
 """
 
 from __future__ import annotations
@@ -41,9 +40,8 @@ class Rows:
 
     gmf_user: np.ndarray | None  # (B, factors)
     gmf_item: np.ndarray | None  # (B, factors)
-    mlp_user: np.ndarray | None  # (B, layers[0] // 2); in the forward pass a view of `mlp`
-    mlp_item: np.ndarray | None  # (B, layers[0] // 2); in the forward pass a view of `mlp`
-    mlp: np.ndarray | None = None  # forward pass: (B, layers[0]), [user MLP row | item MLP row]
+    mlp_user: np.ndarray | None  # (B, layers[0] // 2)
+    mlp_item: np.ndarray | None  # (B, layers[0] // 2)
 
 
 @dataclass
@@ -52,7 +50,8 @@ class ForwardCache:
 
     rows: Rows
     gmf: np.ndarray | None  # (B, factors) GMF output
-    hidden: list[np.ndarray]  # MLP layer inputs h_0 .. h_{L-1} and the MLP output h_L, each (B, width)
+    hidden: list[np.ndarray | None]  # MLP layer inputs h_1 .. h_{L-1} and the MLP output h_L, each (B,
+    # width); h_0 is None (it is [rows.mlp_user | rows.mlp_item]), except without hidden layers
     masks: list[np.ndarray | None]  # per hidden layer: ReLU mask times dropout scale, (B, width); None
     # without dropout (the ReLU mask is then h_{k+1} > 0)
 
@@ -68,7 +67,7 @@ def forward(
     Args:
         config: architecture.
         dense: the non-embedding parameters by name (see `dense_names`).
-        rows: the gathered GMF rows of users and items and the MLP input `rows.mlp` (see `Rows`).
+        rows: the gathered rows of users and items, by part (see `Rows`).
         dropout_rng: when given and `config.dropout > 0`, inverted dropout after each MLP hidden layer.
 
     Returns:
@@ -82,10 +81,16 @@ def forward(
         gmf = rows.gmf_user * rows.gmf_item
         logits = gmf @ w_out[:f]
     if uses_mlp(config):
-        h = rows.mlp
+        half = config.layers[0] // 2
+        h = None if len(config.layers) > 1 else np.concatenate([rows.mlp_user, rows.mlp_item], axis=1)
         for k in range(len(config.layers) - 1):
             hidden.append(h)
-            h = h @ dense[f"mlp/dense_{k}/kernel"]
+            kernel = dense[f"mlp/dense_{k}/kernel"]
+            if k:
+                h = h @ kernel
+            else:  # [user | item] @ kernel_0, one side's half at a time
+                h = rows.mlp_user @ kernel[:half]
+                h += rows.mlp_item @ kernel[half:]
             h += dense[f"mlp/dense_{k}/bias"]
             if dropout_rng is not None and config.dropout > 0:
                 keep = dropout_rng.random(h.shape, dtype=h.dtype) >= config.dropout
@@ -107,8 +112,7 @@ def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.
 
     Args:
         dlogits: (B,) d loss / d logit.
-        out: C-contiguous arrays (views are fine) that receive d loss / d (each gathered row); `out.mlp`
-            is not used.
+        out: arrays (views are fine) that receive d loss / d (each part of the gathered rows).
 
     Returns:
         gradients of the dense parameters by name.
@@ -126,17 +130,23 @@ def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.
     if uses_mlp(config):
         np.matmul(dlogits, cache.hidden[-1], out=kernel_grad[f:])
         da = dlogits[:, None] * w_out[f:]
+        half = config.layers[0] // 2
         ones = np.ones(batch, dtype=dlogits.dtype)
         for k in reversed(range(len(config.layers) - 1)):
             mask = cache.masks[k]
             # da is a fresh array here (the product above, or the one below): the mask applies in place.
             da *= cache.hidden[k + 1] > 0 if mask is None else mask
             kernel = dense[f"mlp/dense_{k}/kernel"]
-            grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
+            if k:
+                grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
+            else:
+                kernel_grad_0 = np.empty_like(kernel)
+                np.matmul(cache.rows.mlp_user.T, da, out=kernel_grad_0[:half])
+                np.matmul(cache.rows.mlp_item.T, da, out=kernel_grad_0[half:])
+                grads[f"mlp/dense_{k}/kernel"] = kernel_grad_0
             grads[f"mlp/dense_{k}/bias"] = ones @ da  # a BLAS call: much faster than da.sum(axis=0)
             if k:
                 da = da @ kernel.T
-        half = config.layers[0] // 2
         if len(config.layers) > 1:  # d input = da @ kernel_0.T, each side's half straight into its output
             np.matmul(da, kernel[:half].T, out=out.mlp_user)
             np.matmul(da, kernel[half:].T, out=out.mlp_item)
