@@ -385,7 +385,9 @@ class NumpyNCF(NCFModel):
         user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
         slices, _, dense_parts = self._step_buffers(batch)
-        pairs = np.stack([user_idx, item_idx + self.n_users], axis=1).astype(np.intp, copy=False)
+        pairs = np.empty((stop - start, 2), dtype=np.intp)  # (user row, item row) of each example
+        pairs[:, 0] = user_idx
+        np.add(item_idx, self.n_users, out=pairs[:, 1])
         width, f = self._table.shape[1], gmf_width(config)
         gathered = take_rows(self._table, pairs)  # (b, 2 width): [user row | item row]
         users, items = gathered[:, :width], gathered[:, width:]

@@ -169,7 +169,14 @@ def log_loss_with_logits(
             returned is sum_j loss_j / n, so the losses of the parts of a batch add up to its mean.
     """
     n = logits.shape[0] if batch_size is None else batch_size
-    e = np.exp(-np.abs(logits))
-    loss = np.maximum(logits, 0) - logits * labels + np.log1p(e)
-    prob = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return float(loss.sum()) / n, (prob - labels) / logits.dtype.type(n)
+    e = np.abs(logits)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # exp(-|x|), in place: fewer temporaries than the formula as written
+    loss = np.maximum(logits, 0)
+    loss -= logits * labels
+    loss += np.log1p(e)
+    grad = np.where(logits >= 0, logits.dtype.type(1), e)  # sigmoid(x) = grad / (1 + e), computed stably
+    grad /= e + 1
+    grad -= labels
+    grad /= logits.dtype.type(n)
+    return float(loss.sum()) / n, grad
