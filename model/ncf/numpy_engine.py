@@ -221,37 +221,46 @@ class NumpyNCF(NCFModel):
             return []
         return helpers
 
-    def _run(self, tasks: list[Task]) -> list[Any]:
+    def _run(self, tasks: list[Task], first: Task | None = None) -> list[Any]:
         """Results of `tasks` (method name, arguments) in order: the first runs here, the others on the
-        step's helpers when there are (inside `train_epoch`), else here one after the other. Each task
-        writes only its own outputs, so the results do not depend on where or when the tasks ran."""
+        step's helpers when there are (inside `train_epoch`), else here one after the other. `first`, when
+        given, runs here before them, while the helpers already work. Each task writes only its own
+        outputs, so the results do not depend on where or when the tasks ran."""
         if self._pool is None or len(tasks) < 2:
-            return [getattr(self, name)(*args) for name, args in tasks]
+            return [getattr(self, name)(*args) for name, args in ([first] if first else []) + tasks][
+                -len(tasks) :
+            ]
         helpers = [self._pool[k % len(self._pool)] for k in range(len(tasks) - 1)]
         for helper, (name, args) in zip(helpers, tasks[1:], strict=True):
             helper.submit(name, args)
-        first = getattr(self, tasks[0][0])(*tasks[0][1])
-        return [first, *(helper.result() for helper in helpers)]
+        if first:
+            getattr(self, first[0])(*first[1])
+        result = getattr(self, tasks[0][0])(*tasks[0][1])
+        return [result, *(helper.result() for helper in helpers)]
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss.
 
         Two parallel phases: the forward and backward passes of `parts` parts of the batch
         (`_backprop`), then the row sums and lazy updates of the user rows and of the item rows (disjoint
-        rows, separate optimizer state). The dense layers' update is tiny and runs between the two, after
-        the decoupled weight decay (when set) has shrunk every parameter, whole embedding tables included.
+        rows, separate optimizer state), each side first shrinking its whole half of the table by the
+        decoupled weight decay (when set). The dense layers' update (decay, then the optimizer) is tiny
+        and runs here while a helper starts on the item side.
         """
         loss, _, _, dense_grad = self._backprop(user_idx, item_idx, labels)
         optimizer = self._optimizer
         optimizer.step()
-        if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
-            shrink = self.dtype(1.0 - optimizer.learning_rate * self.train_config.weight_decay)
-            self._table *= shrink
-            self._dense_flat *= shrink
-        optimizer.update("dense", self._dense_flat, dense_grad)
         batch, args = labels.shape[0], (optimizer.iterations, optimizer.learning_rate)
-        self._run([("_update_side", (side, batch, self._batch_start, *args)) for side in ("user", "item")])
+        sides = [("_update_side", (side, batch, self._batch_start, *args)) for side in ("user", "item")]
+        self._run(sides, first=("_update_dense", (dense_grad,)))
         return loss
+
+    def _update_dense(self, grad: np.ndarray) -> None:
+        if self.train_config.weight_decay:  # decoupled, before the update, as in Keras 3
+            self._dense_flat *= self.dtype(
+                1.0 - self._optimizer.learning_rate * self.train_config.weight_decay
+            )
+        self._optimizer.update("dense", self._dense_flat, grad)
 
     def _batch_arrays(self, batch_start: int | None, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(user_idx, item_idx, labels) of the current step: inside `train_epoch`, `batch` examples from
@@ -269,6 +278,9 @@ class NumpyNCF(NCFModel):
         tables, and update the touched rows; the rows are sorted once for all tables. `iterations` and
         `learning_rate` are the optimizer's (a helper process has its own copy of the optimizer object)."""
         self._optimizer.iterations, self._optimizer.learning_rate = iterations, learning_rate
+        table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
+        if self.train_config.weight_decay:  # decoupled, on every row of the side, before its update
+            table *= self.dtype(1.0 - learning_rate * self.train_config.weight_decay)
         slices, squares, _ = self._step_buffers(batch)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
         keys = self._batch_arrays(batch_start, batch)[0 if side == "user" else 1]
@@ -276,7 +288,6 @@ class NumpyNCF(NCFModel):
         at = keys.shape[0]  # slices of a side
         first = 0 if side == "user" else at
         rows, selector = row_selector(keys)
-        table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
         side_slices = slices[first : first + at]
         grad = selector @ side_slices
         squared_grad = None
