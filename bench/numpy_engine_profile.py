@@ -64,38 +64,35 @@ def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
     one side (B slices, GMF and MLP tables) for the row sums and the Adam row update."""
     config, half = model.config, BATCH // 2
     u, i, y = users[:half], items[:half], labels[:half]
-    gmf, mlp = model._tables["gmf"], model._tables["mlp"]
+    table, f = model._table, config.factors
+    width = table.shape[1]
     pairs = np.stack([u, i + N_USERS], axis=1).astype(np.intp)
 
     def gather() -> Rows:
-        rows = Rows(
-            take_rows(gmf, pairs[:, 0]), take_rows(gmf, pairs[:, 1]), None, None, take_rows(mlp, pairs)
-        )
-        rows.mlp_user, rows.mlp_item = np.hsplit(rows.mlp, 2)
-        return rows
+        block = take_rows(table, pairs)
+        users, items = block[:, :width], block[:, width:]
+        return Rows(users[:, :f], items[:, :f], users[:, f:], items[:, f:])
 
     inputs = gather()
     logits, cache = forward(config, model._dense, inputs)
     _, dlogits = log_loss_with_logits(logits, y, BATCH)
-    out = Rows(
-        *(np.empty_like(a) for a in (inputs.gmf_user, inputs.gmf_item, inputs.mlp_user, inputs.mlp_item))
-    )
+    out_user, out_item = np.empty((half, width), np.float32), np.empty((half, width), np.float32)
+    out = Rows(out_user[:, :f], out_item[:, :f], out_user[:, f:], out_item[:, f:])
     model._backprop(users, items, labels)
     slices, squares, dense_parts = model._step_buffers(BATCH)
+    user_slices, user_squares = slices[:BATCH], squares[:BATCH]
     dense_grad = dense_parts[0].copy()
     rows, selector = row_selector(users)
     opt = model._optimizer
     opt.step()
 
     def row_sums():
-        return {p: (selector @ slices[p][:BATCH], selector @ squares[p][:BATCH]) for p in slices}
+        return selector @ user_slices, selector @ np.square(user_slices, out=user_squares)
 
-    sums = row_sums()
+    grad, squared = row_sums()
 
     def adam_rows():
-        for p, table in model._tables.items():
-            grad, squared = sums[p]
-            opt.update_rows(f"{p}/user_embedding", table[:N_USERS], rows, grad.copy(), squared.copy())
+        opt.update_rows("user_embedding", table[:N_USERS], rows, grad.copy(), squared.copy())
 
     def with_parts(parts: int):
         def step():
@@ -105,14 +102,14 @@ def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
         return step
 
     result = {
-        "gather rows (half batch: GMF rows of both sides, MLP input)": cpu_us(gather),
+        "gather rows (half batch, both sides, one take of pairs)": cpu_us(gather),
         "forward (half batch)": cpu_us(lambda: forward(config, model._dense, inputs)),
         "log loss (half batch)": cpu_us(lambda: log_loss_with_logits(logits, y, BATCH)),
         "backward (half batch)": cpu_us(lambda: backward(config, model._dense, cache, dlogits.copy(), out)),
         "row selector (one side: sort, CSR)": cpu_us(lambda: row_selector(users)),
-        "row sums of gradients and squares (one side, both tables)": cpu_us(row_sums),
+        "squares and row sums of gradients and squares (one side)": cpu_us(row_sums),
         "Adam, dense layers": cpu_us(lambda: opt.update("dense", model._dense_flat, dense_grad.copy())),
-        "Adam, touched embedding rows (one side, both tables; incl. 4 copies)": cpu_us(adam_rows),
+        "Adam, touched embedding rows (one side; incl. 2 copies)": cpu_us(adam_rows),
     }
     for parts in (1, 2, 4):
         result[f"whole train_step, 1 process, batch in {parts} part(s)"] = cpu_us(with_parts(parts))
@@ -127,9 +124,11 @@ def cpu_seconds() -> float:
 
 
 def step_processes(model: NumpyNCF) -> dict[str, float]:
-    """Wall-clock samples/s of `train_epoch` (30 batches) in 1 process and with a helper process (2),
+    """Wall-clock samples/s of `train_epoch` (120 batches: the helper's fork, ~5 ms, and stop, ~3 ms, are
+    paid once per epoch, ~1200 batches on ML-1M) in 1 process and with a helper process (2),
     interleaved, median of 5 each; CPU ms per step of both processes, and minor page faults per step."""
-    n = 30 * BATCH
+    steps = 120
+    n = steps * BATCH
     rng = np.random.default_rng(1)
     u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
     y = (rng.random(n) < 0.2).astype(np.float32)
@@ -148,9 +147,11 @@ def step_processes(model: NumpyNCF) -> dict[str, float]:
     for threads, times in runs.items():
         wall, cpu, faults = (float(np.median(col)) for col in zip(*times, strict=True))
         result[f"{threads} process(es): samples/s (wall)"] = round(n / wall)
-        result[f"{threads} process(es): wall ms per step"] = round(wall / 30 * 1e3, 2)
-        result[f"{threads} process(es): CPU ms per step (both processes)"] = round(cpu / 30 * 1e3, 2)
-        result[f"{threads} process(es): minor page faults per step (engine process)"] = round(faults / 30, 1)
+        result[f"{threads} process(es): wall ms per step"] = round(wall / steps * 1e3, 2)
+        result[f"{threads} process(es): CPU ms per step (both processes)"] = round(cpu / steps * 1e3, 2)
+        result[f"{threads} process(es): minor page faults per step (engine process)"] = round(
+            faults / steps, 1
+        )
     return result
 
 
