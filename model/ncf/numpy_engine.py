@@ -274,9 +274,10 @@ class NumpyNCF(NCFModel):
     def _update_side(
         self, side: str, batch: int, batch_start: int | None, iterations: int, learning_rate: float
     ) -> None:
-        """Sum one side's gradient slices of this step (and their squares) per row, for each of its
-        tables, and update the touched rows; the rows are sorted once for all tables. `iterations` and
-        `learning_rate` are the optimizer's (a helper process has its own copy of the optimizer object)."""
+        """Shrink one side's half of the table by the decoupled weight decay (when set), sum the side's
+        gradient slices of this step (and their squares) per touched row and update those rows.
+        `iterations` and `learning_rate` are the optimizer's (a helper process has its own copy of the
+        optimizer object)."""
         self._optimizer.iterations, self._optimizer.learning_rate = iterations, learning_rate
         table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
         if self.train_config.weight_decay:  # decoupled, on every row of the side, before its update
@@ -390,8 +391,8 @@ class NumpyNCF(NCFModel):
         batch_start: int | None,
     ) -> float:
         """Forward and backward pass of examples [start, stop) of the step's batch of `batch` (see
-        `_batch_arrays`); writes their slices (and squares) and the part's dense gradient into the step's
-        work buffers and returns their share of the loss."""
+        `_batch_arrays`); writes their gradient slices and the part's dense gradient into the step's work
+        buffers and returns their share of the loss."""
         config = self.config
         user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side

@@ -92,7 +92,7 @@ class Optimizer(ABC):
         grad: np.ndarray,
         squared_grad: np.ndarray | None = None,
     ) -> None:
-        """Lazy update of `table[rows]`.
+        """Lazy update of `table[rows]` (`table` C-contiguous, e.g. a block of rows of a larger table).
 
         Args:
             rows: (u,) unique int rows of `table`.
