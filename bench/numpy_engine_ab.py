@@ -7,6 +7,8 @@ Reported per engine (medians over repeats): wall ms per step, CPU ms per step (t
 finished children, i.e. the working tree's helper process), minor page faults per step. The revision's
 `model/ncf/numpy_*.py` are read with `git show` into a temporary package. `--processes` sets the engines'
 `threads` (the revision's threads, the working tree's processes); their per-epoch probes are off.
+`--only a|b` runs one engine alone (in one process the engines share the heap, and the working tree's
+reused buffers also spare the revision the page faults it has on its own).
 
     .venv/bin/python bench/numpy_engine_ab.py --data-dir /work/shared/data/ml-1m --base e26ae5f
 """
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--only", choices=("a", "b"), help="run one engine alone")
     args = parser.parse_args()
 
     from model.data import DataLoader, leave_one_out
@@ -76,6 +79,8 @@ def main() -> None:
     config = NCFConfig(kind="neumf", factors=8, layers=(64, 32, 16, 8))
     with tempfile.TemporaryDirectory() as tmp:
         engines = {f"A: {args.base}": engine_at(args.base, Path(tmp)), "B: working tree": NumpyNCF}
+        if args.only:
+            engines = dict([list(engines.items())["ab".index(args.only)]])
         models = {}
         for name, engine in engines.items():
             model = engine(config, TrainConfig(learning_rate=0.002, batch_size=batch))
@@ -111,7 +116,7 @@ def main() -> None:
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"numpy_engine_ab_{args.processes}p"
+    stem = f"numpy_engine_ab_{args.processes}p" + (f"_{args.only}_alone" if args.only else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
     lines = [
         "# NumPy engine: a git revision vs the working tree, interleaved",
