@@ -79,7 +79,7 @@ def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
     out_user, out_item = np.empty((half, width), np.float32), np.empty((half, width), np.float32)
     out = Rows(out_user[:, :f], out_item[:, :f], out_user[:, f:], out_item[:, f:])
     model._backprop(users, items, labels)
-    slices, squares, dense_parts = model._step_buffers(BATCH)
+    slices, squares, dense_parts, _ = model._step_buffers(BATCH)
     user_slices, user_squares = slices[:BATCH], squares[:BATCH]
     dense_grad = dense_parts[0].copy()
     rows, selector = row_selector(users)

@@ -282,7 +282,7 @@ class NumpyNCF(NCFModel):
         table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
         if self.train_config.weight_decay:  # decoupled, on every row of the side, before its update
             table *= self.dtype(1.0 - learning_rate * self.train_config.weight_decay)
-        slices, squares, _ = self._step_buffers(batch)
+        slices, squares, _, _ = self._step_buffers(batch)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
         keys = self._batch_arrays(batch_start, batch)[0 if side == "user" else 1]
         keys = np.tile(keys, sets) if sets > 1 else keys
@@ -316,15 +316,19 @@ class NumpyNCF(NCFModel):
         slices = slices.copy()  # a work buffer
         sets = 2 if self.config.l2 else 1
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
-        grads, offset = {}, 0
-        for name, param in self._dense.items():
-            grads[name] = dense_grad[offset : offset + param.size].reshape(param.shape).copy()
-            offset += param.size
-        return loss, indices, slices, grads
+        return (
+            loss,
+            indices,
+            slices,
+            {name: grad.copy() for name, grad in self._dense_like(dense_grad).items()},
+        )
 
-    def _step_buffers(self, batch: int) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    def _step_buffers(
+        self, batch: int
+    ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[Params]]:
         """The work buffers of a step on `batch` examples: embedding gradient slices and their squares
-        (`gradients` describes the slices), and each part's flat dense gradient (views, cached)."""
+        (`gradients` describes the slices), and each part's flat dense gradient, also as views by
+        parameter name (all views, cached)."""
         cached = self._step_views.get((batch, self.parts))
         if cached is not None:
             return cached
@@ -334,8 +338,17 @@ class NumpyNCF(NCFModel):
         dense = [
             self._work_buffer(f"dense/{k}", self._dense_flat.shape) for k in range(min(self.parts, batch))
         ]
-        self._step_views[batch, self.parts] = slices, squares, dense
-        return slices, squares, dense
+        by_name = [self._dense_like(flat) for flat in dense]
+        self._step_views[batch, self.parts] = slices, squares, dense, by_name
+        return slices, squares, dense, by_name
+
+    def _dense_like(self, flat: np.ndarray) -> Params:
+        """Views of a flat vector laid out as `_dense_flat`, by parameter name."""
+        views, offset = {}, 0
+        for name, param in self._dense.items():
+            views[name] = flat[offset : offset + param.size].reshape(param.shape)
+            offset += param.size
+        return views
 
     def _reserve(self, batch_size: int) -> None:
         """Allocate everything a step on up to `batch_size` examples writes (work buffers, optimizer
@@ -369,7 +382,7 @@ class NumpyNCF(NCFModel):
         # Dropout draws from one generator: the parts then run one after the other, in order, here.
         losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._run(tasks)
         loss = sum(losses)
-        slices, squares, dense_parts = self._step_buffers(batch)
+        slices, squares, dense_parts, _ = self._step_buffers(batch)
         dense_grad = dense_parts[0]
         for part_grad in dense_parts[1:parts]:
             dense_grad += part_grad
@@ -396,7 +409,7 @@ class NumpyNCF(NCFModel):
         config = self.config
         user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
-        slices, _, dense_parts = self._step_buffers(batch)
+        slices, _, _, dense_grads = self._step_buffers(batch)
         pairs = np.empty((stop - start, 2), dtype=np.intp)  # (user row, item row) of each example
         pairs[:, 0] = user_idx
         np.add(item_idx, self.n_users, out=pairs[:, 1])
@@ -409,13 +422,12 @@ class NumpyNCF(NCFModel):
         rng = self._dropout_rng if config.dropout > 0 else None
         logits, cache = forward(config, self._dense, inputs, rng)
         loss, dlogits = log_loss_with_logits(logits, labels, batch)
-        dense_grads = backward(config, self._dense, cache, dlogits, grads)
+        backward(config, self._dense, cache, dlogits, grads, dense_grads[index])
         if config.l2:
             loss += config.l2 * float(np.sum(np.square(gathered))) / batch
             scale = self.dtype(2 * config.l2 / batch)
             np.multiply(users, scale, out=slices[batch + start : batch + stop])
             np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
-        np.concatenate([dense_grads[name].ravel() for name in self._dense], out=dense_parts[index])
         return loss
 
     def _work_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -107,21 +107,33 @@ def forward(
     return logits, ForwardCache(rows, gmf, hidden, masks)
 
 
-def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.ndarray, out: Rows) -> Params:
+def backward(
+    config: NCFConfig,
+    dense: Params,
+    cache: ForwardCache,
+    dlogits: np.ndarray,
+    out: Rows,
+    dense_out: Params | None = None,
+) -> Params:
     """Gradients of a loss given its gradient w.r.t. the logits.
 
     Args:
         dlogits: (B,) d loss / d logit.
         out: arrays (views are fine) that receive d loss / d (each part of the gathered rows).
+        dense_out: arrays that receive the dense parameters' gradients, by name (e.g. views into one
+            flat vector); fresh arrays when None.
 
     Returns:
-        gradients of the dense parameters by name.
+        gradients of the dense parameters by name (`dense_out` when given).
     """
     batch = dlogits.shape[0]
     f = gmf_width(config)
     w_out = dense["output/kernel"][:, 0]
-    kernel_grad = np.empty(w_out.shape[0], dtype=dlogits.dtype)
-    grads: Params = {"output/bias": np.sum(dlogits, keepdims=True)}
+    grads = (
+        dense_out if dense_out is not None else {name: np.empty_like(value) for name, value in dense.items()}
+    )
+    np.sum(dlogits, keepdims=True, out=grads["output/bias"])
+    kernel_grad = grads["output/kernel"][:, 0]
     if uses_gmf(config):
         np.matmul(dlogits, cache.gmf, out=kernel_grad[:f])
         dg = dlogits[:, None] * w_out[:f]  # (B, f); ufunc.outer is several times slower
@@ -136,15 +148,14 @@ def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.
             mask = cache.masks[k]
             # da is a fresh array here (the product above, or the one below): the mask applies in place.
             da *= cache.hidden[k + 1] > 0 if mask is None else mask
-            kernel = dense[f"mlp/dense_{k}/kernel"]
+            kernel, kernel_grad_k = dense[f"mlp/dense_{k}/kernel"], grads[f"mlp/dense_{k}/kernel"]
             if k:
-                grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
+                np.matmul(cache.hidden[k].T, da, out=kernel_grad_k)
             else:
-                kernel_grad_0 = np.empty_like(kernel)
-                np.matmul(cache.rows.mlp_user.T, da, out=kernel_grad_0[:half])
-                np.matmul(cache.rows.mlp_item.T, da, out=kernel_grad_0[half:])
-                grads[f"mlp/dense_{k}/kernel"] = kernel_grad_0
-            grads[f"mlp/dense_{k}/bias"] = ones @ da  # a BLAS call: much faster than da.sum(axis=0)
+                np.matmul(cache.rows.mlp_user.T, da, out=kernel_grad_k[:half])
+                np.matmul(cache.rows.mlp_item.T, da, out=kernel_grad_k[half:])
+            # a BLAS call: much faster than da.sum(axis=0)
+            np.matmul(ones, da, out=grads[f"mlp/dense_{k}/bias"])
             if k:
                 da = da @ kernel.T
         if len(config.layers) > 1:  # d input = da @ kernel_0.T, each side's half straight into its output
@@ -152,7 +163,6 @@ def backward(config: NCFConfig, dense: Params, cache: ForwardCache, dlogits: np.
             np.matmul(da, kernel[half:].T, out=out.mlp_item)
         else:  # no hidden layer: the input is the MLP output
             out.mlp_user[...], out.mlp_item[...] = da[:, :half], da[:, half:]
-    grads["output/kernel"] = kernel_grad[:, None]
     return grads
 
 

@@ -40,12 +40,12 @@ def row_records(a: np.ndarray) -> np.ndarray:
 def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """a[rows] for a C-contiguous (n, w) array and (u,) rows: (u, w), same dtype, copied row by row; for
     (u, k) rows, the k rows of each side by side: (u, k w)."""
-    return np.take(row_records(a), rows).view(a.dtype).reshape(rows.shape[0], -1)
+    return row_records(a).take(rows).view(a.dtype).reshape(rows.shape[0], -1)
 
 
 def put_rows(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     """a[rows] = values for C-contiguous (n, w) `a` and (u, w) `values`; `rows` unique."""
-    np.put(row_records(a), rows, row_records(values))
+    row_records(a).put(rows, row_records(values))
 
 
 class Optimizer(ABC):
