@@ -1,7 +1,8 @@
 """Where a NumPy-engine training step spends its time, and what the alternatives for the hot spots cost.
 
 Measures CPU time (`time.process_time`, single-threaded BLAS) on ML-1M-sized tables (6040 users, 3706
-items) with random batches, NeuMF (factors 8, layers 64-32-16-8), Adam:
+items), NeuMF (factors 8, layers 64-32-16-8), Adam, on batches of a shuffled ML-1M training epoch (4
+negatives, seed 0) with `--data-dir`, else on uniform random batches (more distinct rows per batch):
 - a breakdown of one single-process `train_step` into gather, forward, loss, backward, row sums, dense
   and row updates (per half batch / per side, as the engine runs them), and the whole step with the batch
   cut into 1, 2 and 4 parts;
@@ -16,11 +17,12 @@ Writes `bench/results/numpy_engine_profile.json` and `.md`. CPU time is less sen
 the other jobs on a shared machine, but still noisy; medians of repeats are reported. Wall-clock speed-ups
 from the helper process need a second free core: on a loaded machine they shrink or vanish.
 
-    .venv/bin/python bench/numpy_engine_profile.py
+    .venv/bin/python bench/numpy_engine_profile.py --data-dir /work/shared/data/ml-1m
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -47,6 +49,29 @@ N_USERS, N_ITEMS, BATCH = 6040, 3706, 4096
 COMPARISON_CONFIG = {"factors": 8, "layers": (64, 32, 16, 8)}
 
 
+def examples(n: int, seed: int, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, items, labels) of n training examples: the start of a shuffled ML-1M epoch from `data_dir`
+    (cached per process), else uniform random with 20% positives."""
+    if data_dir is None:
+        rng = np.random.default_rng(seed)
+        users = rng.integers(0, N_USERS, n).astype(np.int32)
+        return users, rng.integers(0, N_ITEMS, n).astype(np.int32), (rng.random(n) < 0.2).astype(np.float32)
+    if data_dir not in _EPOCHS:
+        from model.data import DataLoader, leave_one_out
+        from model.data.sampling import NegativeSampler
+
+        split = leave_one_out(DataLoader(data_dir).load(), seed=0)
+        assert (split.train.n_users, split.train.n_items) == (N_USERS, N_ITEMS)
+        epoch = NegativeSampler(split.train, 4, seed=0).epoch(0)
+        order = np.random.default_rng(0).permutation(epoch[2].shape[0])
+        _EPOCHS[data_dir] = tuple(array[order] for array in epoch)
+    first = seed * n  # different seeds: different stretches of the epoch
+    return tuple(array[first : first + n] for array in _EPOCHS[data_dir])  # type: ignore[return-value]
+
+
+_EPOCHS: dict[str, tuple[np.ndarray, ...]] = {}
+
+
 def cpu_us(fn, repeats: int = 5, calls: int = 40) -> float:
     """Median over `repeats` of the mean CPU microseconds of `calls` calls."""
     fn()
@@ -59,9 +84,10 @@ def cpu_us(fn, repeats: int = 5, calls: int = 40) -> float:
     return round(float(np.median(times)), 1)
 
 
-def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
-    """CPU us of the pieces of a step, each on what the engine gives it: half a batch for the passes,
-    one side (B slices, GMF and MLP tables) for the row sums and the Adam row update."""
+def step_breakdown(model: NumpyNCF, users, items, labels, data_dir: str | None) -> dict[str, float]:
+    """CPU us of the pieces of a step, each on what the engine gives it (the same batch every call): half
+    a batch for the passes, one side (B slices) for the row sums and the Adam row update; and whole steps
+    on 40 successive batches, with the batch cut into 1, 2 and 4 parts."""
     config, half = model.config, BATCH // 2
     u, i, y = users[:half], items[:half], labels[:half]
     table, f = model._table, config.factors
@@ -94,10 +120,14 @@ def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
     def adam_rows():
         opt.update_rows("user_embedding", table[:N_USERS], rows, grad.copy(), squared.copy())
 
+    stream = examples(40 * BATCH, 3, data_dir)
+    calls = iter(range(10**9))
+
     def with_parts(parts: int):
         def step():
             model.parts = parts
-            model.train_step(users, items, labels)
+            first = next(calls) % 40 * BATCH
+            model.train_step(*(array[first : first + BATCH] for array in stream))
 
         return step
 
@@ -112,7 +142,9 @@ def step_breakdown(model: NumpyNCF, users, items, labels) -> dict[str, float]:
         "Adam, touched embedding rows (one side; incl. 2 copies)": cpu_us(adam_rows),
     }
     for parts in (1, 2, 4):
-        result[f"whole train_step, 1 process, batch in {parts} part(s)"] = cpu_us(with_parts(parts))
+        result[f"whole train_step, 1 process, batch in {parts} part(s), successive batches"] = cpu_us(
+            with_parts(parts)
+        )
     model.parts = NumpyNCF.parts
     return result
 
@@ -123,15 +155,13 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def step_processes(model: NumpyNCF) -> dict[str, float]:
+def step_processes(model: NumpyNCF, data_dir: str | None) -> dict[str, float]:
     """Wall-clock samples/s of `train_epoch` (120 batches: the helper's fork, ~5 ms, and stop, ~3 ms, are
     paid once per epoch, ~1200 batches on ML-1M) in 1 process and with a helper process (2),
     interleaved, median of 5 each; CPU ms per step of both processes, and minor page faults per step."""
     steps = 120
     n = steps * BATCH
-    rng = np.random.default_rng(1)
-    u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
-    y = (rng.random(n) < 0.2).astype(np.float32)
+    u, i, y = examples(n, 1, data_dir)
     runs: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
     model.probe_steps = 0  # no probing: every step as set
     for _ in range(5):
@@ -203,15 +233,13 @@ class _TaskTimer(NumpyNCF):
         return results
 
 
-def critical_path(params, users, items, labels) -> dict[str, float]:
+def critical_path(params, data_dir: str | None) -> dict[str, float]:
     """How much of a step can run in two processes, from thread CPU time (insensitive to other jobs'
     load): CPU ms per step in the parallel tasks (halves, sides) and outside them, and the critical path
     with two processes (serial part + the longer task of each phase), ignoring the helper's round trips;
     median of 5 epochs of 30 batches."""
     n = 30 * BATCH
-    rng = np.random.default_rng(2)
-    u, i = rng.integers(0, N_USERS, n), rng.integers(0, N_ITEMS, n)
-    y = (rng.random(n) < 0.2).astype(np.float32)
+    u, i, y = examples(n, 2, data_dir)
     model = _TaskTimer(NCFConfig(**COMPARISON_CONFIG), TrainConfig(batch_size=BATCH))
     model.build(N_USERS, N_ITEMS, params)
     rows = []
@@ -277,10 +305,11 @@ def blas_threads(model: NumpyNCF, users, items, labels) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("NCF_DATA_DIR"), help="ML-1M; random without")
+    data_dir = parser.parse_args().data_dir
     rng = np.random.default_rng(0)
-    users = rng.integers(0, N_USERS, BATCH).astype(np.int32)
-    items = rng.integers(0, N_ITEMS, BATCH).astype(np.int32)
-    labels = (rng.random(BATCH) < 0.2).astype(np.float32)
+    users, items, labels = examples(BATCH, 0, data_dir)
     config = NCFConfig(**COMPARISON_CONFIG)
     model = NumpyNCF(config, TrainConfig(batch_size=BATCH))
     params = init_params(config, N_USERS, N_ITEMS, seed=0)
@@ -291,14 +320,15 @@ def main() -> None:
         report = {
             "command": "python bench/numpy_engine_profile.py " + " ".join(sys.argv[1:]),
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-            "note": "CPU microseconds per call, median of 5 repeats; shared, noisy 2-core machine",
+            "note": "CPU microseconds per call, median of 5 repeats; shared, noisy 2-core machine; batches: "
+            + ("shuffled ML-1M epoch" if data_dir else "uniform random"),
             "batch": BATCH,
-            "train_step_breakdown_cpu_us": step_breakdown(model, users, items, labels),
-            "critical_path": critical_path(params, users, items, labels),
+            "train_step_breakdown_cpu_us": step_breakdown(model, users, items, labels, data_dir),
+            "critical_path": critical_path(params, data_dir),
             "row_sum_alternatives_cpu_us (2B = 8192 slices x 80 columns)": aggregation(indices, grads),
         }
     report["helper_process"] = helper_round_trip()
-    report["step_processes"] = step_processes(model)
+    report["step_processes"] = step_processes(model, data_dir)
     report["blas_threads"] = blas_threads(model, users, items, labels)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "numpy_engine_profile.json").write_text(json.dumps(report, indent=2))
