@@ -13,9 +13,10 @@ negatives, seed 0) with `--data-dir`, else on uniform random batches (more disti
 - step processes: wall-clock samples/s of `train_epoch` alone vs with its helper process (interleaved
   repeats, medians), CPU of both processes, page faults per step, with the load average;
 - OpenBLAS threads: a training epoch slice with the default thread count vs one thread (wall clock).
-Writes `bench/results/numpy_engine_profile.json` and `.md`. CPU time is less sensitive than wall time to
-the other jobs on a shared machine, but still noisy; medians of repeats are reported. Wall-clock speed-ups
-from the helper process need a second free core: on a loaded machine they shrink or vanish.
+Writes `bench/results/numpy_engine_profile.json` and `.md` (`numpy_engine_profile_ml1m.*` with
+`--data-dir`). CPU time is less sensitive than wall time to the other jobs on a shared machine, but still
+noisy; medians of repeats are reported. Wall-clock speed-ups from the helper process need a second free
+core: on a loaded machine they shrink or vanish.
 
     .venv/bin/python bench/numpy_engine_profile.py --data-dir /work/shared/data/ml-1m
 """
@@ -331,7 +332,8 @@ def main() -> None:
     report["step_processes"] = step_processes(model, data_dir)
     report["blas_threads"] = blas_threads(model, users, items, labels)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "numpy_engine_profile.json").write_text(json.dumps(report, indent=2))
+    stem = "numpy_engine_profile_ml1m" if data_dir else "numpy_engine_profile"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
     lines = [
         "# NumPy engine: where a training step's time goes",
         "",
@@ -342,7 +344,7 @@ def main() -> None:
         if isinstance(values, dict):
             lines += [f"## {section}", "", "| part | value |", "|---|---|"]
             lines += [f"| {k} | {v:,} |" for k, v in values.items()] + [""]
-    (RESULTS / "numpy_engine_profile.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
