@@ -77,10 +77,11 @@ class NumpyNCF(NCFModel):
     engine = "numpy"
     dtype: type[np.floating] = np.float32  # of parameters, activations and optimizer state
     # Parts a batch is cut into for the forward and backward passes: 2, one per process (they must not
-    # depend on the number of processes). Even in one process, ML-1M batches ran faster in 2 halves than
-    # whole or in 4 quarters (2.9 vs 4.9 and 3.2 ms CPU per step, at load ~2.5; smaller arrays stay in
-    # cache); the profile's uniform random batches did not (bench/results/numpy_engine_profile.md).
-    # Changes results only by float rounding (the order in which the parts' dense gradients are added).
+    # depend on the number of processes). In one process 1, 2 and 4 parts cost within ~10% of each other
+    # (bench/results/numpy_engine_profile_ml1m.md), except where whole-batch temporaries are big enough for
+    # glibc to hand them back to the system after each step (a scratch run: 850 page faults per step
+    # with 1 part, none with 2). Changes results only by float rounding (the order in which the parts'
+    # dense gradients are added).
     parts: int = 2
     # Processes that run the parts and the two sides' row updates inside `train_epoch`: the engine and
     # `threads - 1` forked helpers (2 = the cores of the machine this was tuned on; 1 = one after the
