@@ -5,7 +5,8 @@ memory (`shared_zeros`), so a process forked from it (`StepHelper`) reads and wr
 A helper serves requests "call this method of the engine with these (small, picklable) arguments" over a
 pipe, one after the other, and answers each with its result; the engine uses it to run one half of each
 parallel phase of a step while it runs the other half itself. Unlike threads, the two halves never wait
-for each other's Python interpreter (no GIL), and a pipe round trip costs tens of microseconds.
+for each other's Python interpreter (no GIL), and a pipe round trip costs tens of microseconds; both
+sides poll the pipe briefly before blocking on it (`receive`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import mmap
 import multiprocessing
+import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -20,6 +22,21 @@ from typing import Any
 import numpy as np
 
 logger = logging.getLogger(__name__)
+# Seconds a process polls its pipe before blocking on it. A process blocked on a pipe took ~40-100 us to
+# wake up on our 2-core VM (the engine waited that long for the helper's half at every phase); polling
+# costs the CPU of an otherwise idle core. On a loaded machine it would steal the other process' time
+# slice, but there the engine's probe keeps one process and the helper gets no requests.
+SPIN_SECONDS = 1e-3
+
+
+def receive(connection: Connection, spin: float | None = None) -> Any:
+    """The next object on `connection`: polled for up to `spin` seconds (default `SPIN_SECONDS`), then
+    waited for."""
+    deadline = time.perf_counter() + (SPIN_SECONDS if spin is None else spin)
+    while not connection.poll(0):
+        if time.perf_counter() > deadline:
+            break
+    return connection.recv()
 
 
 def shared_zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -36,7 +53,7 @@ def can_fork() -> bool:
 
 def _serve(target: object, connection: Connection) -> None:
     """The helper's loop: call `getattr(target, name)(*args)` per request until `None` arrives."""
-    while (request := connection.recv()) is not None:
+    while (request := receive(connection)) is not None:
         name, args = request
         try:
             connection.send((True, getattr(target, name)(*args)))
@@ -62,7 +79,7 @@ class StepHelper:
 
     def result(self) -> Any:
         """The result of the oldest request not yet collected; raises RuntimeError if it failed."""
-        ok, value = self._connection.recv()
+        ok, value = receive(self._connection)
         if not ok:
             raise RuntimeError(f"step helper process failed:\n{value}")
         return value
