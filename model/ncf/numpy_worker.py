@@ -32,9 +32,9 @@ SPIN_SECONDS = 1e-3
 def receive(connection: Connection, spin: float | None = None) -> Any:
     """The next object on `connection`: polled for up to `spin` seconds (default `SPIN_SECONDS`), then
     waited for."""
-    deadline = time.perf_counter() + (SPIN_SECONDS if spin is None else spin)
+    deadline = time.monotonic() + (SPIN_SECONDS if spin is None else spin)
     while not connection.poll(0):
-        if time.perf_counter() > deadline:
+        if time.monotonic() > deadline:
             break
     return connection.recv()
 
