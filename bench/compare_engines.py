@@ -6,9 +6,10 @@ evaluated on the validation and test items with the sampled (1 + 99) and full-ra
 
 Speed is `model.train_epoch` time only (negative sampling and validation excluded, identical for both);
 samples/s is the median over epochs after the first (the first includes Keras' XLA compilation). CPU
-seconds (all threads of the process) are reported too: on a loaded machine a multi-threaded process gets
-a larger share of the cores than a single-threaded one, so wall-clock speed alone is not the whole story. Peak
-memory is the worker process's max RSS (`resource.getrusage`), TensorFlow's own footprint included.
+seconds (all threads of the process, plus the NumPy engine's step helper process) are reported too: on a
+loaded machine a multi-threaded (or multi-process) engine gets a larger share of the cores than a
+single-threaded one, so wall-clock speed alone is not the whole story. Peak memory is the worker
+process's max RSS (`resource.getrusage`), TensorFlow's own footprint included.
 
     .venv/bin/python bench/compare_engines.py --data-dir /work/shared/data/ml-1m
 """
@@ -50,11 +51,17 @@ def worker(engine: str, data_dir: str, settings: dict, out: Path) -> None:
     samples: list[int] = []
     train_epoch = model.train_epoch
 
+    def cpu_seconds() -> float:
+        """CPU seconds of this process (all threads) and of its finished child processes (the NumPy
+        engine's step helpers, stopped at the end of each epoch)."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
     def timed_train_epoch(users, items, labels, batch_size):
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         loss = train_epoch(users, items, labels, batch_size)
         epoch_seconds.append(time.perf_counter() - start)
-        epoch_cpu_seconds.append(time.process_time() - cpu_start)
+        epoch_cpu_seconds.append(cpu_seconds() - cpu_start)
         samples.append(int(labels.shape[0]))
         return loss
 

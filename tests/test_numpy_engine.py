@@ -115,3 +115,88 @@ def test_the_probe_keeps_the_threads_only_when_they_were_faster(monkeypatch, thr
     rng = np.random.default_rng(0)
     model.train_epoch(rng.integers(0, 10, 80), rng.integers(0, 8, 80), np.ones(80, np.float32), 8)
     assert pools == [False, True, False, True] + [threads_faster] * 6
+
+
+def _decayed(threads: int):
+    """A small NeuMF trained 2 epochs with AdamW-style decay and a learning rate changed between the
+    epochs (the trainer's schedule), with every step in `threads` processes; returns (losses, params)."""
+    config = NCFConfig(factors=4, layers=(16, 8, 4))
+    model = NumpyNCF(config, TrainConfig(learning_rate=0.01, weight_decay=0.1, seed=3))
+    model.threads, model.probe_steps = threads, 0
+    model.build(50, 40, init_params(config, 50, 40, seed=1))
+    rng = np.random.default_rng(8)
+    users, items = (
+        rng.integers(0, 50, 5 * 256 + 100),
+        rng.integers(0, 40, 5 * 256 + 100),
+    )  # a short last batch
+    labels = (rng.random(users.shape[0]) < 0.3).astype(np.float32)
+    losses = []
+    for rate in (0.01, 0.004):
+        model.set_learning_rate(rate)
+        losses.append(model.train_epoch(users, items, labels, batch_size=256))
+    return losses, model.get_params()
+
+
+def test_the_helper_process_changes_nothing_and_is_stopped_after_the_epoch():
+    """With a helper process (threads=2) the step's halves and the user / item row updates run in two
+    processes over shared memory; weights and losses are bit-for-bit those of one process, also with
+    weight decay, a learning-rate change between epochs and a short last batch, and no helper outlives
+    its epoch."""
+    import multiprocessing
+
+    single, helped = _decayed(threads=1), _decayed(threads=2)
+    assert single[0] == helped[0] and single[0][1] < single[0][0]
+    for name, value in single[1].items():
+        np.testing.assert_array_equal(helped[1][name], value, err_msg=name)
+    assert multiprocessing.active_children() == []
+
+
+def test_a_helper_shares_memory_and_reports_failures():
+    from model.ncf.numpy_worker import StepHelper, shared_zeros
+
+    class Target:
+        def __init__(self):
+            self.shared = shared_zeros((3,), np.float32)
+
+        def fill(self, value):
+            self.shared[:] = value
+            return float(self.shared.sum())
+
+        def fail(self):
+            raise ValueError("boom")
+
+    target = Target()
+    helper = StepHelper(target)
+    try:
+        helper.submit("fill", (2.0,))
+        assert helper.result() == 6.0
+        np.testing.assert_array_equal(target.shared, [2.0, 2.0, 2.0])  # written by the other process
+        helper.submit("fail", ())
+        with pytest.raises(RuntimeError, match="boom"):
+            helper.result()
+        helper.submit("fill", (1.0,))  # still serving after a failure
+        assert helper.result() == 3.0
+    finally:
+        helper.close()
+
+
+def _train_tiny(queue) -> None:
+    config = NCFConfig(factors=2, layers=(4, 2))
+    model = NumpyNCF(config)
+    model.probe_steps = 0
+    model.build(10, 8, init_params(config, 10, 8, seed=0))
+    rng = np.random.default_rng(0)
+    queue.put(model.train_epoch(rng.integers(0, 10, 80), rng.integers(0, 8, 80), np.ones(80, np.float32), 8))
+
+
+def test_training_inside_a_daemonic_process_falls_back_to_one_process():
+    """A daemonic multiprocessing worker may not start processes: the engine trains without helpers."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_train_tiny, args=(queue,), daemon=True)
+    worker.start()
+    loss = queue.get(timeout=60)
+    worker.join(60)
+    assert np.isfinite(loss) and worker.exitcode == 0

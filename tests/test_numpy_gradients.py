@@ -47,7 +47,7 @@ def _dense_gradients(model, users, items, labels):
     _, indices, d_rows, dense_grads = model.gradients(users, items, labels)
     rows, row_grads = sum_rows(indices, d_rows)
     model._dropout_rng.bit_generator.state = rng_state
-    table = np.zeros_like(model._table)
+    table = np.zeros((N_USERS + N_ITEMS, d_rows.shape[1]), dtype=d_rows.dtype)
     table[rows] = row_grads
     grads = dict(dense_grads)
     f = model.config.factors if model.config.kind != "mlp" else 0
@@ -143,3 +143,20 @@ def test_log_loss_of_the_parts_of_a_batch_adds_up_to_the_whole():
     )
     assert abs(first[0] + second[0] - loss) < 1e-6
     np.testing.assert_allclose(np.concatenate([first[1], second[1]]), grad, rtol=1e-6)
+
+
+def test_row_selector_sums_the_same_without_scipys_compiled_kernel(monkeypatch):
+    """The engine calls scipy's private CSR kernel directly; the public `csr_matrix` product it falls back
+    on (if the private module goes away) gives the same sums, in float32 and float64."""
+    import model.ncf.numpy_sparse as numpy_sparse
+
+    rng = np.random.default_rng(5)
+    indices = rng.integers(0, 40, size=500)
+    for dtype in (np.float32, np.float64):
+        grads = rng.normal(size=(500, 6)).astype(dtype)
+        _, direct = sum_rows(indices, grads)
+        with monkeypatch.context() as patch:
+            patch.setattr(numpy_sparse, "_csr_matvecs", None)
+            _, public = sum_rows(indices, grads)
+        assert direct.dtype == public.dtype == dtype
+        np.testing.assert_allclose(direct, public, rtol=1e-6, atol=1e-7)

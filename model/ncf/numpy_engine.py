@@ -1,18 +1,23 @@
 """`NumpyNCF`: the from-scratch NumPy engine of GMF / MLP / NeuMF (no autodiff library).
 
 Training step on a mini-batch of B (user, item, label) examples:
-1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding table (GMF
-   and MLP parts are stored side by side in one row, so a side needs one gather and one scatter), run the
-   forward pass, the stable log loss on logits and the hand-written backward pass
-   (`model.ncf.numpy_network`), writing per-example row gradients (and their squares, for Adam) into
-   shared arrays; the parts' dense gradients are then added;
+1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding table
+   (one table: users then items, each row `[GMF part | MLP part]`, so the whole part needs one gather of
+   (user, n_users + item) pairs), run the forward pass, the stable log loss on logits and the
+   hand-written backward pass (`model.ncf.numpy_network`), writing per-example row gradients into shared
+   work buffers; the parts' dense gradients are then added;
 2. update the dense layers (`model.ncf.numpy_optimizers`);
-3. per side (users, items): sum the per-example row gradients per touched row (`model.ncf.numpy_sparse`)
-   and update only those rows and their optimizer state.
-The parts of step 1, and the two sides of step 3, run on `threads` threads: NumPy, OpenBLAS and scipy
-release the GIL inside their loops, and each task writes only its own outputs, so the result does not
-depend on the number of threads or their timing. Each epoch first times steps with and without the
-threads and keeps the faster (`train_epoch`).
+3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
+   row gradients (and their squares, for Adam) per touched row and update only those rows and their
+   optimizer state.
+Inside `train_epoch`, the parts of step 1 and the two sides of step 3 run in `threads` processes: the
+engine itself and `threads - 1` helper processes forked from it (`model.ncf.numpy_worker.StepHelper`),
+which share the engine's parameters, optimizer state and work buffers (all in anonymous shared memory).
+Processes, unlike threads, do not contend for the GIL: a step makes a few hundred NumPy calls of a few
+microseconds each, and with threads their Python overhead serialised much of the step. Each task writes
+only its own outputs and the engine adds the parts' results in a fixed order, so the result does not
+depend on the number of processes or their timing. Each epoch first times steps with and without the
+helpers and keeps the faster (`train_epoch`).
 
 Parameters are float32 and use the engine-neutral names and shapes of `model.ncf.params`, so weights copy
 to and from the Keras engine and save/load share one layout.
@@ -22,33 +27,39 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from functools import partial
 from itertools import pairwise
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
-from model.ncf.numpy_network import backward, dense_names, forward, gmf_width, log_loss_with_logits
-from model.ncf.numpy_optimizers import SGD, Adam, Optimizer
+from model.ncf.numpy_network import Rows, backward, dense_names, forward, gmf_width, log_loss_with_logits
+from model.ncf.numpy_optimizers import SGD, Adam, Optimizer, take_rows
 from model.ncf.numpy_sparse import row_selector
+from model.ncf.numpy_worker import StepHelper, can_fork, shared_zeros
 from model.ncf.params import Params, check_params, param_shapes, uses_gmf, uses_mlp
 from model.ncf.scoring import score_pairs
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
+Task = tuple[str, tuple]  # (name of a NumpyNCF method, its arguments)
 
 
 def make_optimizer(train_config: TrainConfig) -> Optimizer:
-    """The optimizer `train_config` asks for."""
+    """The optimizer `train_config` asks for, with its state in shared memory."""
     if train_config.optimizer == "adam":
-        return Adam(train_config.learning_rate)
-    return SGD(train_config.learning_rate, momentum=train_config.momentum)
+        optimizer: Optimizer = Adam(train_config.learning_rate)
+    else:
+        optimizer = SGD(train_config.learning_rate, momentum=train_config.momentum)
+    optimizer.zeros = shared_zeros
+    return optimizer
+
+
+def _shared_copy(array: np.ndarray, dtype: Any) -> np.ndarray:
+    copy = shared_zeros(array.shape, dtype)
+    copy[...] = array
+    return copy
 
 
 def _embedding_names(config: NCFConfig, side: str) -> list[str]:
@@ -65,39 +76,49 @@ class NumpyNCF(NCFModel):
 
     engine = "numpy"
     dtype: type[np.floating] = np.float32  # of parameters, activations and optimizer state
-    # Parts a batch is cut into for the forward and backward passes: 2 halves of 4096 were faster than
-    # the whole batch even on one thread (smaller arrays stay in cache) and faster than 4 or 8 parts
-    # (bench/results/numpy_engine_profile.md). Changes results only by float rounding (the order in which
-    # the parts' dense gradients are added).
+    # Parts a batch is cut into for the forward and backward passes: 2, one per process (they must not
+    # depend on the number of processes). In one process 1, 2 and 4 parts cost within ~10% of each other
+    # (bench/results/numpy_engine_profile_ml1m.md), except where whole-batch temporaries are big enough for
+    # glibc to hand them back to the system after each step (a scratch run: 850 page faults per step
+    # with 1 part, none with 2). Changes results only by float rounding (the order in which the parts'
+    # dense gradients are added).
     parts: int = 2
-    # Threads that run the parts and the two sides' row updates inside `train_epoch` (2 = the cores of
-    # the machine this was tuned on; 1 = one after the other). Does not change results at all.
+    # Processes that run the parts and the two sides' row updates inside `train_epoch`: the engine and
+    # `threads - 1` forked helpers (2 = the cores of the machine this was tuned on; 1 = one after the
+    # other, in this process). Does not change results at all.
     threads: int = 2
-    # Steps per epoch timed with and without the threads (each) before choosing (see `train_epoch`).
+    # Steps per epoch timed with and without the helpers (each) before choosing (see `train_epoch`).
     probe_steps: int = 8
-    _pool: ThreadPoolExecutor | None = None
+    _pool: list[StepHelper] | None = None  # the helpers the current step uses (None: none)
+    _helpers: tuple[StepHelper, ...] = ()  # all helpers forked for the current epoch
+    _epoch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # train_epoch's arrays, while it runs
+    _batch_start: int | None = None  # where the current step's batch starts in them
+    _batch: tuple[np.ndarray, np.ndarray, np.ndarray]  # the current step's batch (`_batch_arrays`)
 
     def build(self, n_users: int, n_items: int, params: Params) -> None:
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
         # One embedding table: rows [0, n_users) are users, rows [n_users, n_users + n_items) items; each
-        # row is [GMF part | MLP part]. A batch then needs one gather, one row-gradient sum and one
-        # optimizer call for all four embedding parameters.
+        # row is [GMF part | MLP part]. A batch part then needs one gather, a side one row-gradient sum and
+        # one optimizer call for all four embedding parameters. In shared memory, like the dense
+        # parameters, the optimizer state and the step's work buffers (`StepHelper`).
         sides = [
             np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1)
             for side in ("user", "item")
         ]
-        self._table = np.concatenate(sides, axis=0).astype(self.dtype)
+        self._table = _shared_copy(np.concatenate(sides, axis=0), self.dtype)
         # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
         names = dense_names(self.config)
-        self._dense_flat = np.concatenate([np.ravel(params[n]) for n in names]).astype(self.dtype)
+        self._dense_flat = _shared_copy(np.concatenate([np.ravel(params[n]) for n in names]), self.dtype)
         self._dense, offset = {}, 0
         for name in names:
             size = params[name].size
             self._dense[name] = self._dense_flat[offset : offset + size].reshape(params[name].shape)
             offset += size
         self._optimizer = make_optimizer(self.train_config)
+        self._buffers: dict[str, np.ndarray] = {}  # `_work_buffer`
+        self._step_views: dict[tuple[int, int], tuple] = {}  # `_step_buffers` by (batch, parts)
         self._dropout_rng = np.random.default_rng([self.train_config.seed, 1])
 
     def _views(self) -> Params:
@@ -140,97 +161,142 @@ class NumpyNCF(NCFModel):
 
         BLAS runs single-threaded here: the matrices are small (batch x 64), so BLAS threads only add
         overhead, and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
-        The cores are used instead by running each step's parts on `threads` threads (see `train_step`),
-        when that is faster: the first 2 `probe_steps` steps alternate between one thread and `threads`
-        threads, and the rest of the epoch uses whichever had the lower median wall time (on a loaded
-        machine the second core may be busy, and the threads then only add overhead). Threads never change
-        the results, so this choice does not either.
+        The cores are used instead by running each step's parts in `threads` processes (see `train_step`),
+        when that is faster: the first 2 `probe_steps` steps alternate between this process alone and
+        with the helpers, and the rest of the epoch uses whichever had the lower median wall time (on a
+        loaded machine the second core may be busy, and the helpers then only add overhead). The helpers
+        never change the results, so this choice does not either. They are forked at the start of the
+        epoch and stopped at its end.
         """
         labels = np.asarray(labels, dtype=self.dtype)
         total = 0.0
-        pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
-        # Wall seconds of the probe steps: index 0 without the pool, 1 with it.
+        helpers: list[StepHelper] = []
+        # Wall seconds of the probe steps: index 0 without the helpers, 1 with them.
         probes: tuple[list[float], list[float]] = ([], [])
-        with threadpool_limits(limits=1, user_api="blas"), pool or nullcontext():
-            self._pool = pool
+        with threadpool_limits(limits=1, user_api="blas"):
             try:
+                self._epoch = (user_idx, item_idx, labels)  # helpers forked below read their batches here
+                if self.threads > 1 and can_fork():
+                    self._reserve(batch_size)  # everything the helpers touch, allocated before the fork
+                    helpers = self._start_helpers()
+                self._helpers = tuple(helpers)
+                pool = helpers or None
+                self._pool = pool
                 for step, start in enumerate(range(0, labels.shape[0], batch_size)):
                     probing = pool is not None and step < 2 * self.probe_steps
                     if probing:  # alternate, so that both see the same load
                         self._pool = pool if step % 2 else None
                     elif pool is not None and self.probe_steps and step == 2 * self.probe_steps:
-                        single, threaded = (float(np.median(times)) * 1e3 for times in probes)
-                        self._pool = pool if threaded < single else None
+                        single, helped = (float(np.median(times)) * 1e3 for times in probes)
+                        self._pool = pool if helped < single else None
                         logger.info(
-                            "step threads: %d (median step %.2f ms on 1 thread, %.2f ms on %d)",
+                            "step processes: %d (median step %.2f ms alone, %.2f ms with %d)",
                             self.threads if self._pool else 1,
                             single,
-                            threaded,
+                            helped,
                             self.threads,
                         )
                     stop = start + batch_size
                     began = time.perf_counter()
+                    self._batch_start = start
                     loss = self.train_step(user_idx[start:stop], item_idx[start:stop], labels[start:stop])
                     if probing:
                         probes[step % 2].append(time.perf_counter() - began)
                     total += loss * (min(stop, labels.shape[0]) - start)
             finally:
-                self._pool = None
+                self._pool, self._helpers, self._epoch, self._batch_start = None, (), None, None
+                for helper in helpers:
+                    helper.close()
         return total / max(labels.shape[0], 1)
 
-    def _run(self, tasks: list[Callable[[], T]]) -> list[T]:
-        """Results of `tasks` in order; run on the step's thread pool when there is one (inside
-        `train_epoch`), else one after the other. Each task writes only its own outputs, so the results do
-        not depend on the threads' timing."""
+    def _start_helpers(self) -> list[StepHelper]:
+        """`threads - 1` helper processes, or none (logged) where processes cannot be started here (e.g.
+        inside a daemonic multiprocessing worker)."""
+        helpers: list[StepHelper] = []
+        try:
+            for _ in range(self.threads - 1):
+                helpers.append(StepHelper(self))
+        except (AssertionError, OSError) as error:  # multiprocessing asserts on daemonic parents
+            logger.warning("no step helper processes (%s): training in one process", error)
+            for helper in helpers:
+                helper.close()
+            return []
+        return helpers
+
+    def _run(self, tasks: list[Task], first: Task | None = None) -> list[Any]:
+        """Results of `tasks` (method name, arguments) in order: the first runs here, the others on the
+        step's helpers when there are (inside `train_epoch`), else here one after the other. `first`, when
+        given, runs here before them, while the helpers already work. Each task writes only its own
+        outputs, so the results do not depend on where or when the tasks ran."""
         if self._pool is None or len(tasks) < 2:
-            return [task() for task in tasks]
-        futures = [self._pool.submit(task) for task in tasks[1:]]
-        return [tasks[0](), *(future.result() for future in futures)]
+            return [getattr(self, name)(*args) for name, args in ([first] if first else []) + tasks][
+                -len(tasks) :
+            ]
+        helpers = [self._pool[k % len(self._pool)] for k in range(len(tasks) - 1)]
+        for helper, (name, args) in zip(helpers, tasks[1:], strict=True):
+            helper.submit(name, args)
+        if first:
+            getattr(self, first[0])(*first[1])
+        result = getattr(self, tasks[0][0])(*tasks[0][1])
+        return [result, *(helper.result() for helper in helpers)]
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss.
 
-        Two parallel phases (threads release the GIL inside NumPy, BLAS and scipy loops): the forward and
-        backward passes of `threads` parts of the batch (`_backprop`), then the row sums and lazy updates
-        of the user rows and of the item rows (disjoint rows, separate optimizer state). The dense layers'
-        update is tiny and runs between the two, after the decoupled weight decay (when set) has shrunk
-        every parameter, whole embedding tables included.
+        Two parallel phases: the forward and backward passes of `parts` parts of the batch
+        (`_backprop`), then the row sums and lazy updates of the user rows and of the item rows (disjoint
+        rows, separate optimizer state), each side first shrinking its whole half of the table by the
+        decoupled weight decay (when set). The dense layers' update (decay, then the optimizer) is tiny
+        and runs here while a helper starts on the item side.
         """
-        loss, slices, squares, dense_grad = self._backprop(user_idx, item_idx, labels)
-        self._optimizer.step()
-        if self.train_config.weight_decay:  # decoupled, before the update and on every row, as in Keras 3
-            shrink = self.dtype(1.0 - self._optimizer.learning_rate * self.train_config.weight_decay)
-            self._table *= shrink
-            self._dense_flat *= shrink
-        self._optimizer.update("dense", self._dense_flat, dense_grad)
-        sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
-        half = slices.shape[0] // 2
-        sides = [
-            ("user_embedding", self._table[: self.n_users], user_idx, slice(0, half)),
-            ("item_embedding", self._table[self.n_users :], item_idx, slice(half, None)),
-        ]
-        self._run(
-            [
-                partial(
-                    self._update_side,
-                    name,
-                    table,
-                    np.tile(keys, sets) if sets > 1 else keys,
-                    slices[part],
-                    None if squares is None else squares[part],
-                )
-                for name, table, keys, part in sides
-            ]
-        )
+        loss, _, _, dense_grad = self._backprop(user_idx, item_idx, labels)
+        optimizer = self._optimizer
+        optimizer.step()
+        batch, args = labels.shape[0], (optimizer.iterations, optimizer.learning_rate)
+        sides = [("_update_side", (side, batch, self._batch_start, *args)) for side in ("user", "item")]
+        self._run(sides, first=("_update_dense", (dense_grad,)))
         return loss
 
+    def _update_dense(self, grad: np.ndarray) -> None:
+        if self.train_config.weight_decay:  # decoupled, before the update, as in Keras 3
+            self._dense_flat *= self.dtype(
+                1.0 - self._optimizer.learning_rate * self.train_config.weight_decay
+            )
+        self._optimizer.update("dense", self._dense_flat, grad)
+
+    def _batch_arrays(self, batch_start: int | None, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user_idx, item_idx, labels) of the current step: inside `train_epoch`, `batch` examples from
+        `batch_start` of the epoch's arrays (which the helpers inherited when forked, so that requests to
+        them carry offsets, not arrays); else the batch given to `train_step`."""
+        if batch_start is None:
+            return self._batch
+        stop = batch_start + batch
+        return tuple(array[batch_start:stop] for array in self._epoch)  # type: ignore[return-value]
+
     def _update_side(
-        self, name: str, table: np.ndarray, keys: np.ndarray, slices: np.ndarray, squares: np.ndarray | None
+        self, side: str, batch: int, batch_start: int | None, iterations: int, learning_rate: float
     ) -> None:
-        """Sum one side's gradient slices (and their squares) per row and update the touched rows."""
+        """Shrink one side's half of the table by the decoupled weight decay (when set), sum the side's
+        gradient slices of this step (and their squares) per touched row and update those rows.
+        `iterations` and `learning_rate` are the optimizer's (a helper process has its own copy of the
+        optimizer object)."""
+        self._optimizer.iterations, self._optimizer.learning_rate = iterations, learning_rate
+        table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
+        if self.train_config.weight_decay:  # decoupled, on every row of the side, before its update
+            table *= self.dtype(1.0 - learning_rate * self.train_config.weight_decay)
+        slices, squares, _, _ = self._step_buffers(batch)
+        sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
+        keys = self._batch_arrays(batch_start, batch)[0 if side == "user" else 1]
+        keys = np.tile(keys, sets) if sets > 1 else keys
+        at = keys.shape[0]  # slices of a side
+        first = 0 if side == "user" else at
         rows, selector = row_selector(keys)
-        squared_grad = None if squares is None else selector @ squares
-        self._optimizer.update_rows(name, table, rows, selector @ slices, squared_grad)
+        side_slices = slices[first : first + at]
+        grad = selector @ side_slices
+        squared_grad = None
+        if squares is not None:  # squared here, not in `_part`: the sum below then reads them from cache
+            squared_grad = selector @ np.square(side_slices, out=squares[first : first + at])
+        self._optimizer.update_rows(f"{side}_embedding", table, rows, grad, squared_grad)
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
@@ -249,61 +315,78 @@ class NumpyNCF(NCFModel):
             (`sum_rows`); Adam's second moment sums their squares.
         """
         loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
+        slices = slices.copy()  # a work buffer
         sets = 2 if self.config.l2 else 1
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
-        grads, offset = {}, 0
+        return (
+            loss,
+            indices,
+            slices,
+            {name: grad.copy() for name, grad in self._dense_like(dense_grad).items()},
+        )
+
+    def _step_buffers(
+        self, batch: int
+    ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[Params]]:
+        """The work buffers of a step on `batch` examples: embedding gradient slices and their squares
+        (`gradients` describes the slices), and each part's flat dense gradient, also as views by
+        parameter name (all views, cached)."""
+        cached = self._step_views.get((batch, self.parts))
+        if cached is not None:
+            return cached
+        shape = (2 * (2 if self.config.l2 else 1) * batch, self._table.shape[1])
+        slices = self._work_buffer("slices", shape)
+        squares = self._work_buffer("squares", shape) if self._optimizer.needs_squared_row_grads else None
+        dense = [
+            self._work_buffer(f"dense/{k}", self._dense_flat.shape) for k in range(min(self.parts, batch))
+        ]
+        by_name = [self._dense_like(flat) for flat in dense]
+        self._step_views[batch, self.parts] = slices, squares, dense, by_name
+        return slices, squares, dense, by_name
+
+    def _dense_like(self, flat: np.ndarray) -> Params:
+        """Views of a flat vector laid out as `_dense_flat`, by parameter name."""
+        views, offset = {}, 0
         for name, param in self._dense.items():
-            grads[name] = dense_grad[offset : offset + param.size].reshape(param.shape)
+            views[name] = flat[offset : offset + param.size].reshape(param.shape)
             offset += param.size
-        return loss, indices, slices, grads
+        return views
+
+    def _reserve(self, batch_size: int) -> None:
+        """Allocate everything a step on up to `batch_size` examples writes (work buffers, optimizer
+        state), so that helper processes forked afterwards share it."""
+        self._step_buffers(batch_size)
+        self._optimizer.reserve("user_embedding", self._table[: self.n_users])
+        self._optimizer.reserve("item_embedding", self._table[self.n_users :])
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray]:
         """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
 
-        The batch is cut into `threads` parts whose forward and backward passes run in parallel; each
-        part writes its rows of the slices and its own dense gradient, and the parts' dense gradients
-        and losses are added in a fixed order.
+        The batch is cut into `parts` parts whose forward and backward passes run in parallel
+        (`_part`); each part writes its rows of the slices and its own dense gradient, and the parts'
+        dense gradients and losses are added in a fixed order.
 
         Returns:
-            (loss, slices (s, row width), their squares (s, row width) when the optimizer
-            `needs_squared_row_grads` else None, dense gradient (as `_dense_flat`)).
+            (loss, slices (s, row width), the buffer for their squares when the optimizer
+            `needs_squared_row_grads` else None (filled by `_update_side`), dense gradient (as
+            `_dense_flat`)). All live in work buffers that the next step overwrites.
         """
         config, batch = self.config, labels.shape[0]
-        sets = 2 if config.l2 else 1
-        at = sets * batch  # first row of the item side
-        width = self._table.shape[1]
-        slices = np.empty((2 * at, width), dtype=self.dtype)
-        squares = np.empty_like(slices) if self._optimizer.needs_squared_row_grads else None
+        self._batch = (user_idx, item_idx, labels)
         parts = min(self.parts, batch)
         bounds = [batch * k // parts for k in range(parts + 1)]
-
-        def part(start: int, stop: int) -> tuple[float, np.ndarray]:
-            users = np.take(self._table, user_idx[start:stop], axis=0)
-            items = np.take(self._table, item_idx[start:stop] + self.n_users, axis=0)
-            rng = self._dropout_rng if config.dropout > 0 else None
-            logits, cache = forward(config, self._dense, users, items, rng)
-            loss, dlogits = log_loss_with_logits(logits, labels[start:stop], batch)
-            dense_grads = backward(
-                config, self._dense, cache, dlogits, slices[start:stop], slices[at + start : at + stop]
-            )
-            if config.l2:
-                loss += config.l2 * float(np.sum(np.square(users)) + np.sum(np.square(items))) / batch
-                scale = self.dtype(2 * config.l2 / batch)
-                np.multiply(users, scale, out=slices[batch + start : batch + stop])
-                np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
-            if squares is not None:
-                for first in range(0, slices.shape[0], batch):  # this part's rows of each slice set
-                    np.square(slices[first + start : first + stop], out=squares[first + start : first + stop])
-            return loss, np.concatenate([dense_grads[name].ravel() for name in self._dense])
-
-        tasks = [partial(part, start, stop) for start, stop in pairwise(bounds)]
-        # Dropout draws from one generator: the parts then run one after the other, in order.
-        results = [task() for task in tasks] if config.dropout > 0 else self._run(tasks)
-        loss = sum(part_loss for part_loss, _ in results)
-        dense_grad = results[0][1]
-        for _, part_grad in results[1:]:
+        tasks = [
+            ("_part", (k, start, stop, batch, self._batch_start))
+            for k, (start, stop) in enumerate(pairwise(bounds))
+        ]
+        # Dropout draws from one generator: the parts then run one after the other, in order, here.
+        losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._run(tasks)
+        loss = sum(losses)
+        slices, squares, dense_parts, _ = self._step_buffers(batch)
+        dense_grad = dense_parts[0]
+        for part_grad in dense_parts[1:parts]:
             dense_grad += part_grad
         if config.l2:
             offset = 0
@@ -313,3 +396,52 @@ class NumpyNCF(NCFModel):
                     dense_grad[offset : offset + param.size] += self.dtype(2 * config.l2) * param.ravel()
                 offset += param.size
         return loss, slices, squares, dense_grad
+
+    def _part(
+        self,
+        index: int,
+        start: int,
+        stop: int,
+        batch: int,
+        batch_start: int | None,
+    ) -> float:
+        """Forward and backward pass of examples [start, stop) of the step's batch of `batch` (see
+        `_batch_arrays`); writes their gradient slices and the part's dense gradient into the step's work
+        buffers and returns their share of the loss."""
+        config = self.config
+        user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
+        at = (2 if config.l2 else 1) * batch  # first slice of the item side
+        slices, _, _, dense_grads = self._step_buffers(batch)
+        pairs = np.empty((stop - start, 2), dtype=np.intp)  # (user row, item row) of each example
+        pairs[:, 0] = user_idx
+        np.add(item_idx, self.n_users, out=pairs[:, 1])
+        width, f = self._table.shape[1], gmf_width(config)
+        gathered = take_rows(self._table, pairs)  # (b, 2 width): [user row | item row]
+        users, items = gathered[:, :width], gathered[:, width:]
+        user_grads, item_grads = slices[start:stop], slices[at + start : at + stop]
+        inputs = Rows(users[:, :f], items[:, :f], users[:, f:], items[:, f:])
+        grads = Rows(user_grads[:, :f], item_grads[:, :f], user_grads[:, f:], item_grads[:, f:])
+        rng = self._dropout_rng if config.dropout > 0 else None
+        logits, cache = forward(config, self._dense, inputs, rng)
+        loss, dlogits = log_loss_with_logits(logits, labels, batch)
+        backward(config, self._dense, cache, dlogits, grads, dense_grads[index])
+        if config.l2:
+            loss += config.l2 * float(np.sum(np.square(gathered))) / batch
+            scale = self.dtype(2 * config.l2 / batch)
+            np.multiply(users, scale, out=slices[batch + start : batch + stop])
+            np.multiply(items, scale, out=slices[at + batch + start : at + batch + stop])
+        return loss
+
+    def _work_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised (well, stale) array of `shape` and `dtype` in shared memory, the same one from
+        step to step: fresh megabyte-sized arrays every step cost page faults whenever the allocator has
+        handed their memory back to the system in between, and helper processes only see memory that
+        existed when they were forked. Grows (only while there are no helpers) when a larger shape comes."""
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            if self._helpers:
+                raise RuntimeError(f"work buffer {name} outgrown while helper processes share it")
+            buffer = self._buffers[name] = shared_zeros((size,), self.dtype)
+            self._step_views.clear()
+        return buffer[:size].reshape(shape)

@@ -1,11 +1,13 @@
 """Forward and hand-written backward pass of GMF / MLP / NeuMF in plain NumPy, plus the stable log loss.
 
-The network works on gathered embedding rows, so embedding gradients come out per example and the caller
-aggregates them per table row (see `model.ncf.numpy_sparse`). The user (and item) rows hold the GMF
-embedding then the MLP embedding side by side, `[gmf (factors) | mlp (layers[0] // 2)]`, so one gather and
-one scatter serve both parts. Every function keeps the dtype of its inputs (float32 in training, float64
-in the gradient check). The passes work in place where they can (ReLU, bias, masks) and write the row
-gradients into arrays the caller provides, so a training step allocates few temporaries.
+The network works on gathered embedding rows (`Rows`), so embedding gradients come out per example and
+the caller aggregates them per table row (see `model.ncf.numpy_sparse`). The rows come as views: a user
+row and an item row are `[GMF part | MLP part]`, gathered side by side in one block, so the GMF and MLP
+parts are column slices. The MLP's first layer multiplies each side's slice by its half of the kernel
+(BLAS takes strided rows as they are) instead of concatenating them, the output layer applies its GMF
+and MLP halves separately, and the row gradients are written into views the caller provides. Every
+function keeps the dtype of its inputs (float32 in training, float64 in the gradient check). The passes
+work in place where they can (ReLU, bias, masks), so a training step allocates few temporaries.
 """
 
 from __future__ import annotations
@@ -33,13 +35,23 @@ def dense_names(config: NCFConfig) -> list[str]:
 
 
 @dataclass
+class Rows:
+    """Embedding rows of a batch of B examples, or their gradients (None for a part the model lacks)."""
+
+    gmf_user: np.ndarray | None  # (B, factors)
+    gmf_item: np.ndarray | None  # (B, factors)
+    mlp_user: np.ndarray | None  # (B, layers[0] // 2)
+    mlp_item: np.ndarray | None  # (B, layers[0] // 2)
+
+
+@dataclass
 class ForwardCache:
     """What the backward pass needs from a forward pass over a batch of B examples."""
 
-    user_rows: np.ndarray  # (B, row width)
-    item_rows: np.ndarray  # (B, row width)
-    z: np.ndarray  # (B, d) input of the output layer
-    hidden: list[np.ndarray]  # MLP layer inputs h_0 .. h_{L-1} and the MLP output h_L, each (B, width)
+    rows: Rows
+    gmf: np.ndarray | None  # (B, factors) GMF output
+    hidden: list[np.ndarray | None]  # MLP layer inputs h_1 .. h_{L-1} and the MLP output h_L, each (B,
+    # width); h_0 is None (it is [rows.mlp_user | rows.mlp_item]), except without hidden layers
     masks: list[np.ndarray | None]  # per hidden layer: ReLU mask times dropout scale, (B, width); None
     # without dropout (the ReLU mask is then h_{k+1} > 0)
 
@@ -47,8 +59,7 @@ class ForwardCache:
 def forward(
     config: NCFConfig,
     dense: Params,
-    user_rows: np.ndarray,
-    item_rows: np.ndarray,
+    rows: Rows,
     dropout_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, ForwardCache]:
     """Logits of a batch.
@@ -56,21 +67,30 @@ def forward(
     Args:
         config: architecture.
         dense: the non-embedding parameters by name (see `dense_names`).
-        user_rows, item_rows: (B, gmf_width + mlp half-width) gathered user and item rows.
+        rows: the gathered rows of users and items, by part (see `Rows`).
         dropout_rng: when given and `config.dropout > 0`, inverted dropout after each MLP hidden layer.
 
     Returns:
         logits (B,) and the cache for `backward`.
     """
     f = gmf_width(config)
-    parts, hidden, masks = [], [], []
+    w_out = dense["output/kernel"][:, 0]
+    gmf, hidden, masks = None, [], []
+    logits = None
     if uses_gmf(config):
-        parts.append(user_rows[:, :f] * item_rows[:, :f])
+        gmf = rows.gmf_user * rows.gmf_item
+        logits = gmf @ w_out[:f]
     if uses_mlp(config):
-        h = np.concatenate([user_rows[:, f:], item_rows[:, f:]], axis=1)
+        half = config.layers[0] // 2
+        h = None if len(config.layers) > 1 else np.concatenate([rows.mlp_user, rows.mlp_item], axis=1)
         for k in range(len(config.layers) - 1):
             hidden.append(h)
-            h = h @ dense[f"mlp/dense_{k}/kernel"]
+            kernel = dense[f"mlp/dense_{k}/kernel"]
+            if k:
+                h = h @ kernel
+            else:  # [user | item] @ kernel_0, one side's half at a time
+                h = rows.mlp_user @ kernel[:half]
+                h += rows.mlp_item @ kernel[half:]
             h += dense[f"mlp/dense_{k}/bias"]
             if dropout_rng is not None and config.dropout > 0:
                 keep = dropout_rng.random(h.shape, dtype=h.dtype) >= config.dropout
@@ -81,11 +101,10 @@ def forward(
                 np.maximum(h, 0, out=h)
                 masks.append(None)
         hidden.append(h)
-        parts.append(h)
-    z = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-    logits = z @ dense["output/kernel"][:, 0]
+        mlp_logits = h @ w_out[f:]
+        logits = mlp_logits if logits is None else np.add(logits, mlp_logits, out=logits)
     logits += dense["output/bias"][0]
-    return logits, ForwardCache(user_rows, item_rows, z, hidden, masks)
+    return logits, ForwardCache(rows, gmf, hidden, masks)
 
 
 def backward(
@@ -93,43 +112,57 @@ def backward(
     dense: Params,
     cache: ForwardCache,
     dlogits: np.ndarray,
-    d_user: np.ndarray,
-    d_item: np.ndarray,
+    out: Rows,
+    dense_out: Params | None = None,
 ) -> Params:
     """Gradients of a loss given its gradient w.r.t. the logits.
 
     Args:
         dlogits: (B,) d loss / d logit.
-        d_user, d_item: (B, row width) arrays (views are fine) that receive d loss / d user_rows and
-            d loss / d item_rows.
+        out: arrays (views are fine) that receive d loss / d (each part of the gathered rows).
+        dense_out: arrays that receive the dense parameters' gradients, by name (e.g. views into one
+            flat vector); fresh arrays when None.
 
     Returns:
-        gradients of the dense parameters by name.
+        gradients of the dense parameters by name (`dense_out` when given).
     """
     batch = dlogits.shape[0]
-    grads: Params = {
-        "output/kernel": (cache.z.T @ dlogits)[:, None],
-        "output/bias": np.sum(dlogits, keepdims=True),
-    }
-    dz = dlogits[:, None] * dense["output/kernel"][:, 0]
     f = gmf_width(config)
+    w_out = dense["output/kernel"][:, 0]
+    grads = (
+        dense_out if dense_out is not None else {name: np.empty_like(value) for name, value in dense.items()}
+    )
+    np.sum(dlogits, keepdims=True, out=grads["output/bias"])
+    kernel_grad = grads["output/kernel"][:, 0]
     if uses_gmf(config):
-        dg = dz[:, :f]
-        np.multiply(dg, cache.item_rows[:, :f], out=d_user[:, :f])
-        np.multiply(dg, cache.user_rows[:, :f], out=d_item[:, :f])
+        np.matmul(dlogits, cache.gmf, out=kernel_grad[:f])
+        dg = dlogits[:, None] * w_out[:f]  # (B, f); ufunc.outer is several times slower
+        np.multiply(dg, cache.rows.gmf_item, out=out.gmf_user)
+        np.multiply(dg, cache.rows.gmf_user, out=out.gmf_item)
     if uses_mlp(config):
-        da = dz[:, f:]
+        np.matmul(dlogits, cache.hidden[-1], out=kernel_grad[f:])
+        da = dlogits[:, None] * w_out[f:]
+        half = config.layers[0] // 2
         ones = np.ones(batch, dtype=dlogits.dtype)
         for k in reversed(range(len(config.layers) - 1)):
             mask = cache.masks[k]
-            # da is a fresh array here (dz's slice, or the product below), so the mask applies in place.
+            # da is a fresh array here (the product above, or the one below): the mask applies in place.
             da *= cache.hidden[k + 1] > 0 if mask is None else mask
-            grads[f"mlp/dense_{k}/kernel"] = cache.hidden[k].T @ da
-            grads[f"mlp/dense_{k}/bias"] = ones @ da  # a BLAS call: much faster than da.sum(axis=0)
-            da = da @ dense[f"mlp/dense_{k}/kernel"].T
-        half = config.layers[0] // 2
-        d_user[:, f:] = da[:, :half]
-        d_item[:, f:] = da[:, half:]
+            kernel, kernel_grad_k = dense[f"mlp/dense_{k}/kernel"], grads[f"mlp/dense_{k}/kernel"]
+            if k:
+                np.matmul(cache.hidden[k].T, da, out=kernel_grad_k)
+            else:
+                np.matmul(cache.rows.mlp_user.T, da, out=kernel_grad_k[:half])
+                np.matmul(cache.rows.mlp_item.T, da, out=kernel_grad_k[half:])
+            # a BLAS call: much faster than da.sum(axis=0)
+            np.matmul(ones, da, out=grads[f"mlp/dense_{k}/bias"])
+            if k:
+                da = da @ kernel.T
+        if len(config.layers) > 1:  # d input = da @ kernel_0.T, each side's half straight into its output
+            np.matmul(da, kernel[:half].T, out=out.mlp_user)
+            np.matmul(da, kernel[half:].T, out=out.mlp_item)
+        else:  # no hidden layer: the input is the MLP output
+            out.mlp_user[...], out.mlp_item[...] = da[:, :half], da[:, half:]
     return grads
 
 
@@ -146,7 +179,14 @@ def log_loss_with_logits(
             returned is sum_j loss_j / n, so the losses of the parts of a batch add up to its mean.
     """
     n = logits.shape[0] if batch_size is None else batch_size
-    e = np.exp(-np.abs(logits))
-    loss = np.maximum(logits, 0) - logits * labels + np.log1p(e)
-    prob = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return float(loss.sum()) / n, (prob - labels) / logits.dtype.type(n)
+    e = np.abs(logits)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # exp(-|x|), in place: fewer temporaries than the formula as written
+    loss = np.maximum(logits, 0)
+    loss -= logits * labels
+    loss += np.log1p(e)
+    grad = np.where(logits >= 0, logits.dtype.type(1), e)  # sigmoid(x) = grad / (1 + e), computed stably
+    grad /= e + 1
+    grad -= labels
+    grad /= logits.dtype.type(n)
+    return float(loss.sum()) / n, grad

@@ -16,14 +16,36 @@ Embedding rows (`update_rows`):
   batch keeps its parameters and moments. Keras applies its dense formulas to every row, so a row with
   non-zero momentum keeps moving while absent; the two agree whenever the moments of absent rows are zero
   (e.g. on the first step) and when every row is in every batch.
+- rows move as single opaque records (`take_rows` / `put_rows`): `np.take` / `np.put` on a (n,) void
+  view copy whole rows, and the scatter is about twice as fast as 2-D fancy-index assignment. The
+  arithmetic runs on contiguous blocks (a ufunc on a strided (u, w) view calls its inner loop once per
+  row, which for w = 40 costs as much as the arithmetic).
 All updates are in place and keep the parameter's dtype.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+
+def row_records(a: np.ndarray) -> np.ndarray:
+    """(n,) view of a C-contiguous (n, w) array with one opaque (void) element per row."""
+    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
+
+
+def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """a[rows] for a C-contiguous (n, w) array and (u,) rows: (u, w), same dtype, copied row by row; for
+    (u, k) rows, the k rows of each side by side: (u, k w)."""
+    return row_records(a).take(rows).view(a.dtype).reshape(rows.shape[0], -1)
+
+
+def put_rows(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """a[rows] = values for C-contiguous (n, w) `a` and (u, w) `values`; `rows` unique."""
+    row_records(a).put(rows, row_records(values))
 
 
 class Optimizer(ABC):
@@ -35,6 +57,18 @@ class Optimizer(ABC):
         self.learning_rate = learning_rate
         self.iterations = 0
         self._state: dict[str, list[np.ndarray]] = {}
+        # Allocates the state: zeros(shape, dtype) (the NumPy engine puts it in shared memory).
+        self.zeros: Callable[[tuple[int, ...], Any], np.ndarray] = np.zeros
+
+    @property
+    def slots(self) -> int:
+        """Arrays of state per parameter (each of the parameter's shape)."""
+        return 0
+
+    def reserve(self, name: str, param: np.ndarray) -> None:
+        """Create the state of `param` now rather than on its first update."""
+        if self.slots:
+            self._slots(name, param, self.slots)
 
     def step(self) -> None:
         """Start a new training step (call once per batch, before its updates)."""
@@ -42,7 +76,7 @@ class Optimizer(ABC):
 
     def _slots(self, name: str, param: np.ndarray, n: int) -> list[np.ndarray]:
         if name not in self._state:
-            self._state[name] = [np.zeros_like(param) for _ in range(n)]
+            self._state[name] = [self.zeros(param.shape, param.dtype) for _ in range(n)]
         return self._state[name]
 
     @abstractmethod
@@ -58,7 +92,7 @@ class Optimizer(ABC):
         grad: np.ndarray,
         squared_grad: np.ndarray | None = None,
     ) -> None:
-        """Lazy update of `table[rows]`.
+        """Lazy update of `table[rows]` (`table` C-contiguous, e.g. a block of rows of a larger table).
 
         Args:
             rows: (u,) unique int rows of `table`.
@@ -75,6 +109,10 @@ class SGD(Optimizer):
     def __init__(self, learning_rate: float, momentum: float = 0.0) -> None:
         super().__init__(learning_rate)
         self.momentum = momentum
+
+    @property
+    def slots(self) -> int:
+        return 1 if self.momentum else 0
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if not self.momentum:
@@ -93,19 +131,18 @@ class SGD(Optimizer):
         grad: np.ndarray,
         squared_grad: np.ndarray | None = None,
     ) -> None:
+        params = take_rows(table, rows)
         if not self.momentum:
-            step = np.take(table, rows, axis=0)
-            step -= self.learning_rate * grad
-            table[rows] = step
+            params -= self.learning_rate * grad
+            put_rows(table, rows, params)
             return
         (velocity_all,) = self._slots(name, table, 1)
-        velocity = np.take(velocity_all, rows, axis=0)
+        velocity = take_rows(velocity_all, rows)
         velocity *= self.momentum
         velocity -= self.learning_rate * grad
-        velocity_all[rows] = velocity
-        params = np.take(table, rows, axis=0)
+        put_rows(velocity_all, rows, velocity)
         params += velocity
-        table[rows] = params
+        put_rows(table, rows, params)
 
 
 class Adam(Optimizer):
@@ -118,6 +155,10 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(learning_rate)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    @property
+    def slots(self) -> int:
+        return 2
 
     def _step_size(self) -> float:
         t = self.iterations
@@ -152,12 +193,13 @@ class Adam(Optimizer):
         squared_grad: np.ndarray | None = None,
     ) -> None:
         m_all, v_all = self._slots(name, table, 2)
-        # Gather the touched rows into contiguous blocks (np.take is the fastest gather), update them,
-        # scatter them back: the cost is proportional to the touched rows only.
-        m, v = np.take(m_all, rows, axis=0), np.take(v_all, rows, axis=0)
+        # Gather the touched rows into contiguous blocks, update them, scatter them back: the cost is
+        # proportional to the touched rows only.
+        m, v = take_rows(m_all, rows), take_rows(v_all, rows)
         squared = np.square(grad) if squared_grad is None else squared_grad
         step = self._apply(m, v, grad, squared)
-        m_all[rows], v_all[rows] = m, v
-        params = np.take(table, rows, axis=0)
+        put_rows(m_all, rows, m)
+        put_rows(v_all, rows, v)
+        params = take_rows(table, rows)
         params -= step
-        table[rows] = params
+        put_rows(table, rows, params)
