@@ -226,6 +226,7 @@ def main() -> None:
             # weights): both engines train this one NeuMF from scratch, every epoch timed.
             "pretrain": False,
             "weight_decay": 0.0,
+            "lr_schedule": "constant",
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
