@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
@@ -160,3 +161,8 @@ def test_cosine_schedule_by_hand_and_refit_follows_the_same_curve():
     refit = model.refit(train)
     assert refit.train_config.epochs == 3 and refit.train_config.schedule_epochs == 10
     np.testing.assert_allclose(refit.learning_rates, expected[:3], atol=1e-7)
+
+
+def test_a_cosine_curve_shorter_than_the_run_is_refused():
+    with pytest.raises(ValueError, match="schedule_epochs"):
+        TrainConfig(epochs=10, schedule_epochs=5, lr_schedule="cosine")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class NCFConfig(BaseModel):
@@ -87,3 +87,9 @@ class TrainConfig(BaseModel):
         ge=0.0,
         description="NeuMF after pretraining: decoupled weight decay of the fused model (None = as before)",
     )
+
+    @model_validator(mode="after")
+    def _check_schedule_length(self) -> TrainConfig:
+        if self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
+            raise ValueError("schedule_epochs must be at least epochs (the cosine curve would rise again)")
+        return self
