@@ -85,7 +85,7 @@ def main() -> None:
         for name, engine in engines.items():
             model = engine(config, TrainConfig(learning_rate=0.002, batch_size=batch))
             model.build(n_users, n_items, init_params(config, n_users, n_items, seed=0))
-            model.threads, model.probe_steps = args.processes, 0
+            model.processes, model.probe_steps = args.processes, 0
             models[name] = model
         runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in models}
         load_before = os.getloadavg()[0]

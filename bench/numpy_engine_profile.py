@@ -167,13 +167,13 @@ def step_processes(model: NumpyNCF, data_dir: str | None) -> dict[str, float]:
     model.probe_steps = 0  # no probing: every step as set
     for _ in range(5):
         for threads in runs:
-            model.threads = threads
+            model.processes = threads
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start, cpu = time.perf_counter(), cpu_seconds()
             model.train_epoch(u, i, y, BATCH)
             wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
             runs[threads].append((wall, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
-    model.threads, model.probe_steps = NumpyNCF.threads, NumpyNCF.probe_steps
+    model.processes, model.probe_steps = NumpyNCF.processes, NumpyNCF.probe_steps
     result: dict[str, float] = {"load average (1 min) before": round(os.getloadavg()[0], 2)}
     for threads, times in runs.items():
         wall, cpu, faults = (float(np.median(col)) for col in zip(*times, strict=True))

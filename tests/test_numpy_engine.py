@@ -49,7 +49,7 @@ def _trained(parts, threads, optimizer="adam", l2=0.0, epochs=2, probe_steps=0):
     params)."""
     config = NCFConfig(factors=4, layers=(16, 8, 4), l2=l2)
     model = NumpyNCF(config, TrainConfig(optimizer=optimizer, momentum=0.9, learning_rate=0.01, seed=3))
-    model.parts, model.threads, model.probe_steps = parts, threads, probe_steps
+    model.parts, model.processes, model.probe_steps = parts, threads, probe_steps
     model.build(50, 40, init_params(config, 50, 40, seed=1))
     rng = np.random.default_rng(7)
     users, items = rng.integers(0, 50, 6 * 256), rng.integers(0, 40, 6 * 256)
@@ -122,7 +122,7 @@ def _decayed(threads: int):
     epochs (the trainer's schedule), with every step in `threads` processes; returns (losses, params)."""
     config = NCFConfig(factors=4, layers=(16, 8, 4))
     model = NumpyNCF(config, TrainConfig(learning_rate=0.01, weight_decay=0.1, seed=3))
-    model.threads, model.probe_steps = threads, 0
+    model.processes, model.probe_steps = threads, 0
     model.build(50, 40, init_params(config, 50, 40, seed=1))
     rng = np.random.default_rng(8)
     users, items = (

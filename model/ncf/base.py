@@ -97,14 +97,10 @@ class NCFModel(Recommender):
             self.init_params, self.pretrained_ = pretrained_neumf_params(self, train, validation)
             cfg = self.train_config
             finetune = {
-                field: value
-                for field, value in (
-                    ("learning_rate", cfg.finetune_learning_rate),
-                    ("weight_decay", cfg.finetune_weight_decay),
-                )
-                if value is not None
+                "learning_rate": cfg.finetune_learning_rate,
+                "weight_decay": cfg.finetune_weight_decay,
             }
-            self.train_config = cfg.model_copy(update=finetune)
+            self.train_config = cfg.model_copy(update={k: v for k, v in finetune.items() if v is not None})
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
 

@@ -10,8 +10,8 @@ Training step on a mini-batch of B (user, item, label) examples:
 3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
    row gradients (and their squares, for Adam) per touched row and update only those rows and their
    optimizer state.
-Inside `train_epoch`, the parts of step 1 and the two sides of step 3 run in `threads` processes: the
-engine itself and `threads - 1` helper processes forked from it (`model.ncf.numpy_worker.StepHelper`),
+Inside `train_epoch`, the parts of step 1 and the two sides of step 3 run in `processes` processes:
+the engine itself and `processes - 1` helper processes forked from it (`model.ncf.numpy_worker.StepHelper`),
 which share the engine's parameters, optimizer state and work buffers (all in anonymous shared memory).
 Processes, unlike threads, do not contend for the GIL: a step makes a few hundred NumPy calls of a few
 microseconds each, and with threads their Python overhead serialised much of the step. Each task writes
@@ -84,9 +84,9 @@ class NumpyNCF(NCFModel):
     # dense gradients are added).
     parts: int = 2
     # Processes that run the parts and the two sides' row updates inside `train_epoch`: the engine and
-    # `threads - 1` forked helpers (2 = the cores of the machine this was tuned on; 1 = one after the
+    # `processes - 1` forked helpers (2 = the cores of the machine this was tuned on; 1 = one after the
     # other, in this process). Does not change results at all.
-    threads: int = 2
+    processes: int = 2
     # Steps per epoch timed with and without the helpers (each) before choosing (see `train_epoch`).
     probe_steps: int = 8
     _pool: list[StepHelper] | None = None  # the helpers the current step uses (None: none)
@@ -161,7 +161,7 @@ class NumpyNCF(NCFModel):
 
         BLAS runs single-threaded here: the matrices are small (batch x 64), so BLAS threads only add
         overhead, and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
-        The cores are used instead by running each step's parts in `threads` processes (see `train_step`),
+        The cores are used instead by running each step's parts in `processes` processes (see `train_step`),
         when that is faster: the first 2 `probe_steps` steps alternate between this process alone and
         with the helpers, and the rest of the epoch uses whichever had the lower median wall time (on a
         loaded machine the second core may be busy, and the helpers then only add overhead). The helpers
@@ -176,7 +176,7 @@ class NumpyNCF(NCFModel):
         with threadpool_limits(limits=1, user_api="blas"):
             try:
                 self._epoch = (user_idx, item_idx, labels)  # helpers forked below read their batches here
-                if self.threads > 1 and can_fork():
+                if self.processes > 1 and can_fork():
                     self._reserve(batch_size)  # everything the helpers touch, allocated before the fork
                     helpers = self._start_helpers()
                 self._helpers = tuple(helpers)
@@ -191,10 +191,10 @@ class NumpyNCF(NCFModel):
                         self._pool = pool if helped < single else None
                         logger.info(
                             "step processes: %d (median step %.2f ms alone, %.2f ms with %d)",
-                            self.threads if self._pool else 1,
+                            self.processes if self._pool else 1,
                             single,
                             helped,
-                            self.threads,
+                            self.processes,
                         )
                     stop = start + batch_size
                     began = time.perf_counter()
@@ -210,11 +210,11 @@ class NumpyNCF(NCFModel):
         return total / max(labels.shape[0], 1)
 
     def _start_helpers(self) -> list[StepHelper]:
-        """`threads - 1` helper processes, or none (logged) where processes cannot be started here (e.g.
+        """`processes - 1` helper processes, or none (logged) where processes cannot be started here (e.g.
         inside a daemonic multiprocessing worker)."""
         helpers: list[StepHelper] = []
         try:
-            for _ in range(self.threads - 1):
+            for _ in range(self.processes - 1):
                 helpers.append(StepHelper(self))
         except (AssertionError, OSError) as error:  # multiprocessing asserts on daemonic parents
             logger.warning("no step helper processes (%s): training in one process", error)
@@ -229,9 +229,9 @@ class NumpyNCF(NCFModel):
         given, runs here before them, while the helpers already work. Each task writes only its own
         outputs, so the results do not depend on where or when the tasks ran."""
         if self._pool is None or len(tasks) < 2:
-            return [getattr(self, name)(*args) for name, args in ([first] if first else []) + tasks][
-                -len(tasks) :
-            ]
+            if first:
+                getattr(self, first[0])(*first[1])
+            return [getattr(self, name)(*args) for name, args in tasks]
         helpers = [self._pool[k % len(self._pool)] for k in range(len(tasks) - 1)]
         for helper, (name, args) in zip(helpers, tasks[1:], strict=True):
             helper.submit(name, args)

@@ -68,15 +68,15 @@ class Optimizer(ABC):
     def reserve(self, name: str, param: np.ndarray) -> None:
         """Create the state of `param` now rather than on its first update."""
         if self.slots:
-            self._slots(name, param, self.slots)
+            self._slots(name, param)
 
     def step(self) -> None:
         """Start a new training step (call once per batch, before its updates)."""
         self.iterations += 1
 
-    def _slots(self, name: str, param: np.ndarray, n: int) -> list[np.ndarray]:
+    def _slots(self, name: str, param: np.ndarray) -> list[np.ndarray]:
         if name not in self._state:
-            self._state[name] = [self.zeros(param.shape, param.dtype) for _ in range(n)]
+            self._state[name] = [self.zeros(param.shape, param.dtype) for _ in range(self.slots)]
         return self._state[name]
 
     @abstractmethod
@@ -118,7 +118,7 @@ class SGD(Optimizer):
         if not self.momentum:
             param -= self.learning_rate * grad
             return
-        (velocity,) = self._slots(name, param, 1)
+        (velocity,) = self._slots(name, param)
         velocity *= self.momentum
         velocity -= self.learning_rate * grad
         param += velocity
@@ -136,7 +136,7 @@ class SGD(Optimizer):
             params -= self.learning_rate * grad
             put_rows(table, rows, params)
             return
-        (velocity_all,) = self._slots(name, table, 1)
+        (velocity_all,) = self._slots(name, table)
         velocity = take_rows(velocity_all, rows)
         velocity *= self.momentum
         velocity -= self.learning_rate * grad
@@ -181,7 +181,7 @@ class Adam(Optimizer):
         return step
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        m, v = self._slots(name, param, 2)
+        m, v = self._slots(name, param)
         param -= self._apply(m, v, grad, np.square(grad))
 
     def update_rows(
@@ -192,7 +192,7 @@ class Adam(Optimizer):
         grad: np.ndarray,
         squared_grad: np.ndarray | None = None,
     ) -> None:
-        m_all, v_all = self._slots(name, table, 2)
+        m_all, v_all = self._slots(name, table)
         # Gather the touched rows into contiguous blocks, update them, scatter them back: the cost is
         # proportional to the touched rows only.
         m, v = take_rows(m_all, rows), take_rows(v_all, rows)
