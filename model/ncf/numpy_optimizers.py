@@ -4,6 +4,8 @@ Formulas follow Keras 3 so that one step matches Keras' own step:
 - SGD:  v = momentum * v - lr * g;  p += v   (plain p -= lr * g when momentum is 0)
 - Adam: m += (g - m)(1 - b1);  v += (s - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps),
         lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), t = number of steps taken, s = g^2 for dense parameters.
+  The state holds the moments scaled, m / (1 - b1) and v / (1 - b2) (`Adam._apply`): two passes per
+  moment instead of three, same step up to float32 rounding. The state is internal (never saved).
 
 Embedding rows (`update_rows`):
 - s is the sum over the batch of each example's squared row gradient, not the square of the summed
@@ -160,24 +162,26 @@ class Adam(Optimizer):
     def slots(self) -> int:
         return 2
 
-    def _step_size(self) -> float:
-        t = self.iterations
-        return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-
     def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, squared: np.ndarray) -> np.ndarray:
-        """Update moments m, v in place; return the parameter decrement, written into `grad`. Overwrites
-        `grad` and `squared`: all passes are in place, no temporary is allocated."""
-        # m + (g - m)(1 - b1) == g + b1 (m - g): three in-place passes and no temporary.
-        m -= grad
-        m *= self.beta_1
+        """Update the scaled moments m, v in place; return the parameter decrement, written into `grad`.
+        Overwrites `grad` and `squared`: all passes are in place, no temporary is allocated.
+
+        The state holds M = m / (1 - b1) and V = v / (1 - b2) (Keras' moments, scaled), so that each
+        update is two passes (M = b1 M + g; V = b2 V + s) instead of three; the constants move into the
+        step: lr_t m / (sqrt(v) + eps) = c M / (sqrt(V) + eps'), c = lr_t (1 - b1) / sqrt(1 - b2),
+        eps' = eps / sqrt(1 - b2). Equal to Keras' step up to float32 rounding."""
+        t = self.iterations
+        root = np.sqrt(1 - self.beta_2)
+        scale = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t) * (1 - self.beta_1) / root
+        dtype = m.dtype.type
+        m *= dtype(self.beta_1)
         m += grad
-        v -= squared
-        v *= self.beta_2
+        v *= dtype(self.beta_2)
         v += squared
         denom = np.sqrt(v, out=squared)
-        denom += self.epsilon
-        step = np.multiply(m, m.dtype.type(self._step_size()), out=grad)
-        step /= denom
+        denom += dtype(self.epsilon / root)
+        step = np.divide(m, denom, out=grad)
+        step *= dtype(scale)
         return step
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
