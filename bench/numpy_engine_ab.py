@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--only", choices=("a", "b"), help="run one engine alone")
-    parser.add_argument("--out", help="results file stem (default numpy_engine_ab_<processes>p[_<only>_alone])")
+    parser.add_argument("--out", help="results path stem (default: numpy_engine_ab_<processes>p...)")
     args = parser.parse_args()
 
     from model.data import DataLoader, leave_one_out

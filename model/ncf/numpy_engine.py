@@ -284,7 +284,7 @@ class NumpyNCF(NCFModel):
         table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
         if self.train_config.weight_decay:  # decoupled, on every row of the side, before its update
             table *= self.dtype(1.0 - learning_rate * self.train_config.weight_decay)
-        slices, squares, _, _ = self._step_buffers(batch)
+        slices, squares, _, _, _ = self._step_buffers(batch)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
         keys = self._batch_arrays(batch_start, batch)[0 if side == "user" else 1]
         keys = np.tile(keys, sets) if sets > 1 else keys
@@ -327,10 +327,10 @@ class NumpyNCF(NCFModel):
 
     def _step_buffers(
         self, batch: int
-    ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[Params]]:
+    ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[Params], np.ndarray]:
         """The work buffers of a step on `batch` examples: embedding gradient slices and their squares
-        (`gradients` describes the slices), and each part's flat dense gradient, also as views by
-        parameter name (all views, cached)."""
+        (`gradients` describes the slices), each part's flat dense gradient, also as views by parameter
+        name, and a flat array of zeros for the forward pass' ReLU (never written; all views, cached)."""
         cached = self._step_views.get((batch, self.parts))
         if cached is not None:
             return cached
@@ -341,8 +341,9 @@ class NumpyNCF(NCFModel):
             self._work_buffer(f"dense/{k}", self._dense_flat.shape) for k in range(min(self.parts, batch))
         ]
         by_name = [self._dense_like(flat) for flat in dense]
-        self._step_views[batch, self.parts] = slices, squares, dense, by_name
-        return slices, squares, dense, by_name
+        zeros = self._work_buffer("zeros", (batch * max(self.config.layers[1:], default=0),))
+        self._step_views[batch, self.parts] = slices, squares, dense, by_name, zeros
+        return slices, squares, dense, by_name, zeros
 
     def _dense_like(self, flat: np.ndarray) -> Params:
         """Views of a flat vector laid out as `_dense_flat`, by parameter name."""
@@ -384,7 +385,7 @@ class NumpyNCF(NCFModel):
         # Dropout draws from one generator: the parts then run one after the other, in order, here.
         losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._run(tasks)
         loss = sum(losses)
-        slices, squares, dense_parts, _ = self._step_buffers(batch)
+        slices, squares, dense_parts, _, _ = self._step_buffers(batch)
         dense_grad = dense_parts[0]
         for part_grad in dense_parts[1:parts]:
             dense_grad += part_grad
@@ -411,7 +412,7 @@ class NumpyNCF(NCFModel):
         config = self.config
         user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
-        slices, _, _, dense_grads = self._step_buffers(batch)
+        slices, _, _, dense_grads, zeros = self._step_buffers(batch)
         pairs = np.empty((stop - start, 2), dtype=np.intp)  # (user row, item row) of each example
         pairs[:, 0] = user_idx
         np.add(item_idx, self.n_users, out=pairs[:, 1])
@@ -422,7 +423,7 @@ class NumpyNCF(NCFModel):
         inputs = Rows(users[:, :f], items[:, :f], users[:, f:], items[:, f:])
         grads = Rows(user_grads[:, :f], item_grads[:, :f], user_grads[:, f:], item_grads[:, f:])
         rng = self._dropout_rng if config.dropout > 0 else None
-        logits, cache = forward(config, self._dense, inputs, rng)
+        logits, cache = forward(config, self._dense, inputs, rng, zeros)
         loss, dlogits = log_loss_with_logits(logits, labels, batch)
         backward(config, self._dense, cache, dlogits, grads, dense_grads[index])
         if config.l2:
@@ -433,10 +434,11 @@ class NumpyNCF(NCFModel):
         return loss
 
     def _work_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialised (well, stale) array of `shape` and `dtype` in shared memory, the same one from
-        step to step: fresh megabyte-sized arrays every step cost page faults whenever the allocator has
-        handed their memory back to the system in between, and helper processes only see memory that
-        existed when they were forked. Grows (only while there are no helpers) when a larger shape comes."""
+        """An uninitialised (well, stale; zeros until written) array of `shape` and `dtype` in shared
+        memory, the same one from step to step: fresh megabyte-sized arrays every step cost page faults
+        whenever the allocator has handed their memory back to the system in between, and helper processes
+        only see memory that existed when they were forked. Grows (only while there are no helpers) when a
+        larger shape comes."""
         size = int(np.prod(shape))
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:

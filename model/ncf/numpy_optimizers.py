@@ -170,9 +170,9 @@ class Adam(Optimizer):
         update is two passes (M = b1 M + g; V = b2 V + s) instead of three; the constants move into the
         step: lr_t m / (sqrt(v) + eps) = c M / (sqrt(V) + eps'), c = lr_t (1 - b1) / sqrt(1 - b2),
         eps' = eps / sqrt(1 - b2). Equal to Keras' step up to float32 rounding."""
-        t = self.iterations
-        root = np.sqrt(1 - self.beta_2)
-        scale = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t) * (1 - self.beta_1) / root
+        t, root = self.iterations, np.sqrt(1 - self.beta_2)
+        lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        scale = lr_t * (1 - self.beta_1) / root
         dtype = m.dtype.type
         m *= dtype(self.beta_1)
         m += grad
