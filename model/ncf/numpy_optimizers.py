@@ -36,7 +36,7 @@ import numpy as np
 
 def row_records(a: np.ndarray) -> np.ndarray:
     """(n,) view of a C-contiguous (n, w) array with one opaque (void) element per row."""
-    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
+    return a.view(f"V{a.shape[1] * a.itemsize}").reshape(a.shape[0])  # (the string form is the quickest)
 
 
 def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
