@@ -51,11 +51,16 @@ def _dense_gradients(model, users, items, labels):
     table[rows] = row_grads
     grads = dict(dense_grads)
     f = model.config.factors if model.config.kind != "mlp" else 0
-    for side, part in (("user", table[:N_USERS]), ("item", table[N_USERS:])):
+    mlp = d_rows.shape[1] - f
+    # user slices are [GMF | MLP], item slices [MLP | GMF] (the engine's table layout)
+    for side, gmf_part, mlp_part in (
+        ("user", table[:N_USERS, :f], table[:N_USERS, f:]),
+        ("item", table[N_USERS:, mlp:], table[N_USERS:, :mlp]),
+    ):
         if model.config.kind != "mlp":
-            grads[f"gmf/{side}_embedding"] = part[:, :f]
+            grads[f"gmf/{side}_embedding"] = gmf_part
         if model.config.kind != "gmf":
-            grads[f"mlp/{side}_embedding"] = part[:, f:]
+            grads[f"mlp/{side}_embedding"] = mlp_part
     return grads
 
 
