@@ -2,9 +2,11 @@
 
 Both engines train NeuMF with the comparison config (factors 8, layers 64-32-16-8, Adam lr 0.002, batch
 4096) on the same shuffled ML-1M training epoch (4 negatives, seed 0): each repeat runs `--steps` batches
-through `train_epoch` with engine A, then the same batches with engine B, so both see the same load.
-Reported per engine (medians over repeats): wall ms per step, CPU ms per step (this process and its
-finished children, i.e. the working tree's helper process), minor page faults per step. The revision's
+through `train_epoch` with engine A and the same batches with engine B, so both see the same load, in
+ABBA order (whichever ran second was ~3-15% slower with identical code). Reported per engine (medians
+over repeats): wall ms per step, CPU ms per step (this process and its finished children, i.e. the
+working tree's helper process), minor page faults per step; and the median over repeats of B / A per
+repeat (paired: less sensitive to the load drifting between repeats). `--out` writes elsewhere. The revision's
 `model/ncf/numpy_*.py` are read with `git show` into a temporary package. `--processes` sets the engines'
 `threads` (the revision's threads, the working tree's processes); their per-epoch probes are off.
 `--only a|b` runs one engine alone (in one process the engines share the heap, and the working tree's
