@@ -18,8 +18,8 @@ Embedding rows (`update_rows`):
   batch keeps its parameters and moments. Keras applies its dense formulas to every row, so a row with
   non-zero momentum keeps moving while absent; the two agree whenever the moments of absent rows are zero
   (e.g. on the first step) and when every row is in every batch.
-- rows move as single opaque records (`take_rows` / `put_rows`): `np.take` / `np.put` on a (n,) void
-  view copy whole rows, and the scatter is about twice as fast as 2-D fancy-index assignment. The
+- rows move whole (`take_rows` / `put_rows`): `ndarray.take` along axis 0, and `np.put` on a (n,) void
+  view (one opaque record per row), about twice as fast as 2-D fancy-index assignment. The
   arithmetic runs on contiguous blocks (a ufunc on a strided (u, w) view calls its inner loop once per
   row, which for w = 40 costs as much as the arithmetic).
 All updates are in place and keep the parameter's dtype.
@@ -41,8 +41,10 @@ def row_records(a: np.ndarray) -> np.ndarray:
 
 def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """a[rows] for a C-contiguous (n, w) array and (u,) rows: (u, w), same dtype, copied row by row; for
-    (u, k) rows, the k rows of each side by side: (u, k w)."""
-    return row_records(a).take(rows).view(a.dtype).reshape(rows.shape[0], -1)
+    (u, k) rows, the k rows of each side by side: (u, k w). (`ndarray.take` along axis 0 copies whole
+    rows too, and is ~15% quicker than taking from the `row_records` view, which needs more calls.)"""
+    taken = a.take(rows, axis=0)
+    return taken if rows.ndim == 1 else taken.reshape(rows.shape[0], -1)
 
 
 def put_rows(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
