@@ -2,9 +2,11 @@
 
 Both engines train NeuMF with the comparison config (factors 8, layers 64-32-16-8, Adam lr 0.002, batch
 4096) on the same shuffled ML-1M training epoch (4 negatives, seed 0): each repeat runs `--steps` batches
-through `train_epoch` with engine A, then the same batches with engine B, so both see the same load.
-Reported per engine (medians over repeats): wall ms per step, CPU ms per step (this process and its
-finished children, i.e. the working tree's helper process), minor page faults per step. The revision's
+through `train_epoch` with engine A and the same batches with engine B, so both see the same load, in
+ABBA order (whichever ran second was ~3-15% slower with identical code). Reported per engine (medians
+over repeats): wall ms per step, CPU ms per step (this process and its finished children, i.e. the
+working tree's helper process), minor page faults per step; and the median over repeats of B / A per
+repeat (paired: less sensitive to the load drifting between repeats). `--out` writes elsewhere. The revision's
 `model/ncf/numpy_*.py` are read with `git show` into a temporary package. `--processes` sets the engines'
 `threads` (the revision's threads, the working tree's processes); their per-epoch probes are off.
 `--only a|b` runs one engine alone (in one process the engines share the heap, and the working tree's
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--only", choices=("a", "b"), help="run one engine alone")
+    parser.add_argument("--out", help="results path stem (default: numpy_engine_ab_<processes>p...)")
     args = parser.parse_args()
 
     from model.data import DataLoader, leave_one_out
@@ -93,13 +96,20 @@ def main() -> None:
         for repeat in range(args.repeats):
             first = repeat * span % (labels.shape[0] - span)
             part = slice(first, first + span)
-            for name, model in models.items():
+            # ABBA order: whichever runs second in a repeat was measured ~3-15% slower with identical code
+            for name, model in list(models.items())[:: -1 if repeat % 2 else 1]:
                 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 start, cpu = time.perf_counter(), cpu_seconds()
                 model.train_epoch(users[part], items[part], labels[part], batch)
                 wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
                 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
                 runs[name].append((wall * 1e3 / args.steps, cpu * 1e3 / args.steps, faults / args.steps))
+    names = list(runs)
+    ratios = {}
+    if len(names) == 2:  # paired per repeat: less sensitive to load drift than the ratio of medians
+        for key, column in (("wall", 0), ("CPU", 1)):
+            pairs = [b[column] / a[column] for a, b in zip(runs[names[0]], runs[names[1]], strict=True)]
+            ratios[f"B / A {key} per step (median of paired repeats)"] = round(float(np.median(pairs)), 3)
     report = {
         "command": "python bench/numpy_engine_ab.py " + " ".join(sys.argv[1:]),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
@@ -114,9 +124,10 @@ def main() -> None:
             }
             for name, rows in runs.items()
         },
+        "ratios": ratios,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"numpy_engine_ab_{args.processes}p" + (f"_{args.only}_alone" if args.only else "")
+    stem = args.out or f"numpy_engine_ab_{args.processes}p" + (f"_{args.only}_alone" if args.only else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
     lines = [
         "# NumPy engine: a git revision vs the working tree, interleaved",
@@ -129,6 +140,7 @@ def main() -> None:
     ]
     for name, values in report["engines"].items():
         lines.append(f"| {name} | " + " | ".join(f"{v:,}" for v in values.values()) + " |")
+    lines += ["", *(f"{name}: {value}" for name, value in ratios.items())]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

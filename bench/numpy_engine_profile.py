@@ -96,17 +96,18 @@ def step_breakdown(model: NumpyNCF, users, items, labels, data_dir: str | None) 
     pairs = np.stack([u, i + N_USERS], axis=1).astype(np.intp)
 
     def gather() -> Rows:
-        block = take_rows(table, pairs)
+        block = take_rows(table, pairs)  # as the engine: item rows are [MLP | GMF]
         users, items = block[:, :width], block[:, width:]
-        return Rows(users[:, :f], items[:, :f], users[:, f:], items[:, f:])
+        mlp = width - f
+        return Rows(users[:, :f], items[:, mlp:], users[:, f:], items[:, :mlp], block[:, f : f + 2 * mlp])
 
     inputs = gather()
     logits, cache = forward(config, model._dense, inputs)
     _, dlogits = log_loss_with_logits(logits, y, BATCH)
     out_user, out_item = np.empty((half, width), np.float32), np.empty((half, width), np.float32)
-    out = Rows(out_user[:, :f], out_item[:, :f], out_user[:, f:], out_item[:, f:])
+    out = Rows(out_user[:, :f], out_item[:, width - f :], out_user[:, f:], out_item[:, : width - f])
     model._backprop(users, items, labels)
-    slices, squares, dense_parts, _ = model._step_buffers(BATCH)
+    slices, squares, dense_parts, _, zeros = model._step_buffers(BATCH)
     user_slices, user_squares = slices[:BATCH], squares[:BATCH]
     dense_grad = dense_parts[0].copy()
     rows, selector = row_selector(users)
@@ -134,7 +135,7 @@ def step_breakdown(model: NumpyNCF, users, items, labels, data_dir: str | None) 
 
     result = {
         "gather rows (half batch, both sides, one take of pairs)": cpu_us(gather),
-        "forward (half batch)": cpu_us(lambda: forward(config, model._dense, inputs)),
+        "forward (half batch)": cpu_us(lambda: forward(config, model._dense, inputs, zeros=zeros)),
         "log loss (half batch)": cpu_us(lambda: log_loss_with_logits(logits, y, BATCH)),
         "backward (half batch)": cpu_us(lambda: backward(config, model._dense, cache, dlogits.copy(), out)),
         "row selector (one side: sort, CSR)": cpu_us(lambda: row_selector(users)),

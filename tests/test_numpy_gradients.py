@@ -51,11 +51,16 @@ def _dense_gradients(model, users, items, labels):
     table[rows] = row_grads
     grads = dict(dense_grads)
     f = model.config.factors if model.config.kind != "mlp" else 0
-    for side, part in (("user", table[:N_USERS]), ("item", table[N_USERS:])):
+    mlp = d_rows.shape[1] - f
+    # user slices are [GMF | MLP], item slices [MLP | GMF] (the engine's table layout)
+    for side, gmf_part, mlp_part in (
+        ("user", table[:N_USERS, :f], table[:N_USERS, f:]),
+        ("item", table[N_USERS:, mlp:], table[N_USERS:, :mlp]),
+    ):
         if model.config.kind != "mlp":
-            grads[f"gmf/{side}_embedding"] = part[:, :f]
+            grads[f"gmf/{side}_embedding"] = gmf_part
         if model.config.kind != "gmf":
-            grads[f"mlp/{side}_embedding"] = part[:, f:]
+            grads[f"mlp/{side}_embedding"] = mlp_part
     return grads
 
 
@@ -160,3 +165,46 @@ def test_row_selector_sums_the_same_without_scipys_compiled_kernel(monkeypatch):
             _, public = sum_rows(indices, grads)
         assert direct.dtype == public.dtype == dtype
         np.testing.assert_allclose(direct, public, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 12, 2048])
+@pytest.mark.parametrize("width", [1, 8, 33])
+def test_bias_adds_and_outer_products_on_long_rows_equal_the_broadcasts(batch, width):
+    """`_add_row` / `_outer` regroup (B, w) blocks into longer rows when w divides nicely (and fall back
+    on the plain broadcast when not): bit-for-bit the broadcast results."""
+    from model.ncf.numpy_network import _add_row, _outer
+
+    rng = np.random.default_rng(batch * 100 + width)
+    h = rng.normal(size=(batch, width)).astype(np.float32)
+    row, column = rng.normal(size=width).astype(np.float32), rng.normal(size=batch).astype(np.float32)
+    expected = h + row
+    _add_row(h, row)
+    np.testing.assert_array_equal(h, expected)
+    outer = _outer(column, row)
+    assert outer.shape == (batch, width) and outer.flags.c_contiguous
+    np.testing.assert_array_equal(outer, column[:, None] * row)
+
+
+def test_adam_with_scaled_moments_follows_the_keras_formulas_over_many_steps():
+    """The engine's Adam keeps m / (1 - b1) and v / (1 - b2); its parameters must still follow Keras'
+    formulas (m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), p -= lr_t m / (sqrt(v) + eps)), dense and
+    row-wise, computed here in float64, to float32 rounding over 50 steps."""
+    from model.ncf.numpy_optimizers import Adam
+
+    rng = np.random.default_rng(6)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-7
+    start = rng.normal(size=(6, 4))
+    dense, table, optimizer = start.astype(np.float32), start.astype(np.float32), Adam(lr)
+    reference, m, v = start.copy(), np.zeros_like(start), np.zeros_like(start)
+    rows = np.arange(6)
+    for t in range(1, 51):
+        grad = rng.normal(scale=0.1, size=start.shape)
+        m += (grad - m) * (1 - b1)
+        v += (grad**2 - v) * (1 - b2)
+        reference -= lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        optimizer.step()
+        optimizer.update("dense", dense, grad.astype(np.float32))
+        optimizer.update_rows("rows", table, rows, grad.astype(np.float32))
+    assert np.abs(reference - start).max() > 0.1  # the parameters moved: the comparison is not vacuous
+    np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(table, reference, rtol=0, atol=1e-5)

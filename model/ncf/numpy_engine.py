@@ -2,10 +2,11 @@
 
 Training step on a mini-batch of B (user, item, label) examples:
 1. cut the batch into `parts` parts; for each, gather the user and item rows of the embedding table
-   (one table: users then items, each row `[GMF part | MLP part]`, so the whole part needs one gather of
-   (user, n_users + item) pairs), run the forward pass, the stable log loss on logits and the
-   hand-written backward pass (`model.ncf.numpy_network`), writing per-example row gradients into shared
-   work buffers; the parts' dense gradients are then added;
+   (one table: users then items, user rows `[GMF part | MLP part]`, item rows `[MLP part | GMF part]`,
+   so the whole part needs one gather of (user, n_users + item) pairs, and the two MLP parts of an
+   example are side by side in it, the first MLP layer's input as one view), run the forward pass, the
+   stable log loss on logits and the hand-written backward pass (`model.ncf.numpy_network`), writing
+   per-example row gradients into shared work buffers; the parts' dense gradients are then added;
 2. update the dense layers (`model.ncf.numpy_optimizers`);
 3. per side (users, items): sort the side's rows once (`model.ncf.numpy_sparse`), sum the per-example
    row gradients (and their squares, for Adam) per touched row and update only those rows and their
@@ -63,12 +64,14 @@ def _shared_copy(array: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 def _embedding_names(config: NCFConfig, side: str) -> list[str]:
+    """The embeddings of a side in the order of their columns in the table: GMF then MLP for users, MLP
+    then GMF for items (so that a gathered [user row | item row] holds [user MLP | item MLP] in one block)."""
     names = []
     if uses_gmf(config):
         names.append(f"gmf/{side}_embedding")
     if uses_mlp(config):
         names.append(f"mlp/{side}_embedding")
-    return names
+    return names if side == "user" else names[::-1]
 
 
 class NumpyNCF(NCFModel):
@@ -99,10 +102,10 @@ class NumpyNCF(NCFModel):
         """Copy `params` into the engine's arrays and start a fresh optimizer (float32)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        # One embedding table: rows [0, n_users) are users, rows [n_users, n_users + n_items) items; each
-        # row is [GMF part | MLP part]. A batch part then needs one gather, a side one row-gradient sum and
-        # one optimizer call for all four embedding parameters. In shared memory, like the dense
-        # parameters, the optimizer state and the step's work buffers (`StepHelper`).
+        # One embedding table: rows [0, n_users) are users, [GMF part | MLP part], rows [n_users, n_users +
+        # n_items) items, [MLP part | GMF part] (`_embedding_names`). A batch part then needs one gather,
+        # a side one row-gradient sum and one optimizer call for all four embedding parameters. In shared
+        # memory, like the dense parameters, the optimizer state and the step's work buffers.
         sides = [
             np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1)
             for side in ("user", "item")
@@ -123,14 +126,16 @@ class NumpyNCF(NCFModel):
 
     def _views(self) -> Params:
         """Parameters by engine-neutral name, in `param_shapes` order, as views into the engine's arrays."""
-        f = gmf_width(self.config)
+        f, width = gmf_width(self.config), self._table.shape[1]
         sides = {"user": self._table[: self.n_users], "item": self._table[self.n_users :]}
         views: Params = {}
         for name in param_shapes(self.config, self.n_users, self.n_items):
             part, _, kind = name.partition("/")
             if kind in ("user_embedding", "item_embedding"):
-                table = sides[kind.removesuffix("_embedding")]
-                views[name] = table[:, :f] if part == "gmf" else table[:, f:]
+                side = kind.removesuffix("_embedding")
+                gmf = slice(0, f) if side == "user" else slice(width - f, width)
+                mlp = slice(f, width) if side == "user" else slice(0, width - f)
+                views[name] = sides[side][:, gmf if part == "gmf" else mlp]
             else:
                 views[name] = self._dense[name]
         return views
@@ -284,7 +289,7 @@ class NumpyNCF(NCFModel):
         table = self._table[: self.n_users] if side == "user" else self._table[self.n_users :]
         if self.train_config.weight_decay:  # decoupled, on every row of the side, before its update
             table *= self.dtype(1.0 - learning_rate * self.train_config.weight_decay)
-        slices, squares, _, _ = self._step_buffers(batch)
+        slices, squares, _, _, _ = self._step_buffers(batch)
         sets = 2 if self.config.l2 else 1  # with L2, each side has its penalty slices after its gradients
         keys = self._batch_arrays(batch_start, batch)[0 if side == "user" else 1]
         keys = np.tile(keys, sets) if sets > 1 else keys
@@ -309,10 +314,10 @@ class NumpyNCF(NCFModel):
 
         Returns:
             (loss, indices (s,) embedding-table rows, gradient slices (s, row width), gradients of the
-            dense parameters by name). The slices are per example, users first (at row user), then items
-            (at row n_users + item); with L2 each side's penalty slices follow its gradient slices (s = 4B,
-            else 2B), like the `tf.IndexedSlices` Keras builds. A row's gradient is the sum of its slices
-            (`sum_rows`); Adam's second moment sums their squares.
+            dense parameters by name). The slices are per example, users first (at row user, [GMF | MLP]),
+            then items (at row n_users + item, [MLP | GMF]); with L2 each side's penalty slices follow its
+            gradient slices (s = 4B, else 2B), like the `tf.IndexedSlices` Keras builds. A row's gradient
+            is the sum of its slices (`sum_rows`); Adam's second moment sums their squares.
         """
         loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
         slices = slices.copy()  # a work buffer
@@ -327,10 +332,10 @@ class NumpyNCF(NCFModel):
 
     def _step_buffers(
         self, batch: int
-    ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[Params]]:
+    ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[Params], np.ndarray]:
         """The work buffers of a step on `batch` examples: embedding gradient slices and their squares
-        (`gradients` describes the slices), and each part's flat dense gradient, also as views by
-        parameter name (all views, cached)."""
+        (`gradients` describes the slices), each part's flat dense gradient, also as views by parameter
+        name, and a flat array of zeros for the forward pass' ReLU (never written; all views, cached)."""
         cached = self._step_views.get((batch, self.parts))
         if cached is not None:
             return cached
@@ -341,8 +346,9 @@ class NumpyNCF(NCFModel):
             self._work_buffer(f"dense/{k}", self._dense_flat.shape) for k in range(min(self.parts, batch))
         ]
         by_name = [self._dense_like(flat) for flat in dense]
-        self._step_views[batch, self.parts] = slices, squares, dense, by_name
-        return slices, squares, dense, by_name
+        zeros = self._work_buffer("zeros", (batch * max(self.config.layers[1:], default=0),))
+        self._step_views[batch, self.parts] = slices, squares, dense, by_name, zeros
+        return slices, squares, dense, by_name, zeros
 
     def _dense_like(self, flat: np.ndarray) -> Params:
         """Views of a flat vector laid out as `_dense_flat`, by parameter name."""
@@ -384,7 +390,7 @@ class NumpyNCF(NCFModel):
         # Dropout draws from one generator: the parts then run one after the other, in order, here.
         losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._run(tasks)
         loss = sum(losses)
-        slices, squares, dense_parts, _ = self._step_buffers(batch)
+        slices, squares, dense_parts, _, _ = self._step_buffers(batch)
         dense_grad = dense_parts[0]
         for part_grad in dense_parts[1:parts]:
             dense_grad += part_grad
@@ -411,18 +417,20 @@ class NumpyNCF(NCFModel):
         config = self.config
         user_idx, item_idx, labels = (array[start:stop] for array in self._batch_arrays(batch_start, batch))
         at = (2 if config.l2 else 1) * batch  # first slice of the item side
-        slices, _, _, dense_grads = self._step_buffers(batch)
+        slices, _, _, dense_grads, zeros = self._step_buffers(batch)
         pairs = np.empty((stop - start, 2), dtype=np.intp)  # (user row, item row) of each example
         pairs[:, 0] = user_idx
         np.add(item_idx, self.n_users, out=pairs[:, 1])
         width, f = self._table.shape[1], gmf_width(config)
-        gathered = take_rows(self._table, pairs)  # (b, 2 width): [user row | item row]
+        gathered = take_rows(self._table, pairs)  # (b, 2 width): [user GMF | user MLP | item MLP | item GMF]
         users, items = gathered[:, :width], gathered[:, width:]
         user_grads, item_grads = slices[start:stop], slices[at + start : at + stop]
-        inputs = Rows(users[:, :f], items[:, :f], users[:, f:], items[:, f:])
-        grads = Rows(user_grads[:, :f], item_grads[:, :f], user_grads[:, f:], item_grads[:, f:])
+        mlp = width - f  # MLP columns of a side
+        both_mlp = gathered[:, f : f + 2 * mlp]  # [user MLP | item MLP]
+        inputs = Rows(users[:, :f], items[:, mlp:], users[:, f:], items[:, :mlp], both_mlp)
+        grads = Rows(user_grads[:, :f], item_grads[:, mlp:], user_grads[:, f:], item_grads[:, :mlp])
         rng = self._dropout_rng if config.dropout > 0 else None
-        logits, cache = forward(config, self._dense, inputs, rng)
+        logits, cache = forward(config, self._dense, inputs, rng, zeros)
         loss, dlogits = log_loss_with_logits(logits, labels, batch)
         backward(config, self._dense, cache, dlogits, grads, dense_grads[index])
         if config.l2:
@@ -433,10 +441,11 @@ class NumpyNCF(NCFModel):
         return loss
 
     def _work_buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialised (well, stale) array of `shape` and `dtype` in shared memory, the same one from
-        step to step: fresh megabyte-sized arrays every step cost page faults whenever the allocator has
-        handed their memory back to the system in between, and helper processes only see memory that
-        existed when they were forked. Grows (only while there are no helpers) when a larger shape comes."""
+        """An uninitialised (well, stale; zeros until written) array of `shape` and `dtype` in shared
+        memory, the same one from step to step: fresh megabyte-sized arrays every step cost page faults
+        whenever the allocator has handed their memory back to the system in between, and helper processes
+        only see memory that existed when they were forked. Grows (only while there are no helpers) when a
+        larger shape comes."""
         size = int(np.prod(shape))
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:

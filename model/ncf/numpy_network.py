@@ -1,10 +1,11 @@
 """Forward and hand-written backward pass of GMF / MLP / NeuMF in plain NumPy, plus the stable log loss.
 
 The network works on gathered embedding rows (`Rows`), so embedding gradients come out per example and
-the caller aggregates them per table row (see `model.ncf.numpy_sparse`). The rows come as views: a user
-row and an item row are `[GMF part | MLP part]`, gathered side by side in one block, so the GMF and MLP
-parts are column slices. The MLP's first layer multiplies each side's slice by its half of the kernel
-(BLAS takes strided rows as they are) instead of concatenating them, the output layer applies its GMF
+the caller aggregates them per table row (see `model.ncf.numpy_sparse`). The rows come as views: the
+engine gathers a user row `[GMF part | MLP part]` and an item row `[MLP part | GMF part]` side by side in
+one block, so the GMF and MLP parts are column slices and the two MLP parts are adjacent: the MLP's
+first layer multiplies that one (B, layers[0]) view by its kernel (BLAS takes strided rows as they are;
+one product of depth 64 is ~10% faster than two of depth 32 and an add), the output layer applies its GMF
 and MLP halves separately, and the row gradients are written into views the caller provides. Every
 function keeps the dtype of its inputs (float32 in training, float64 in the gradient check). The passes
 work in place where they can (ReLU, bias, masks), so a training step allocates few temporaries.
@@ -12,6 +13,7 @@ work in place where they can (ReLU, bias, masks), so a training step allocates f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,8 @@ class Rows:
     gmf_item: np.ndarray | None  # (B, factors)
     mlp_user: np.ndarray | None  # (B, layers[0] // 2)
     mlp_item: np.ndarray | None  # (B, layers[0] // 2)
+    mlp: np.ndarray | None = None  # (B, layers[0]): [mlp_user | mlp_item] as one view when the two are
+    # adjacent in memory (the engine's gathered rows), for the first MLP layer; None: two products
 
 
 @dataclass
@@ -56,11 +60,50 @@ class ForwardCache:
     # without dropout (the ReLU mask is then h_{k+1} > 0)
 
 
+def _zeros(zeros: np.ndarray | None, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous block of zeros of `shape`: the start of `zeros` when it is large enough, else new."""
+    size = shape[0] * shape[1]
+    if zeros is not None and zeros.size >= size and zeros.dtype == dtype:
+        return zeros[:size].reshape(shape)
+    return np.zeros(shape, dtype)
+
+
+def _wide(a: np.ndarray, reps: int) -> np.ndarray:
+    """C-contiguous (B, w) `a` seen as (B / reps, reps w): the same memory in fewer, longer rows."""
+    return a.reshape(a.shape[0] // reps, reps * a.shape[1])
+
+
+def _reps(batch: int, width: int) -> int:
+    """Rows of width `width` to put side by side per long row (a divisor of `batch`, ~256 values long)."""
+    return math.gcd(batch, max(1, 256 // max(width, 1)))
+
+
+def _add_row(h: np.ndarray, row: np.ndarray) -> None:
+    """h += row for C-contiguous (B, w) `h` and (w,) `row`, in place. NumPy runs the plain broadcast as
+    one inner-loop call per row of h, which for w <= 32 costs more than the additions; here h is seen as
+    rows of r w values and `row` repeated r times (r from `_reps`): ~2x faster for B = 2048."""
+    reps = _reps(*h.shape)
+    wide = _wide(h, reps)
+    np.add(wide, row[None].repeat(reps, 0).ravel(), out=wide)
+
+
+def _outer(column: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """column[:, None] * row, (B,) x (w,) -> new C-contiguous (B, w): each value of `column` repeated w
+    times, times `row` repeated in long rows (see `_add_row`); ~2x faster than the broadcast product."""
+    width = row.shape[0]
+    out = column.repeat(width).reshape(-1, width)
+    reps = _reps(*out.shape)
+    wide = _wide(out, reps)
+    np.multiply(wide, row[None].repeat(reps, 0).ravel(), out=wide)
+    return out
+
+
 def forward(
     config: NCFConfig,
     dense: Params,
     rows: Rows,
     dropout_rng: np.random.Generator | None = None,
+    zeros: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ForwardCache]:
     """Logits of a batch.
 
@@ -69,6 +112,9 @@ def forward(
         dense: the non-embedding parameters by name (see `dense_names`).
         rows: the gathered rows of users and items, by part (see `Rows`).
         dropout_rng: when given and `config.dropout > 0`, inverted dropout after each MLP hidden layer.
+        zeros: optional read-only flat array of zeros of the rows' dtype, at least B * (widest hidden
+            layer) long, for the ReLU (np.maximum against an array of zeros is ~3x faster than against
+            the scalar 0, whose loop NumPy does not vectorise); allocated per call when missing.
 
     Returns:
         logits (B,) and the cache for `backward`.
@@ -78,27 +124,33 @@ def forward(
     gmf, hidden, masks = None, [], []
     logits = None
     if uses_gmf(config):
-        gmf = rows.gmf_user * rows.gmf_item
+        gmf = np.einsum("ij,ij->ij", rows.gmf_user, rows.gmf_item)  # the same products, ~30% faster on
+        # these strided (B, f) views than the ufunc
         logits = gmf @ w_out[:f]
     if uses_mlp(config):
         half = config.layers[0] // 2
-        h = None if len(config.layers) > 1 else np.concatenate([rows.mlp_user, rows.mlp_item], axis=1)
+        joined = rows.mlp
+        if joined is None and len(config.layers) == 1:
+            joined = np.concatenate([rows.mlp_user, rows.mlp_item], axis=1)
+        h = None if len(config.layers) > 1 else joined
         for k in range(len(config.layers) - 1):
             hidden.append(h)
             kernel = dense[f"mlp/dense_{k}/kernel"]
             if k:
                 h = h @ kernel
+            elif joined is not None:  # [user | item] @ kernel_0
+                h = joined @ kernel
             else:  # [user | item] @ kernel_0, one side's half at a time
                 h = rows.mlp_user @ kernel[:half]
                 h += rows.mlp_item @ kernel[half:]
-            h += dense[f"mlp/dense_{k}/bias"]
+            _add_row(h, dense[f"mlp/dense_{k}/bias"])
             if dropout_rng is not None and config.dropout > 0:
                 keep = dropout_rng.random(h.shape, dtype=h.dtype) >= config.dropout
                 mask = ((h > 0) & keep).astype(h.dtype) * h.dtype.type(1.0 / (1.0 - config.dropout))
                 h *= mask
                 masks.append(mask)
             else:
-                np.maximum(h, 0, out=h)
+                np.maximum(h, _zeros(zeros, h.shape, h.dtype), out=h)
                 masks.append(None)
         hidden.append(h)
         mlp_logits = h @ w_out[f:]
@@ -132,18 +184,19 @@ def backward(
     grads = (
         dense_out if dense_out is not None else {name: np.empty_like(value) for name, value in dense.items()}
     )
-    np.sum(dlogits, keepdims=True, out=grads["output/bias"])
+    np.add.reduce(dlogits, keepdims=True, out=grads["output/bias"])
     kernel_grad = grads["output/kernel"][:, 0]
     if uses_gmf(config):
         np.matmul(dlogits, cache.gmf, out=kernel_grad[:f])
-        dg = dlogits[:, None] * w_out[:f]  # (B, f); ufunc.outer is several times slower
+        dg = _outer(dlogits, w_out[:f])  # (B, f)
         np.multiply(dg, cache.rows.gmf_item, out=out.gmf_user)
         np.multiply(dg, cache.rows.gmf_user, out=out.gmf_item)
     if uses_mlp(config):
         np.matmul(dlogits, cache.hidden[-1], out=kernel_grad[f:])
-        da = dlogits[:, None] * w_out[f:]
+        da = _outer(dlogits, w_out[f:])
         half = config.layers[0] // 2
-        ones = np.ones(batch, dtype=dlogits.dtype)
+        ones = np.empty(batch, dtype=dlogits.dtype)
+        ones.fill(1)
         for k in reversed(range(len(config.layers) - 1)):
             mask = cache.masks[k]
             # da is a fresh array here (the product above, or the one below): the mask applies in place.
@@ -151,6 +204,8 @@ def backward(
             kernel, kernel_grad_k = dense[f"mlp/dense_{k}/kernel"], grads[f"mlp/dense_{k}/kernel"]
             if k:
                 np.matmul(cache.hidden[k].T, da, out=kernel_grad_k)
+            elif cache.rows.mlp is not None:
+                np.matmul(cache.rows.mlp.T, da, out=kernel_grad_k)
             else:
                 np.matmul(cache.rows.mlp_user.T, da, out=kernel_grad_k[:half])
                 np.matmul(cache.rows.mlp_item.T, da, out=kernel_grad_k[half:])

@@ -4,6 +4,8 @@ Formulas follow Keras 3 so that one step matches Keras' own step:
 - SGD:  v = momentum * v - lr * g;  p += v   (plain p -= lr * g when momentum is 0)
 - Adam: m += (g - m)(1 - b1);  v += (s - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps),
         lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), t = number of steps taken, s = g^2 for dense parameters.
+  The state holds the moments scaled, m / (1 - b1) and v / (1 - b2) (`Adam._apply`): two passes per
+  moment instead of three, same step up to float32 rounding. The state is internal (never saved).
 
 Embedding rows (`update_rows`):
 - s is the sum over the batch of each example's squared row gradient, not the square of the summed
@@ -16,8 +18,8 @@ Embedding rows (`update_rows`):
   batch keeps its parameters and moments. Keras applies its dense formulas to every row, so a row with
   non-zero momentum keeps moving while absent; the two agree whenever the moments of absent rows are zero
   (e.g. on the first step) and when every row is in every batch.
-- rows move as single opaque records (`take_rows` / `put_rows`): `np.take` / `np.put` on a (n,) void
-  view copy whole rows, and the scatter is about twice as fast as 2-D fancy-index assignment. The
+- rows move whole (`take_rows` / `put_rows`): `ndarray.take` along axis 0, and `np.put` on a (n,) void
+  view (one opaque record per row), about twice as fast as 2-D fancy-index assignment. The
   arithmetic runs on contiguous blocks (a ufunc on a strided (u, w) view calls its inner loop once per
   row, which for w = 40 costs as much as the arithmetic).
 All updates are in place and keep the parameter's dtype.
@@ -34,13 +36,15 @@ import numpy as np
 
 def row_records(a: np.ndarray) -> np.ndarray:
     """(n,) view of a C-contiguous (n, w) array with one opaque (void) element per row."""
-    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
+    return a.view(f"V{a.shape[1] * a.itemsize}").reshape(a.shape[0])  # (the string form is the quickest)
 
 
 def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """a[rows] for a C-contiguous (n, w) array and (u,) rows: (u, w), same dtype, copied row by row; for
-    (u, k) rows, the k rows of each side by side: (u, k w)."""
-    return row_records(a).take(rows).view(a.dtype).reshape(rows.shape[0], -1)
+    (u, k) rows, the k rows of each side by side: (u, k w). (`ndarray.take` along axis 0 copies whole
+    rows too, and is ~15% quicker than taking from the `row_records` view, which needs more calls.)"""
+    taken = a.take(rows, axis=0)
+    return taken if rows.ndim == 1 else taken.reshape(rows.shape[0], -1)
 
 
 def put_rows(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
@@ -160,24 +164,26 @@ class Adam(Optimizer):
     def slots(self) -> int:
         return 2
 
-    def _step_size(self) -> float:
-        t = self.iterations
-        return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-
     def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, squared: np.ndarray) -> np.ndarray:
-        """Update moments m, v in place; return the parameter decrement, written into `grad`. Overwrites
-        `grad` and `squared`: all passes are in place, no temporary is allocated."""
-        # m + (g - m)(1 - b1) == g + b1 (m - g): three in-place passes and no temporary.
-        m -= grad
-        m *= self.beta_1
+        """Update the scaled moments m, v in place; return the parameter decrement, written into `grad`.
+        Overwrites `grad` and `squared`: all passes are in place, no temporary is allocated.
+
+        The state holds M = m / (1 - b1) and V = v / (1 - b2) (Keras' moments, scaled), so that each
+        update is two passes (M = b1 M + g; V = b2 V + s) instead of three; the constants move into the
+        step: lr_t m / (sqrt(v) + eps) = c M / (sqrt(V) + eps'), c = lr_t (1 - b1) / sqrt(1 - b2),
+        eps' = eps / sqrt(1 - b2). Equal to Keras' step up to float32 rounding."""
+        t, root = self.iterations, np.sqrt(1 - self.beta_2)
+        lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        scale = lr_t * (1 - self.beta_1) / root
+        dtype = m.dtype.type
+        m *= dtype(self.beta_1)
         m += grad
-        v -= squared
-        v *= self.beta_2
+        v *= dtype(self.beta_2)
         v += squared
         denom = np.sqrt(v, out=squared)
-        denom += self.epsilon
-        step = np.multiply(m, m.dtype.type(self._step_size()), out=grad)
-        step /= denom
+        denom += dtype(self.epsilon / root)
+        step = np.divide(m, denom, out=grad)
+        step *= dtype(scale)
         return step
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
