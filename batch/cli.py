@@ -58,6 +58,11 @@ NCF_FLAGS = {
     "finetune_lr": ("train_config", "finetune_learning_rate"),
     "finetune_weight_decay": ("train_config", "finetune_weight_decay"),
     "train_seed": ("train_config", "seed"),
+    **{
+        f"{kind}_{field}": ("train_config", f"{kind}_{field}")
+        for kind in ("gmf", "mlp")
+        for field in ("batch_size", "lr_schedule", "num_negatives")
+    },
 }
 
 
@@ -83,6 +88,11 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument("--finetune-lr", type=float, help="NeuMF learning rate after pretraining")
     ncf.add_argument("--finetune-weight-decay", type=float, help="NeuMF weight decay after pretraining")
     ncf.add_argument("--train-seed", type=int, help="seed of initialisation, negatives and shuffling")
+    for kind in ("gmf", "mlp"):
+        tower = f"NeuMF pretraining: {kind.upper()} tower"
+        ncf.add_argument(f"--{kind}-batch-size", type=int, help=f"{tower} batch size")
+        ncf.add_argument(f"--{kind}-lr-schedule", choices=["constant", "cosine"], help=f"{tower} schedule")
+        ncf.add_argument(f"--{kind}-num-negatives", type=int, help=f"{tower} negatives per positive")
     ncf.add_argument(
         "--refit",
         action=argparse.BooleanOptionalAction,

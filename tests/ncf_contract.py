@@ -17,7 +17,7 @@ import pytest
 
 from model.data.interactions import Interactions
 from model.ncf.base import NCFModel, engine_class
-from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.config import TOWER_FIELDS, NCFConfig, TrainConfig
 from model.ncf.params import fuse_pretrained, init_params, param_shapes
 from model.ncf.scoring import logits_pairs
 
@@ -55,6 +55,8 @@ def tiny_train_config(**overrides) -> TrainConfig:
         "pretrain": False,
         "finetune_learning_rate": None,
         "patience": 0,
+        # the towers train like the model itself unless a test says otherwise
+        **{f"{kind}_{field}": None for kind in ("gmf", "mlp") for field in TOWER_FIELDS},
     }
     return TrainConfig(**{**base, **overrides})
 
@@ -179,13 +181,29 @@ class NCFModelContract:
         train, _ = block_data()
         config = NCFConfig(kind="neumf", **TINY)
         train_config = tiny_train_config(
-            epochs=4, pretrain=True, finetune_learning_rate=0.005, weight_decay=0.1, finetune_weight_decay=0.3
+            epochs=4,
+            pretrain=True,
+            finetune_learning_rate=0.005,
+            weight_decay=0.1,
+            finetune_weight_decay=0.3,
+            gmf_batch_size=60,
+            gmf_lr_schedule="cosine",
+            mlp_num_negatives=2,
         )
         model = self.make_model(config, train_config).fit(train)
         gmf, mlp = model.pretrained_["gmf"], model.pretrained_["mlp"]
         assert gmf.config.kind == "gmf" and mlp.config.kind == "mlp"
         assert gmf.train_config.learning_rate == 0.02 and model.train_config.learning_rate == 0.005
         assert mlp.train_config.weight_decay == 0.1 and model.train_config.weight_decay == 0.3
+        # each tower's own settings, the rest as the NeuMF run
+        assert (gmf.train_config.batch_size, gmf.train_config.lr_schedule) == (60, "cosine")
+        assert (mlp.train_config.batch_size, mlp.train_config.lr_schedule) == (120, "constant")
+        assert (gmf.train_config.num_negatives, mlp.train_config.num_negatives) == (4, 2)
+        assert (model.train_config.batch_size, model.train_config.num_negatives) == (120, 4)
+        assert model.train_config.lr_schedule == "constant"
+        refit = model.refit(train)  # the towers refit with their own settings too
+        assert refit.pretrained_["gmf"].train_config.batch_size == 60
+        assert refit.pretrained_["mlp"].train_config.num_negatives == 2
         g, m = gmf.get_params(), mlp.get_params()
         for name, value in model.init_params.items():
             source = g if name.startswith("gmf/") else m if name.startswith("mlp/") else None

@@ -30,6 +30,18 @@ def test_flags_override_only_what_is_given():
         "pretrain": True,
     }
     assert opts["config"] == {"l2": 1e-6}
+    towers = ncf_options(
+        parse("--gmf-batch-size", "1024", "--mlp-lr-schedule", "constant", "--mlp-num-negatives", "4")
+    )
+    assert towers["train_config"] == {
+        "gmf_batch_size": 1024,
+        "mlp_lr_schedule": "constant",
+        "mlp_num_negatives": 4,
+    }
+    tower_config = build_model("neumf", **towers).train_config
+    assert tower_config.tower_config("gmf").batch_size == 1024
+    assert tower_config.tower_config("gmf").lr_schedule == "cosine"  # the default GMF tower schedule stays
+    assert tower_config.tower_config("mlp").lr_schedule == "constant"
     model = build_model("neumf", **opts)
     assert model.train_config.optimizer == "sgd" and model.train_config.pretrain
     assert model.train_config.weight_decay == 0.01

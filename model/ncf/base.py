@@ -84,7 +84,8 @@ class NCFModel(Recommender):
         """Train with `NeuMFTrainer` (best epoch on validation HR@10 when `validation` is given).
 
         With `train_config.pretrain` a NeuMF model first trains a GMF and an MLP of the same engine and
-        starts from their fused weights (`model.ncf.pretrain`), unless `init_params` was given; the two
+        starts from their fused weights (`model.ncf.pretrain`; each tower with its own batch size, schedule
+        and negatives, `TrainConfig.tower_config`), unless `init_params` was given; the two
         trained models stay in `pretrained_` ({"gmf": ..., "mlp": ...}), and the fused NeuMF then trains
         at `finetune_learning_rate` and with `finetune_weight_decay` when set (they become
         `train_config.learning_rate` / `weight_decay`).

@@ -38,6 +38,10 @@ class NCFConfig(BaseModel):
         return layers
 
 
+# TrainConfig fields a pretrained NeuMF tower can set for itself (`TrainConfig.tower_config`).
+TOWER_FIELDS = ("batch_size", "lr_schedule", "num_negatives")
+
+
 class TrainConfig(BaseModel):
     """How `NeuMFTrainer` trains any `NCFModel` engine.
 
@@ -87,6 +91,34 @@ class TrainConfig(BaseModel):
         ge=0.0,
         description="NeuMF after pretraining: decoupled weight decay of the fused model (None = as before)",
     )
+
+    # NeuMF pretraining: each tower's own batch size, schedule and negatives (None = as the NeuMF run).
+    # On ML-1M validation the fused model gains from its towers' own best settings
+    # (bench/results/neumf_runs/notes.md, session 4).
+    gmf_batch_size: int | None = Field(
+        2048, ge=1, description="NeuMF pretraining: GMF tower batch size (None = batch_size)"
+    )
+    gmf_lr_schedule: Literal["constant", "cosine"] | None = Field(
+        "cosine", description="NeuMF pretraining: GMF tower learning-rate schedule (None = lr_schedule)"
+    )
+    gmf_num_negatives: int | None = Field(
+        None, ge=0, description="NeuMF pretraining: GMF tower negatives per positive (None = num_negatives)"
+    )
+    mlp_batch_size: int | None = Field(
+        None, ge=1, description="NeuMF pretraining: MLP tower batch size (None = batch_size)"
+    )
+    mlp_lr_schedule: Literal["constant", "cosine"] | None = Field(
+        "cosine", description="NeuMF pretraining: MLP tower learning-rate schedule (None = lr_schedule)"
+    )
+    mlp_num_negatives: int | None = Field(
+        16, ge=0, description="NeuMF pretraining: MLP tower negatives per positive (None = num_negatives)"
+    )
+
+    def tower_config(self, kind: Literal["gmf", "mlp"]) -> TrainConfig:
+        """How NeuMF's pretrained `kind` tower trains: this configuration with the tower's own batch size,
+        schedule and negatives (`{kind}_*` fields that are set), and no pretraining of its own."""
+        own = {field: getattr(self, f"{kind}_{field}") for field in TOWER_FIELDS}
+        return self.model_copy(update={"pretrain": False, **{k: v for k, v in own.items() if v is not None}})
 
     @model_validator(mode="after")
     def _check_schedule_length(self) -> TrainConfig:

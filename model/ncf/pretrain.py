@@ -1,7 +1,8 @@
 """Pretraining for NeuMF (He et al. 2017, section 3.4.1), engine-neutral.
 
 A GMF and an MLP with NeuMF's factors and layers are trained with the same engine and training
-configuration, then fused with `fuse_pretrained` (alpha 0.5 on the output layer) into NeuMF's start.
+configuration, except for each tower's own batch size, schedule and negatives (`TrainConfig.tower_config`),
+then fused with `fuse_pretrained` (alpha 0.5 on the output layer) into NeuMF's start.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ def pretrained_neumf_params(
     Returns:
         (params named per `model.ncf.params` for NeuMF, {"gmf": trained GMF, "mlp": trained MLP}).
     """
-    sub_train = model.train_config.model_copy(update={"pretrain": False})
     trained = {}
     for kind in ("gmf", "mlp"):
         logger.info("pretraining %s", kind)
-        sub = type(model)(model.config.model_copy(update={"kind": kind}), sub_train)
+        sub = type(model)(
+            model.config.model_copy(update={"kind": kind}), model.train_config.tower_config(kind)
+        )
         trained[kind] = sub.fit(train, validation)
     params = fuse_pretrained(trained["gmf"].get_params(), trained["mlp"].get_params(), alpha=ALPHA)
     return params, trained
