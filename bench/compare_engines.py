@@ -11,7 +11,12 @@ loaded machine a multi-threaded (or multi-process) engine gets a larger share of
 single-threaded one, so wall-clock speed alone is not the whole story. Peak memory is the worker
 process's max RSS (`resource.getrusage`), TensorFlow's own footprint included.
 
-    .venv/bin/python bench/compare_engines.py --data-dir /work/shared/data/ml-1m
+With `--repeats N` the pair runs N times, in ABBA order (Keras, NumPy, NumPy, Keras, ...), so that both
+engines see the same drift in what else the machine runs; the table and chart show the first pair, and a
+second table gives each pair's samples/s, their ratio and the medians over the pairs (the figure to
+quote on a noisy machine).
+
+    .venv/bin/python bench/compare_engines.py --data-dir /work/shared/data/ml-1m --repeats 5
 """
 
 from __future__ import annotations
@@ -170,6 +175,25 @@ def write_markdown(report: dict, path: Path) -> None:
         ]
         lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     lines += ["", "![validation HR@10 per epoch](compare_engines.png)", ""]
+    pairs = report.get("repeats", [])
+    if len(pairs) > 1:
+        lines += [
+            f"Speed over {len(pairs)} repeats of the pair (ABBA order; median samples/s over epochs 2+ of "
+            "each run; load average = 1 minute, before the pair):",
+            "",
+            "| repeat | order | Keras samples/s | NumPy samples/s | NumPy / Keras | load average |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for i, pair in enumerate(pairs, 1):
+            lines.append(
+                f"| {i} | {' then '.join(pair['order'])} | {pair['keras']:,} | {pair['numpy']:,} | "
+                f"{pair['ratio']:.3f} | {pair['load_average']} |"
+            )
+        med = report["repeat_medians"]
+        lines += [
+            f"| **median** | | **{med['keras']:,}** | **{med['numpy']:,}** | **{med['ratio']:.3f}** | |",
+            "",
+        ]
     path.write_text("\n".join(lines))
 
 
@@ -203,6 +227,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--repeats", type=int, default=1, help="runs of the Keras / NumPy pair (ABBA order)")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -235,8 +260,28 @@ def main() -> None:
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "settings": settings,
-        "engines": {e: run_engine(e, args, settings) for e in args.engines.split(",")},
     }
+    engines = args.engines.split(",")
+    runs = []  # (order, load average before, {engine: worker result}) per repeat
+    for repeat in range(args.repeats):
+        order = engines if repeat % 2 == 0 else engines[::-1]
+        load = round(os.getloadavg()[0], 2)
+        runs.append((order, load, {e: run_engine(e, args, settings) for e in order}))
+    report["engines"] = {e: runs[0][2][e] for e in engines}
+    if args.repeats > 1 and set(engines) == set(ENGINES):
+        pairs = [
+            {"order": order, "load_average": load}
+            | {e: result[e]["median_samples_per_second"] for e in ENGINES}
+            | {
+                "ratio": result["numpy"]["median_samples_per_second"]
+                / result["keras"]["median_samples_per_second"]
+            }
+            for order, load, result in runs
+        ]
+        report["repeats"] = pairs
+        report["repeat_medians"] = {"ratio": float(np.median([p["ratio"] for p in pairs]))} | {
+            e: round(float(np.median([p[e] for p in pairs]))) for e in ENGINES
+        }
     (RESULTS / "compare_engines.json").write_text(json.dumps(report, indent=2))
     write_markdown(report, RESULTS / "compare_engines.md")
     write_chart(report, RESULTS / "compare_engines.png")
