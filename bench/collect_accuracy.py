@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from model.ncf.config import TrainConfig
+from model.ncf.config import TOWER_FIELDS, TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "neumf_runs"
@@ -31,6 +31,10 @@ def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
     if "finetune_weight_decay" not in tcfg:
         return tcfg.get("weight_decay", 0.0)
     return command_value(argv, "--weight-decay", "weight_decay")
+
+
+# TrainConfig fields of NeuMF's pretrained towers (shown in the pretrain column when set)
+TOWER_KEYS = [f"{kind}_{field}" for kind in ("gmf", "mlp") for field in TOWER_FIELDS]
 
 
 def row(path: Path) -> dict:
@@ -57,6 +61,7 @@ def row(path: Path) -> dict:
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
         "finetune_weight_decay": tcfg.get("finetune_weight_decay"),
+        "towers": {k: tcfg[k] for k in TOWER_KEYS if tcfg.get(k) is not None},  # their own settings
         "seed": tcfg["seed"],
         "refit": result.get("refit", False),
         "best_epoch": result["best_epoch"],
@@ -76,7 +81,13 @@ def pretrain(r: dict) -> str:
     if not r["pretrain"]:
         return "no"
     text = f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"
-    return text if r.get("finetune_weight_decay") is None else f"{text}, ft wd {r['finetune_weight_decay']}"
+    if r.get("finetune_weight_decay") is not None:
+        text += f", ft wd {r['finetune_weight_decay']}"
+    towers = r.get("towers") or {}
+    for kind in ("gmf", "mlp"):
+        own = [f"{k.removeprefix(kind + '_')} {v}" for k, v in towers.items() if k.startswith(kind)]
+        text += f"; {kind.upper()} {', '.join(own)}" if own else ""
+    return text
 
 
 def ordered(rows: list[dict]) -> list[dict]:
@@ -99,7 +110,9 @@ def main() -> None:
         "test item. Split and candidate seed 0. Timings (`train s` = selection fit + refit, pretraining",
         "included) were mostly taken on a **shared, loaded 2-core machine** (load average 2-15 from other",
         "jobs): noisy upper bounds; `neumf_wd0.1` and `neumf_wd0.2` ran on a quiet machine (load below 1).",
-        "Selection rule for the defaults: highest validation HR@10. Exact commands below the table.",
+        "Selection rule for the defaults: highest validation HR@10. Exact commands below the table; the",
+        "defaults changed between runs, so a command that leaves a setting to the defaults used those of its",
+        "time (the columns and each run's JSON `train_config` give the values it ran with).",
         "",
         "| run | model | factors | layers | batch | lr | opt | neg | l2 | wd | drop | pretrain | refit"
         " | sched | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
