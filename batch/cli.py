@@ -23,6 +23,7 @@ from model.data import DataFormatError, DataLoader, Interactions, LeaveOneOutSpl
 from model.data.formats import FORMATS
 from model.data.split import N_NEGATIVES
 from model.evaluation import PROTOCOLS, Evaluator
+from model.ncf.config import TOWER_FIELDS
 from model.registry import MODELS, build_model
 
 logger = logging.getLogger("batch")
@@ -61,7 +62,7 @@ NCF_FLAGS = {
     **{
         f"{kind}_{field}": ("train_config", f"{kind}_{field}")
         for kind in ("gmf", "mlp")
-        for field in ("batch_size", "lr_schedule", "num_negatives")
+        for field in TOWER_FIELDS
     },
 }
 
