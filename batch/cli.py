@@ -13,13 +13,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from batch import exit_codes
 from batch.fetch import ARCHIVES, FetchError, fetch_dataset
 from batch.quality import QualityGateError
 from batch.run_cli import add_run_arguments, flags_to_settings
-from model.data import DataFormatError, DataLoader, Interactions, LeaveOneOutSplit, leave_one_out
+from model.data import DataFormatError, DataLoader, leave_one_out
 from model.data.formats import FORMATS
 from model.data.split import N_NEGATIVES
 from model.evaluation import PROTOCOLS, Evaluator
@@ -171,7 +169,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     test_model = model
     if args.refit and hasattr(model, "refit"):
         start = time.perf_counter()
-        test_model = model.refit(_with_validation(split))
+        test_model = model.refit(split.train_with_validation())
         timings["refit_s"] = time.perf_counter() - start
 
     evaluator = Evaluator(split, k=10, protocols=_protocols(args.protocol))
@@ -198,17 +196,6 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         "timings": {k: round(v, 4) for k, v in timings.items()},
         **_training_report(model, args),
     }
-
-
-def _with_validation(split: LeaveOneOutSplit) -> Interactions:
-    """Training positives plus each user's validation item (never the test item)."""
-    train, held = split.train, split.validation
-    return Interactions(
-        np.concatenate([train.user_idx, held.user_idx]),
-        np.concatenate([train.item_idx, held.item_idx]),
-        train.n_users,
-        train.n_items,
-    )
 
 
 def _training_report(model: object, args: argparse.Namespace) -> dict:

@@ -85,17 +85,6 @@ def timed_fit(model: Recommender, train: Interactions, split: LeaveOneOutSplit) 
     return time.perf_counter() - start
 
 
-def merged_train(split: LeaveOneOutSplit) -> Interactions:
-    """Training pairs plus the validation pairs (everything but the test item)."""
-    train, val = split.train, split.validation
-    return Interactions(
-        np.concatenate([train.user_idx, val.user_idx]).astype(np.int32),
-        np.concatenate([train.item_idx, val.item_idx]).astype(np.int32),
-        train.n_users,
-        train.n_items,
-    )
-
-
 def run_model(name: str, split: LeaveOneOutSplit, evaluator: Evaluator, args: argparse.Namespace) -> dict:
     """Search, evaluate and time one model; returns its leaderboard entry."""
     search, best, best_model = [], None, None
@@ -117,10 +106,10 @@ def run_model(name: str, split: LeaveOneOutSplit, evaluator: Evaluator, args: ar
     if not args.no_refit:
         if isinstance(best_model, NCFModel):
             # NCF models refit for the epoch count chosen on validation (no early stopping on seen items).
-            refit_model = best_model.refit(merged_train(split))
+            refit_model = best_model.refit(split.train_with_validation())
         else:
             refit_model = make_model(name, params)
-            timed_fit(refit_model, merged_train(split), split)
+            timed_fit(refit_model, split.train_with_validation(), split)
         refit = evaluator.evaluate(refit_model, "test")
     default_params = {k: getattr(build_model(name), k) for k in SEARCH.get(name, {})}
     return {

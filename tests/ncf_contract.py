@@ -204,6 +204,13 @@ class NCFModelContract:
         refit = model.refit(train)  # the towers refit with their own settings too
         assert refit.pretrained_["gmf"].train_config.batch_size == 60
         assert refit.pretrained_["mlp"].train_config.num_negatives == 2
+        assert all(refit.pretrained_[kind] is not model.pretrained_[kind] for kind in ("gmf", "mlp"))
+        # keep_towers: a kept tower is the selection run's own, and the fused start is built from it
+        kept = model.refit(train, keep_towers=("mlp",))
+        assert kept.pretrained_["mlp"] is mlp and kept.pretrained_["gmf"] is not gmf
+        kept_start = fuse_pretrained(kept.pretrained_["gmf"].get_params(), mlp.get_params(), alpha=0.5)
+        for name, value in kept.init_params.items():
+            np.testing.assert_array_equal(value, kept_start[name])
         g, m = gmf.get_params(), mlp.get_params()
         for name, value in model.init_params.items():
             source = g if name.startswith("gmf/") else m if name.startswith("mlp/") else None

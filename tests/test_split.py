@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.data import DataLoader, leave_one_out
+from model.data import DataLoader, inner_leave_one_out, leave_one_out
 from model.data.interactions import Interactions
 
 
@@ -81,6 +81,43 @@ def test_users_with_few_interactions():
         (1, 0),
         (2, 0),
     ]
+
+
+def test_train_with_validation_adds_each_validation_item_and_no_test_item(dat):
+    split = leave_one_out(dat, seed=0, n_negatives=2)
+    merged = split.train_with_validation()
+    pairs = sorted(zip(merged.user_idx.tolist(), merged.item_idx.tolist(), strict=True))
+    train = list(zip(split.train.user_idx.tolist(), split.train.item_idx.tolist(), strict=True))
+    val = list(zip(split.validation.user_idx.tolist(), split.validation.item_idx.tolist(), strict=True))
+    assert pairs == sorted(train + val)
+    assert (merged.n_users, merged.n_items) == (split.n_users, split.n_items)
+
+
+def test_inner_split_is_one_step_back_and_never_holds_the_test_item(dat):
+    outer = leave_one_out(dat, seed=0, n_negatives=2)
+    inner = inner_leave_one_out(dat, seed=0, n_negatives=2)
+    reference = _rows_by_user(dat)
+    # the inner test item is the outer validation item; the inner validation item the third-newest
+    np.testing.assert_array_equal(inner.test.user_idx, outer.validation.user_idx)
+    np.testing.assert_array_equal(inner.test.item_idx, outer.validation.item_idx)
+    assert len(inner.validation) > 0
+    for j, u in enumerate(inner.validation.user_idx):
+        assert inner.validation.item_idx[j] == reference[int(u)][-3][2]
+    test_pairs = set(zip(outer.test.user_idx.tolist(), outer.test.item_idx.tolist(), strict=True))
+    for part in (inner.train, inner.validation, inner.test):
+        assert not test_pairs & set(zip(part.user_idx.tolist(), part.item_idx.tolist(), strict=True))
+    assert len(inner.train) + len(inner.validation) + len(inner.test) + len(outer.test) == dat.n_interactions
+    # negatives exclude every interaction, the real test item included
+    known = outer.known.toarray().astype(bool)
+    for held in (inner.test, inner.validation):
+        np.testing.assert_array_equal(held.candidates[:, 0], held.item_idx)
+        assert not known[held.user_idx[:, None], held.candidates[:, 1:]].any()
+    assert (inner.known != outer.known).nnz == 0
+
+
+def test_inner_split_refuses_a_fixed_test_split(fixtures_dir):
+    with pytest.raises(ValueError, match="fixed test"):
+        inner_leave_one_out(DataLoader(fixtures_dir / "ncf").load())
 
 
 def test_ncf_split_uses_authors_test_items(fixtures_dir):

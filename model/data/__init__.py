@@ -4,7 +4,7 @@ from model.data.errors import DataFormatError
 from model.data.interactions import Interactions
 from model.data.loader import DataLoader, Dataset
 from model.data.sampling import NegativeSampler, sample_candidates
-from model.data.split import HeldOut, LeaveOneOutSplit, leave_one_out
+from model.data.split import HeldOut, LeaveOneOutSplit, inner_leave_one_out, leave_one_out
 
 __all__ = [
     "DataFormatError",
@@ -14,6 +14,7 @@ __all__ = [
     "Interactions",
     "LeaveOneOutSplit",
     "NegativeSampler",
+    "inner_leave_one_out",
     "leave_one_out",
     "sample_candidates",
 ]

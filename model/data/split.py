@@ -12,6 +12,7 @@ Full-ranking evaluation ranks a held-out item against every item the user has no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -76,6 +77,17 @@ class LeaveOneOutSplit:
             raise ValueError(f"split must be 'validation' or 'test', got {which!r}")
         return self.validation if which == "validation" else self.test
 
+    def train_with_validation(self) -> Interactions:
+        """Training positives plus each user's validation item (never the test item): what a refit trains on
+        before the test item is scored."""
+        train, held = self.train, self.validation
+        return Interactions(
+            np.concatenate([train.user_idx, held.user_idx]),
+            np.concatenate([train.item_idx, held.item_idx]),
+            train.n_users,
+            train.n_items,
+        )
+
 
 def _last_positions(user_idx: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by user then recency: (end position per user, count per user)."""
@@ -130,6 +142,39 @@ def leave_one_out(dataset: Dataset, seed: int = 0, n_negatives: int = N_NEGATIVE
         "leave-one-out split: %d train, %d validation, %d test users", len(train), len(validation), len(test)
     )
     return LeaveOneOutSplit(train=train, validation=validation, test=test, known=known)
+
+
+def inner_leave_one_out(dataset: Dataset, seed: int = 0, n_negatives: int = N_NEGATIVES) -> LeaveOneOutSplit:
+    """The leave-one-out split of `dataset` without each user's newest interaction (the test item).
+
+    Its test item is the outer split's validation item (second-newest) and its validation item the
+    third-newest, so a whole selection-and-refit pipeline can be compared on a pseudo-test without ever
+    reading the real test item. Candidates are drawn (seeds as in `leave_one_out`) against every
+    interaction of `dataset`, so the real test item is never a sampled negative, and `known` is that of
+    `dataset`. Not for the NCF layout (its test item is fixed by the files).
+    """
+    if dataset.fixed_test is not None:
+        raise ValueError("inner_leave_one_out needs a data set without a fixed test split")
+    ends, counts = _last_positions(dataset.user_idx, dataset.n_users)
+    keep = np.ones(dataset.n_interactions, dtype=bool)
+    keep[ends[counts >= 2] - 1] = False
+    inner = dataclasses.replace(
+        dataset,
+        **{name: getattr(dataset, name)[keep] for name in ("user_idx", "item_idx", "timestamp", "order")},
+    )
+    split = leave_one_out(inner, seed=seed, n_negatives=n_negatives)
+    known = dataset.interactions().to_csr()
+
+    def resampled(held: HeldOut, candidate_seed: int) -> HeldOut:
+        candidates = sample_candidates(held.user_idx, held.item_idx, known, n_negatives, candidate_seed)
+        return HeldOut(held.user_idx, held.item_idx, candidates)
+
+    return LeaveOneOutSplit(
+        train=split.train,
+        validation=resampled(split.validation, seed + 1),
+        test=resampled(split.test, seed),
+        known=known,
+    )
 
 
 def _fixed_test(dataset: Dataset) -> HeldOut:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections.abc import Collection
 from pathlib import Path
 from typing import Self
 
@@ -105,12 +106,14 @@ class NCFModel(Recommender):
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
 
-    def refit(self, train: Interactions) -> NCFModel:
+    def refit(self, train: Interactions, keep_towers: Collection[str] = ()) -> NCFModel:
         """A fresh model of the same engine and configuration trained on `train` for `best_epoch_` epochs
         with no validation; a pretrained NeuMF first refits its GMF and MLP for their own best epochs.
 
         Used after model selection to train on everything but the evaluated item (e.g. train plus the
-        validation items before reporting test figures, or all data in the batch job).
+        validation items before reporting test figures, or all data in the batch job). `keep_towers`
+        ("gmf", "mlp") names pretrained towers reused as trained in the selection run instead of refit
+        (cheaper; compared in `bench/refit_towers.py`).
         """
         from model.ncf.params import fuse_pretrained
         from model.ncf.pretrain import ALPHA
@@ -126,7 +129,10 @@ class NCFModel(Recommender):
         )
         fresh = type(self)(self.config, train_config)
         if hasattr(self, "pretrained_"):
-            fresh.pretrained_ = {kind: sub.refit(train) for kind, sub in self.pretrained_.items()}
+            fresh.pretrained_ = {
+                kind: tower if kind in keep_towers else tower.refit(train)
+                for kind, tower in self.pretrained_.items()
+            }
             gmf, mlp = (fresh.pretrained_[kind].get_params() for kind in ("gmf", "mlp"))
             fresh.init_params = fuse_pretrained(gmf, mlp, alpha=ALPHA)
         return fresh.fit(train, None)
