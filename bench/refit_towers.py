@@ -3,7 +3,8 @@
 The CLI's `--refit` (and the nightly job) retrains the GMF and MLP towers on the refit data, then fuses and
 fine-tunes them: about half of the training time. This script compares, from one selection fit of the
 default NeuMF, refits that retrain both towers (what the CLI does), keep the selection run's MLP tower,
-keep both towers (only the fused model is refit), and no refit at all.
+keep both towers (only the fused model is refit), train the selection model on for one more epoch on the
+refit data (a warm start, fresh optimizer state), and no refit at all.
 
 The real test item is never read: everything runs on `inner_leave_one_out`, the split of the data without
 each user's newest interaction. Its "test" item is the usual validation item (second-newest) and its
@@ -26,10 +27,12 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {  # name -> towers kept from the selection run (None = no refit)
+CONTINUE = "continue"
+VARIANTS = {  # name -> towers kept from the selection run (None = no refit, CONTINUE = warm start)
     "refit, towers retrained (CLI default)": (),
     "refit, MLP tower kept": ("mlp",),
     "refit, both towers kept (fused model only)": ("gmf", "mlp"),
+    "selection model trained on for 1 more epoch on the refit data": CONTINUE,
     "no refit (selection model)": None,
 }
 logger = logging.getLogger("refit_towers")
@@ -51,7 +54,14 @@ def run(data_dir: str, split_seed: int, train_seed: int, engine: str) -> dict:
     rows = []
     for name, kept in VARIANTS.items():
         start = time.perf_counter()
-        scored = model if kept is None else model.refit(split.train_with_validation(), keep_towers=kept)
+        if kept is None:
+            scored = model
+        elif kept == CONTINUE:
+            one_more = model.train_config.model_copy(update={"epochs": 1, "patience": 0, "pretrain": False})
+            scored = type(model)(model.config, one_more, init_params=model.get_params())
+            scored.fit(split.train_with_validation())
+        else:
+            scored = model.refit(split.train_with_validation(), keep_towers=kept)
         refit_s = time.perf_counter() - start
         metrics = evaluator.evaluate(scored, "test")["sampled"]
         rows.append(
