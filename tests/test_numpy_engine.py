@@ -200,3 +200,66 @@ def test_training_inside_a_daemonic_process_falls_back_to_one_process():
     loss = queue.get(timeout=60)
     worker.join(60)
     assert np.isfinite(loss) and worker.exitcode == 0
+
+
+class _Slow:
+    def nap(self, seconds, value):
+        import time
+
+        time.sleep(seconds)
+        return value
+
+    def exit(self):
+        os._exit(3)
+
+
+@pytest.mark.parametrize("spin", [0.0, 1.0])
+def test_mailbox_carries_messages_between_processes_polled_or_blocked(monkeypatch, spin):
+    """A `Mailbox` message posted by another process arrives whole, whether the receiver polls its
+    semaphore (a long spin) or blocks on it (no spin; the helper sleeps before answering)."""
+    from model.ncf import numpy_worker
+    from model.ncf.numpy_worker import StepHelper
+
+    monkeypatch.setattr(numpy_worker, "SPIN_SECONDS", spin)
+    helper = StepHelper(_Slow())
+    try:
+        for k in range(20):
+            payload = {"k": k, "array": np.arange(k)}
+            helper.submit("nap", (0.002 if k % 2 else 0.0, payload))
+            answer = helper.result()
+            assert answer["k"] == k
+            np.testing.assert_array_equal(answer["array"], np.arange(k))
+    finally:
+        helper.close()
+
+
+def test_a_helper_answers_queued_requests_in_order_and_refuses_oversized_ones():
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    try:
+        for value in range(3):  # three requests before the first answer is taken
+            helper.submit("nap", (0.01, value))
+        assert [helper.result() for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="does not fit"):
+            helper.submit("nap", (0.0, np.zeros(1 << 20)))  # 8 MB, more than the mailbox holds
+        helper.submit("nap", (0.0, "still serving"))
+        assert helper.result() == "still serving"
+    finally:
+        helper.close()
+
+
+def test_waiting_for_a_helper_that_died_raises_instead_of_hanging():
+    import time
+
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    try:
+        helper.submit("exit", ())
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match="died"):
+            helper.result()
+        assert time.monotonic() - start < 5
+    finally:
+        helper.close()
