@@ -110,7 +110,14 @@ class NumpyNCF(NCFModel):
             np.concatenate([params[n] for n in _embedding_names(self.config, side)], axis=1)
             for side in ("user", "item")
         ]
-        self._table = _shared_copy(np.concatenate(sides, axis=0), self.dtype)
+        table = np.concatenate(sides, axis=0)
+        self._optimizer = make_optimizer(self.train_config)
+        # The table and its rows' optimizer state (zeros: a fresh optimizer) in one (1 + slots, rows,
+        # width) block, so that a side's update gathers and scatters the touched rows of all of them at
+        # once (`Optimizer.update_rows`).
+        self._rows = shared_zeros((1 + self._optimizer.slots, *table.shape), self.dtype)
+        self._table = self._rows[0]
+        self._table[...] = table
         # Dense parameters are views into one flat vector, so the optimizer updates them in one go.
         names = dense_names(self.config)
         self._dense_flat = _shared_copy(np.concatenate([np.ravel(params[n]) for n in names]), self.dtype)
@@ -119,7 +126,6 @@ class NumpyNCF(NCFModel):
             size = params[name].size
             self._dense[name] = self._dense_flat[offset : offset + size].reshape(params[name].shape)
             offset += size
-        self._optimizer = make_optimizer(self.train_config)
         self._buffers: dict[str, np.ndarray] = {}  # `_work_buffer`
         self._step_views: dict[tuple[int, int], tuple] = {}  # `_step_buffers` by (batch, parts)
         self._dropout_rng = np.random.default_rng([self.train_config.seed, 1])
@@ -296,12 +302,13 @@ class NumpyNCF(NCFModel):
         at = keys.shape[0]  # slices of a side
         first = 0 if side == "user" else at
         rows, selector = row_selector(keys)
+        if side == "item":
+            rows += self.n_users
         side_slices = slices[first : first + at]
-        grad = selector @ side_slices
-        squared_grad = None
-        if squares is not None:  # squared here, not in `_part`: the sum below then reads them from cache
-            squared_grad = selector @ np.square(side_slices, out=squares[first : first + at])
-        self._optimizer.update_rows(f"{side}_embedding", table, rows, grad, squared_grad)
+        squared = None
+        if squares is not None:  # squared here, not in `_part`: the row sums then read them from cache
+            squared = np.square(side_slices, out=squares[first : first + at])
+        self._optimizer.update_rows(self._rows, rows, selector, side_slices, squared)
 
     def gradients(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
@@ -359,11 +366,9 @@ class NumpyNCF(NCFModel):
         return views
 
     def _reserve(self, batch_size: int) -> None:
-        """Allocate everything a step on up to `batch_size` examples writes (work buffers, optimizer
-        state), so that helper processes forked afterwards share it."""
+        """Allocate the work buffers of a step on up to `batch_size` examples, so that helper processes
+        forked afterwards share them (the table and its optimizer state are shared from `build` on)."""
         self._step_buffers(batch_size)
-        self._optimizer.reserve("user_embedding", self._table[: self.n_users])
-        self._optimizer.reserve("item_embedding", self._table[self.n_users :])
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
