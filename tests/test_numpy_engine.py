@@ -263,3 +263,36 @@ def test_waiting_for_a_helper_that_died_raises_instead_of_hanging():
         assert time.monotonic() - start < 5
     finally:
         helper.close()
+
+
+def _start_helper_then_die(connection) -> None:
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    connection.send(helper._process.pid)
+    os._exit(0)  # the engine dies without stopping its helper
+
+
+def test_a_helper_whose_engine_died_stops_on_its_own():
+    """A blocked helper checks that its engine is alive (`LIVENESS_SECONDS`) and exits when it is not,
+    rather than waiting on its semaphore forever."""
+    import multiprocessing
+    import time
+
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    engine = context.Process(target=_start_helper_then_die, args=(sender,))
+    engine.start()
+    assert receiver.poll(30)
+    pid = receiver.recv()
+    engine.join(30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the helper outlived its engine by 10 s")

@@ -91,7 +91,13 @@ def _serve(target: object, requests: Mailbox, answers: Mailbox) -> None:
     """The helper's loop: call `getattr(target, name)(*args)` per request until `None` arrives."""
     parent = multiprocessing.parent_process()
     alive = parent.is_alive if parent is not None else None
-    while (request := requests.take(alive)) is not None:
+    while True:
+        try:
+            request = requests.take(alive)
+        except EOFError:  # the engine is gone: nobody to serve
+            return
+        if request is None:
+            return
         name, args = request
         try:
             answers.post((True, getattr(target, name)(*args)))
