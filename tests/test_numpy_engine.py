@@ -233,14 +233,51 @@ def test_mailbox_carries_messages_between_processes_polled_or_blocked(monkeypatc
         helper.close()
 
 
-def test_a_helper_answers_queued_requests_in_order_and_refuses_oversized_ones():
+class _Counter:
+    def __init__(self):
+        from model.ncf.numpy_worker import shared_zeros
+
+        self.total = shared_zeros((1,), np.int64)
+
+    def add(self, value):
+        self.total[0] += value
+        return int(self.total[0])
+
+
+def test_a_request_the_helper_has_not_claimed_is_taken_back_and_never_run_by_it():
+    """The engine takes back an offered request that its helper has not started (here: the helper is
+    stopped), runs it itself, and the helper, once it runs again, does not run it a second time."""
+    import signal
+
+    from model.ncf.numpy_worker import StepHelper
+
+    target = _Counter()
+    helper = StepHelper(target)
+    try:
+        helper.submit("add", (1,))
+        assert helper.result() == 1  # claimed and run by the helper
+        os.kill(helper._process.pid, signal.SIGSTOP)
+        helper.submit("add", (10,))
+        assert helper.take_back()
+        assert target.add(10) == 11  # the engine runs it
+        os.kill(helper._process.pid, signal.SIGCONT)
+        helper.submit("add", (100,))
+        assert helper.result() == 111  # not 121: the taken-back request did not run again
+        assert not helper.take_back()  # answered requests cannot be taken back
+    finally:
+        os.kill(helper._process.pid, signal.SIGCONT)
+        helper.close()
+
+
+def test_a_helper_takes_one_request_at_a_time_and_refuses_oversized_ones():
     from model.ncf.numpy_worker import StepHelper
 
     helper = StepHelper(_Slow())
     try:
-        for value in range(3):  # three requests before the first answer is taken
-            helper.submit("nap", (0.01, value))
-        assert [helper.result() for _ in range(3)] == [0, 1, 2]
+        helper.submit("nap", (0.01, 0))
+        with pytest.raises(RuntimeError, match="outstanding"):
+            helper.submit("nap", (0.0, 1))
+        assert helper.result() == 0
         with pytest.raises(ValueError, match="does not fit"):
             helper.submit("nap", (0.0, np.zeros(1 << 20)))  # 8 MB, more than the mailbox holds
         helper.submit("nap", (0.0, "still serving"))

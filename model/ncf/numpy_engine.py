@@ -235,21 +235,22 @@ class NumpyNCF(NCFModel):
         return helpers
 
     def _run(self, tasks: list[Task], first: Task | None = None) -> list[Any]:
-        """Results of `tasks` (method name, arguments) in order: the first runs here, the others on the
-        step's helpers when there are (inside `train_epoch`), else here one after the other. `first`, when
-        given, runs here before them, while the helpers already work. Each task writes only its own
-        outputs, so the results do not depend on where or when the tasks ran."""
-        if self._pool is None or len(tasks) < 2:
-            if first:
-                getattr(self, first[0])(*first[1])
-            return [getattr(self, name)(*args) for name, args in tasks]
-        helpers = [self._pool[k % len(self._pool)] for k in range(len(tasks) - 1)]
-        for helper, (name, args) in zip(helpers, tasks[1:], strict=True):
-            helper.submit(name, args)
+        """Results of `tasks` (method name, arguments) in order: the first runs here, the next ones are
+        offered to the step's helpers, one each, when there are (inside `train_epoch`), and the rest runs
+        here, one after the other; a task that its helper has not started by then runs here too (see
+        `StepHelper`). `first`, when given, runs here before them, while the helpers already work. Each
+        task writes only its own outputs, so the results do not depend on where or when the tasks ran."""
+        offered = dict(zip(range(1, len(tasks)), self._pool or (), strict=False))  # task -> helper
+        for k, helper in offered.items():
+            helper.submit(*tasks[k])
         if first:
             getattr(self, first[0])(*first[1])
-        result = getattr(self, tasks[0][0])(*tasks[0][1])
-        return [result, *(helper.result() for helper in helpers)]
+        results = [
+            None if k in offered else getattr(self, name)(*args) for k, (name, args) in enumerate(tasks)
+        ]
+        for k, helper in offered.items():  # a task its helper has not started yet runs here
+            results[k] = getattr(self, tasks[k][0])(*tasks[k][1]) if helper.take_back() else helper.result()
+        return results
 
     def train_step(self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on one mini-batch: (B,) int, (B,) int, (B,) float; returns its loss.

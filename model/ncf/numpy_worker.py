@@ -11,7 +11,9 @@ Requests and answers travel through a `Mailbox`: a message pickled into a shared
 semaphore raised when it is there. The waiting side polls the semaphore (`sem_trywait`, an atomic
 operation: no system call) for up to `SPIN_SECONDS` before blocking on it, so a message that arrives
 within that time is seen within a microsecond or so; the pipe used before cost two system calls per
-message and a poll system call per check (a round trip of ~20-30 us).
+message and a poll system call per check (a round trip of ~20-30 us). A request is offered rather than
+handed over, and the engine takes it back when the helper has not started it by the time the engine's
+own half is done (`StepHelper`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import pickle
 import struct
 import time
 import traceback
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,8 @@ class Mailbox:
         self._buffer = mmap.mmap(-1, size)  # pages are only touched as far as messages reach
         self._ready = context.Semaphore(0)
 
-    def post(self, message: Any) -> None:
-        """Put `message` (picklable, at most the buffer's size when pickled) in the box and signal it."""
+    def write(self, message: Any) -> None:
+        """Put `message` (picklable, at most the buffer's size when pickled) in the buffer, unsignalled."""
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         if _LENGTH.size + len(data) > len(self._buffer):
             raise ValueError(
@@ -70,11 +71,25 @@ class Mailbox:
             )
         _LENGTH.pack_into(self._buffer, 0, len(data))
         self._buffer[_LENGTH.size : _LENGTH.size + len(data)] = data
-        self._ready.release()  # a full memory barrier: the receiver sees the bytes written above
 
-    def take(self, alive: Any = None, spin: float | None = None) -> Any:
-        """The next message: polled for up to `spin` seconds (default `SPIN_SECONDS`), then waited for.
-        `alive()`, when given, is checked while blocked: EOFError when it turns false (the sender died)."""
+    def read(self) -> Any:
+        """The message in the buffer (without waiting for a signal)."""
+        (length,) = _LENGTH.unpack_from(self._buffer, 0)
+        return pickle.loads(self._buffer[_LENGTH.size : _LENGTH.size + length])
+
+    def signal(self) -> None:
+        """Tell the receiver that a message was written (a full memory barrier: it sees the bytes)."""
+        self._ready.release()
+
+    def post(self, message: Any) -> None:
+        """`write` `message` and `signal` it."""
+        self.write(message)
+        self.signal()
+
+    def wait(self, alive: Any = None, spin: float | None = None) -> None:
+        """Wait for the next signal: polled for up to `spin` seconds (default `SPIN_SECONDS`), then
+        blocked on. `alive()`, when given, is checked while blocked: EOFError when it turns false (the
+        sender died)."""
         deadline = time.monotonic() + (SPIN_SECONDS if spin is None else spin)
         ready = self._ready
         while not ready.acquire(False):
@@ -82,23 +97,35 @@ class Mailbox:
                 while not ready.acquire(True, LIVENESS_SECONDS):
                     if alive is not None and not alive():
                         raise EOFError("the other process is gone")
-                break
-        (length,) = _LENGTH.unpack_from(self._buffer, 0)
-        return pickle.loads(self._buffer[_LENGTH.size : _LENGTH.size + length])
+                return
+
+    def take(self, alive: Any = None, spin: float | None = None) -> Any:
+        """The next message (see `wait`)."""
+        self.wait(alive, spin)
+        return self.read()
 
 
-def _serve(target: object, requests: Mailbox, answers: Mailbox) -> None:
-    """The helper's loop: call `getattr(target, name)(*args)` per request until `None` arrives."""
+# States of a helper's request slot (`StepHelper`)
+_IDLE, _OFFERED, _CLAIMED, _STOP = 0, 1, 2, 3
+
+
+def _serve(target: object, requests: Mailbox, state: np.ndarray, lock: Any, answers: Mailbox) -> None:
+    """The helper's loop: at each signal, claim the offered request, if it is still there, and answer it
+    with `getattr(target, name)(*args)`; stop when told to (or when the engine is gone)."""
     parent = multiprocessing.parent_process()
     alive = parent.is_alive if parent is not None else None
     while True:
         try:
-            request = requests.take(alive)
+            requests.wait(alive)
         except EOFError:  # the engine is gone: nobody to serve
             return
-        if request is None:
-            return
-        name, args = request
+        with lock:
+            if state[0] == _STOP:
+                return
+            if state[0] != _OFFERED:  # taken back by the engine before this process got to it
+                continue
+            state[0] = _CLAIMED
+            name, args = requests.read()
         try:
             answers.post((True, getattr(target, name)(*args)))
         except Exception:  # reported to the engine, which raises it
@@ -108,37 +135,55 @@ def _serve(target: object, requests: Mailbox, answers: Mailbox) -> None:
 class StepHelper:
     """A process forked from the engine that calls the engine's methods on request (see the module
     docstring). Only arrays allocated with `shared_zeros` before the fork are shared; everything else is
-    the helper's own copy as of the fork."""
+    the helper's own copy as of the fork.
+
+    A request is offered, not handed over: the helper claims it when it gets to it, and until then the
+    engine may take it back (`take_back`) and run it itself. On a loaded machine, where the helper may
+    wait several milliseconds for a core, the engine then does not wait for it: a step is never much
+    slower than in one process. Offer, claim and take-back change a shared state word under a lock, so
+    exactly one process runs each request."""
 
     def __init__(self, target: object) -> None:
         context = multiprocessing.get_context("fork")
         self._requests, self._answers = Mailbox(context), Mailbox(context)
-        self._queued: deque[tuple[str, tuple]] = deque()  # requests waiting for the one being served
-        self._busy = False  # a request was posted and its answer not yet taken
+        self._state = shared_zeros((1,), np.int64)
+        self._lock = context.Lock()
+        self._busy = False  # a request was offered and neither taken back nor answered yet
         self._process = context.Process(
-            target=_serve, args=(target, self._requests, self._answers), daemon=True
+            target=_serve,
+            args=(target, self._requests, self._state, self._lock, self._answers),
+            daemon=True,
         )
         self._process.start()
 
     def submit(self, name: str, args: tuple) -> None:
-        """Ask the helper to run `target.name(*args)`; collect the result with `result`, in order (a
-        request submitted while another is being served is posted when that one's answer is taken)."""
+        """Offer the helper to run `target.name(*args)`; then `take_back` it or collect its `result`
+        (one request at a time)."""
         if self._busy:
-            self._queued.append((name, args))
-        else:
-            self._requests.post((name, args))
-            self._busy = True
+            raise RuntimeError("the step helper has a request outstanding")
+        with self._lock:
+            self._requests.write((name, args))
+            self._state[0] = _OFFERED
+        self._busy = True
+        self._requests.signal()
+
+    def take_back(self) -> bool:
+        """Withdraw the outstanding request if the helper has not claimed it yet: True if withdrawn (the
+        caller runs it), False if the helper has it (collect its `result`)."""
+        with self._lock:
+            if self._state[0] != _OFFERED:
+                return False
+            self._state[0] = _IDLE
+        self._busy = False
+        return True
 
     def result(self) -> Any:
-        """The result of the oldest request not yet collected; raises RuntimeError if it failed or the
-        helper died."""
+        """The result of the outstanding request; raises RuntimeError if it failed or the helper died."""
         try:
             ok, value = self._answers.take(self._process.is_alive)
         except EOFError as error:
             raise RuntimeError(f"step helper process {self._process.pid} died") from error
-        self._busy = bool(self._queued)
-        if self._queued:
-            self._requests.post(self._queued.popleft())
+        self._busy = False
         if not ok:
             raise RuntimeError(f"step helper process failed:\n{value}")
         return value
@@ -146,7 +191,9 @@ class StepHelper:
     def close(self) -> None:
         """Stop the helper and wait for it (killed if it does not stop within 10 s)."""
         if self._process.is_alive():
-            self._requests.post(None)
+            with self._lock:
+                self._state[0] = _STOP
+            self._requests.signal()
         self._process.join(10)
         if self._process.is_alive():
             logger.warning("step helper %d did not stop; killing it", self._process.pid)
