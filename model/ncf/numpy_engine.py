@@ -261,15 +261,16 @@ class NumpyNCF(NCFModel):
         decoupled weight decay (when set). The dense layers' update (decay, then the optimizer) is tiny
         and runs here while a helper starts on the item side.
         """
-        loss, _, _, dense_grad = self._backprop(user_idx, item_idx, labels)
         optimizer = self._optimizer
         optimizer.step()
         batch, args = labels.shape[0], (optimizer.iterations, optimizer.learning_rate)
         sides = [("_update_side", (side, batch, self._batch_start, *args)) for side in ("user", "item")]
-        self._run(sides, first=("_update_dense", (dense_grad,)))
+        loss, _, _ = self._backprop(user_idx, item_idx, labels)
+        self._run(sides, first=("_update_dense", (batch,)))  # the helper starts before the dense sum
         return loss
 
-    def _update_dense(self, grad: np.ndarray) -> None:
+    def _update_dense(self, batch: int) -> None:
+        grad = self._dense_gradient(batch)
         if self.train_config.weight_decay:  # decoupled, before the update, as in Keras 3
             self._dense_flat *= self.dtype(
                 1.0 - self._optimizer.learning_rate * self.train_config.weight_decay
@@ -327,8 +328,8 @@ class NumpyNCF(NCFModel):
             gradient slices (s = 4B, else 2B), like the `tf.IndexedSlices` Keras builds. A row's gradient
             is the sum of its slices (`sum_rows`); Adam's second moment sums their squares.
         """
-        loss, slices, _, dense_grad = self._backprop(user_idx, item_idx, labels)
-        slices = slices.copy()  # a work buffer
+        loss, slices, _ = self._backprop(user_idx, item_idx, labels)
+        slices, dense_grad = slices.copy(), self._dense_gradient(labels.shape[0])  # work buffers
         sets = 2 if self.config.l2 else 1
         indices = np.concatenate([np.tile(user_idx, sets), np.tile(item_idx + self.n_users, sets)])
         return (
@@ -373,17 +374,18 @@ class NumpyNCF(NCFModel):
 
     def _backprop(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray]:
-        """Loss, embedding gradient slices and flat dense gradient of a mini-batch (see `gradients`).
+    ) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """Loss and embedding gradient slices of a mini-batch (see `gradients`); the parts' dense
+        gradients are left in their work buffers (`_dense_gradient` adds them).
 
         The batch is cut into `parts` parts whose forward and backward passes run in parallel
         (`_part`); each part writes its rows of the slices and its own dense gradient, and the parts'
-        dense gradients and losses are added in a fixed order.
+        losses are added in a fixed order.
 
         Returns:
             (loss, slices (s, row width), the buffer for their squares when the optimizer
-            `needs_squared_row_grads` else None (filled by `_update_side`), dense gradient (as
-            `_dense_flat`)). All live in work buffers that the next step overwrites.
+            `needs_squared_row_grads` else None (filled by `_update_side`)). Both are work buffers that
+            the next step overwrites.
         """
         config, batch = self.config, labels.shape[0]
         self._batch = (user_idx, item_idx, labels)
@@ -396,18 +398,29 @@ class NumpyNCF(NCFModel):
         # Dropout draws from one generator: the parts then run one after the other, in order, here.
         losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._run(tasks)
         loss = sum(losses)
-        slices, squares, dense_parts, _, _ = self._step_buffers(batch)
-        dense_grad = dense_parts[0]
-        for part_grad in dense_parts[1:parts]:
-            dense_grad += part_grad
         if config.l2:
+            loss += config.l2 * sum(
+                float(np.sum(np.square(param)))
+                for name, param in self._dense.items()
+                if name.endswith("kernel")
+            )
+        slices, squares, _, _, _ = self._step_buffers(batch)
+        return loss, slices, squares
+
+    def _dense_gradient(self, batch: int) -> np.ndarray:
+        """The flat dense gradient (as `_dense_flat`) of the last `_backprop` on `batch` examples: the
+        parts' gradients added in a fixed order (into the first part's work buffer), plus the L2 term."""
+        _, _, dense_parts, _, _ = self._step_buffers(batch)
+        dense_grad = dense_parts[0]
+        for part_grad in dense_parts[1 : min(self.parts, batch)]:
+            dense_grad += part_grad
+        if self.config.l2:
             offset = 0
             for name, param in self._dense.items():
                 if name.endswith("kernel"):
-                    loss += config.l2 * float(np.sum(np.square(param)))
-                    dense_grad[offset : offset + param.size] += self.dtype(2 * config.l2) * param.ravel()
+                    dense_grad[offset : offset + param.size] += self.dtype(2 * self.config.l2) * param.ravel()
                 offset += param.size
-        return loss, slices, squares, dense_grad
+        return dense_grad
 
     def _part(
         self,
