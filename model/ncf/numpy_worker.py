@@ -18,6 +18,7 @@ own half is done (`StepHelper`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import multiprocessing
@@ -25,6 +26,7 @@ import pickle
 import struct
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -156,12 +158,23 @@ class StepHelper:
         )
         self._process.start()
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The state lock, waited for while the helper lives (RuntimeError if it died holding it)."""
+        while not self._lock.acquire(True, LIVENESS_SECONDS):
+            if not self._process.is_alive():
+                raise RuntimeError(f"step helper process {self._process.pid} died")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def submit(self, name: str, args: tuple) -> None:
         """Offer the helper to run `target.name(*args)`; then `take_back` it or collect its `result`
         (one request at a time)."""
         if self._busy:
             raise RuntimeError("the step helper has a request outstanding")
-        with self._lock:
+        with self._locked():
             self._requests.write((name, args))
             self._state[0] = _OFFERED
         self._busy = True
@@ -170,7 +183,7 @@ class StepHelper:
     def take_back(self) -> bool:
         """Withdraw the outstanding request if the helper has not claimed it yet: True if withdrawn (the
         caller runs it), False if the helper has it (collect its `result`)."""
-        with self._lock:
+        with self._locked():
             if self._state[0] != _OFFERED:
                 return False
             self._state[0] = _IDLE
@@ -191,9 +204,12 @@ class StepHelper:
     def close(self) -> None:
         """Stop the helper and wait for it (killed if it does not stop within 10 s)."""
         if self._process.is_alive():
-            with self._lock:
-                self._state[0] = _STOP
-            self._requests.signal()
+            try:
+                with self._locked():
+                    self._state[0] = _STOP
+                self._requests.signal()
+            except RuntimeError:  # died holding the lock: killed below
+                pass
         self._process.join(10)
         if self._process.is_alive():
             logger.warning("step helper %d did not stop; killing it", self._process.pid)
