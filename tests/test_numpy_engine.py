@@ -333,3 +333,16 @@ def test_a_helper_whose_engine_died_stops_on_its_own():
     else:
         os.kill(pid, 9)
         pytest.fail("the helper outlived its engine by 10 s")
+
+
+def test_closing_a_helper_in_the_middle_of_a_request_waits_for_it_and_stops_it():
+    import time
+
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    helper.submit("nap", (0.3, 0))
+    time.sleep(0.1)  # claimed by now
+    start = time.monotonic()
+    helper.close()
+    assert time.monotonic() - start < 5 and not helper._process.is_alive()

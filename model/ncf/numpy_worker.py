@@ -18,7 +18,6 @@ own half is done (`StepHelper`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import mmap
 import multiprocessing
@@ -26,7 +25,6 @@ import pickle
 import struct
 import time
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -107,13 +105,9 @@ class Mailbox:
         return self.read()
 
 
-# States of a helper's request slot (`StepHelper`)
-_IDLE, _OFFERED, _CLAIMED, _STOP = 0, 1, 2, 3
-
-
-def _serve(target: object, requests: Mailbox, state: np.ndarray, lock: Any, answers: Mailbox) -> None:
+def _serve(target: object, requests: Mailbox, claim: Any, answers: Mailbox) -> None:
     """The helper's loop: at each signal, claim the offered request, if it is still there, and answer it
-    with `getattr(target, name)(*args)`; stop when told to (or when the engine is gone)."""
+    with `getattr(target, name)(*args)`; stop at a `None` request (or when the engine is gone)."""
     parent = multiprocessing.parent_process()
     alive = parent.is_alive if parent is not None else None
     while True:
@@ -121,13 +115,12 @@ def _serve(target: object, requests: Mailbox, state: np.ndarray, lock: Any, answ
             requests.wait(alive)
         except EOFError:  # the engine is gone: nobody to serve
             return
-        with lock:
-            if state[0] == _STOP:
-                return
-            if state[0] != _OFFERED:  # taken back by the engine before this process got to it
-                continue
-            state[0] = _CLAIMED
-            name, args = requests.read()
+        if not claim.acquire(False):  # taken back by the engine before this process got to it
+            continue
+        request = requests.read()
+        if request is None:
+            return
+        name, args = request
         try:
             answers.post((True, getattr(target, name)(*args)))
         except Exception:  # reported to the engine, which raises it
@@ -141,54 +134,40 @@ class StepHelper:
 
     A request is offered, not handed over: the helper claims it when it gets to it, and until then the
     engine may take it back (`take_back`) and run it itself. On a loaded machine, where the helper may
-    wait several milliseconds for a core, the engine then does not wait for it: a step is never much
-    slower than in one process. Offer, claim and take-back change a shared state word under a lock, so
-    exactly one process runs each request."""
+    wait several milliseconds for a core, the engine then does not wait for it. Claim and take-back both
+    try to decrement one semaphore that the offer raised to 1 (`sem_trywait`, atomic), so exactly one
+    process runs each request."""
 
     def __init__(self, target: object) -> None:
         context = multiprocessing.get_context("fork")
         self._requests, self._answers = Mailbox(context), Mailbox(context)
-        self._state = shared_zeros((1,), np.int64)
-        self._lock = context.Lock()
+        self._claim = context.Semaphore(0)
         self._busy = False  # a request was offered and neither taken back nor answered yet
         self._process = context.Process(
-            target=_serve,
-            args=(target, self._requests, self._state, self._lock, self._answers),
-            daemon=True,
+            target=_serve, args=(target, self._requests, self._claim, self._answers), daemon=True
         )
         self._process.start()
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """The state lock, waited for while the helper lives (RuntimeError if it died holding it)."""
-        while not self._lock.acquire(True, LIVENESS_SECONDS):
-            if not self._process.is_alive():
-                raise RuntimeError(f"step helper process {self._process.pid} died")
-        try:
-            yield
-        finally:
-            self._lock.release()
+    def _offer(self, request: tuple[str, tuple] | None) -> None:
+        self._requests.write(request)  # read only by a process that claims it, after the release below
+        self._claim.release()
+        self._requests.signal()
 
     def submit(self, name: str, args: tuple) -> None:
         """Offer the helper to run `target.name(*args)`; then `take_back` it or collect its `result`
         (one request at a time)."""
         if self._busy:
             raise RuntimeError("the step helper has a request outstanding")
-        with self._locked():
-            self._requests.write((name, args))
-            self._state[0] = _OFFERED
+        self._offer((name, args))
         self._busy = True
-        self._requests.signal()
 
     def take_back(self) -> bool:
         """Withdraw the outstanding request if the helper has not claimed it yet: True if withdrawn (the
         caller runs it), False if the helper has it (collect its `result`)."""
-        with self._locked():
-            if self._state[0] != _OFFERED:
-                return False
-            self._state[0] = _IDLE
-        self._busy = False
-        return True
+        if self._busy and self._claim.acquire(False):
+            self._busy = False
+            return True
+        return False
 
     def result(self) -> Any:
         """The result of the outstanding request; raises RuntimeError if it failed or the helper died."""
@@ -204,12 +183,12 @@ class StepHelper:
     def close(self) -> None:
         """Stop the helper and wait for it (killed if it does not stop within 10 s)."""
         if self._process.is_alive():
-            try:
-                with self._locked():
-                    self._state[0] = _STOP
-                self._requests.signal()
-            except RuntimeError:  # died holding the lock: killed below
-                pass
+            if self._busy and not self.take_back():  # the helper runs a request: let it finish
+                try:
+                    self.result()
+                except RuntimeError:
+                    pass
+            self._offer(None)
         self._process.join(10)
         if self._process.is_alive():
             logger.warning("step helper %d did not stop; killing it", self._process.pid)
