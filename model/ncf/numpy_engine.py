@@ -259,12 +259,14 @@ class NumpyNCF(NCFModel):
         (`_backprop`), then the row sums and lazy updates of the user rows and of the item rows (disjoint
         rows, separate optimizer state), each side first shrinking its whole half of the table by the
         decoupled weight decay (when set). The dense layers' update (decay, then the optimizer) is tiny
-        and runs here while a helper starts on the item side.
+        and runs here, before the item side, while a helper does the user side: the user side costs ~13%
+        more (same number of touched rows, spread over a larger table: 692 vs 613 us CPU per step in a
+        scratch run at load 2.7).
         """
         optimizer = self._optimizer
         optimizer.step()
         batch, args = labels.shape[0], (optimizer.iterations, optimizer.learning_rate)
-        sides = [("_update_side", (side, batch, self._batch_start, *args)) for side in ("user", "item")]
+        sides = [("_update_side", (side, batch, self._batch_start, *args)) for side in ("item", "user")]
         loss, _, _ = self._backprop(user_idx, item_idx, labels)
         self._run(sides, first=("_update_dense", (batch,)))  # the helper starts before the dense sum
         return loss
