@@ -346,3 +346,23 @@ def test_closing_a_helper_in_the_middle_of_a_request_waits_for_it_and_stops_it()
     start = time.monotonic()
     helper.close()
     assert time.monotonic() - start < 5 and not helper._process.is_alive()
+
+
+def test_a_mailbox_polls_longer_after_prompt_messages_and_shorter_after_late_ones():
+    """The receiver's polling time doubles after a message that came within `SPIN_SECONDS` and halves
+    after one that came later (where the sender is slow, e.g. sharing its core, polling only takes CPU
+    time from it)."""
+    import multiprocessing
+    import threading
+
+    from model.ncf.numpy_worker import MIN_SPIN_SECONDS, SPIN_SECONDS, Mailbox
+
+    box = Mailbox(multiprocessing.get_context("fork"))
+    assert box._spin == SPIN_SECONDS
+    box._spin = MIN_SPIN_SECONDS
+    box.post("prompt")
+    assert box.take() == "prompt" and box._spin == 2 * MIN_SPIN_SECONDS
+    late = threading.Timer(20 * SPIN_SECONDS, box.post, args=("late",))
+    late.start()
+    assert box.take() == "late" and box._spin == MIN_SPIN_SECONDS
+    late.join()

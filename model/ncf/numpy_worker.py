@@ -9,11 +9,11 @@ other's Python interpreter (no GIL).
 
 Requests and answers travel through a `Mailbox`: a message pickled into a shared buffer and a POSIX
 semaphore raised when it is there. The waiting side polls the semaphore (`sem_trywait`, an atomic
-operation: no system call) for up to `SPIN_SECONDS` before blocking on it, so a message that arrives
-within that time is seen within a microsecond or so; the pipe used before cost two system calls per
-message and a poll system call per check (a round trip of ~20-30 us). A request is offered rather than
-handed over, and the engine takes it back when the helper has not started it by the time the engine's
-own half is done (`StepHelper`).
+operation: no system call) for up to `SPIN_SECONDS` (adapted, see `Mailbox.wait`) before blocking on
+it, so a message that arrives within that time is seen within a microsecond or so; the pipe used before
+cost two system calls per message and a poll system call per check (a round trip of ~20-30 us). A
+request is offered rather than handed over, and the engine takes it back when the helper has not
+started it by the time the engine's own half is done (`StepHelper`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 # costs the CPU of an otherwise idle core. On a loaded machine it would steal the other process' time
 # slice, but there the engine's probe keeps one process and the helper gets no requests.
 SPIN_SECONDS = 1e-3
+MIN_SPIN_SECONDS = 2e-5  # where an adapted polling time restarts from (see `Mailbox.wait`)
 # Seconds a blocked wait sleeps before checking that the other process is still alive.
 LIVENESS_SECONDS = 0.2
 _LENGTH = struct.Struct("<q")  # a message's pickled size, before it in the buffer
@@ -61,6 +62,7 @@ class Mailbox:
     def __init__(self, context: Any, size: int = 1 << 20) -> None:
         self._buffer = mmap.mmap(-1, size)  # pages are only touched as far as messages reach
         self._ready = context.Semaphore(0)
+        self._spin = SPIN_SECONDS  # the receiver's current polling time (`wait`)
 
     def write(self, message: Any) -> None:
         """Put `message` (picklable, at most the buffer's size when pickled) in the buffer, unsignalled."""
@@ -86,22 +88,32 @@ class Mailbox:
         self.write(message)
         self.signal()
 
-    def wait(self, alive: Any = None, spin: float | None = None) -> None:
-        """Wait for the next signal: polled for up to `spin` seconds (default `SPIN_SECONDS`), then
-        blocked on. `alive()`, when given, is checked while blocked: EOFError when it turns false (the
-        sender died)."""
-        deadline = time.monotonic() + (SPIN_SECONDS if spin is None else spin)
+    def wait(self, alive: Any = None) -> None:
+        """Wait for the next signal: polled for a while, then blocked on. `alive()`, when given, is
+        checked while blocked: EOFError when it turns false (the sender died).
+
+        The polling time adapts (in the receiving process): a wait that ended within `SPIN_SECONDS`
+        doubles it (up to `SPIN_SECONDS`, from at least `MIN_SPIN_SECONDS`), a longer one halves it. On
+        an idle machine the engine's messages come within tens of microseconds, and polling spares the
+        wake-up of a blocked process (~40-100 us here); where the processes share their cores with other
+        work, messages come late, and polling would only take CPU time from the sender."""
+        start = time.monotonic()
+        deadline = start + self._spin
         ready = self._ready
         while not ready.acquire(False):
             if time.monotonic() > deadline:
                 while not ready.acquire(True, LIVENESS_SECONDS):
                     if alive is not None and not alive():
                         raise EOFError("the other process is gone")
-                return
+                break
+        if time.monotonic() - start <= SPIN_SECONDS:
+            self._spin = min(SPIN_SECONDS, max(2 * self._spin, MIN_SPIN_SECONDS))
+        else:
+            self._spin /= 2
 
-    def take(self, alive: Any = None, spin: float | None = None) -> Any:
+    def take(self, alive: Any = None) -> Any:
         """The next message (see `wait`)."""
-        self.wait(alive, spin)
+        self.wait(alive)
         return self.read()
 
 
