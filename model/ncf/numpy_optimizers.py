@@ -61,10 +61,9 @@ def take_block_rows(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def put_block_rows(block: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     """block[:, rows] = values for a C-contiguous (k, n, w) block, (u,) unique rows and (k, u, w) values,
-    in one scatter of whole rows."""
-    slots, n, width = block.shape
-    index = rows + np.arange(0, slots * n, n)[:, None]  # (k, u): the rows' places in the (k n,) records
-    row_records(block.reshape(slots * n, width)).put(index, row_records(values.reshape(-1, width)))
+    scattering whole rows (one scatter per slot: ~10% quicker than one of flat indices into all k n)."""
+    for slot, slot_values in zip(block, values, strict=True):
+        row_records(slot).put(rows, row_records(slot_values))
 
 
 class Optimizer(ABC):
