@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 logger = logging.getLogger(__name__)
-# Seconds a process polls for a message before blocking. A process blocked on a pipe took ~40-100 us to
-# wake up on our 2-core VM (the engine waited that long for the helper's half at every phase); polling
-# costs the CPU of an otherwise idle core. On a loaded machine it would steal the other process' time
-# slice, but there the engine's probe keeps one process and the helper gets no requests.
+# Longest time a process polls for a message before blocking. A blocked process took ~40-100 us to wake up
+# on our 2-core VM (the engine waited that long for the helper's half at every phase); polling costs the
+# CPU of an otherwise idle core. On a loaded machine it would take time from the other process, so the
+# polling time shrinks where messages come late (`Mailbox.wait`).
 SPIN_SECONDS = 1e-3
 MIN_SPIN_SECONDS = 2e-5  # where an adapted polling time restarts from (see `Mailbox.wait`)
 # Seconds a blocked wait sleeps before checking that the other process is still alive.
