@@ -151,6 +151,46 @@ def test_the_helper_process_changes_nothing_and_is_stopped_after_the_epoch():
     assert multiprocessing.active_children() == []
 
 
+def test_a_stalled_helper_neither_stalls_training_nor_changes_it(monkeypatch):
+    """With its helper stopped (SIGSTOP) for the whole epoch, the engine takes back every request it
+    offered and runs it itself: training completes, with the weights and losses of one process."""
+    import signal
+
+    from model.ncf.numpy_worker import StepHelper
+
+    started, close = [], StepHelper.close
+    start_helpers = NumpyNCF._start_helpers
+
+    def start_stopped(self):
+        helpers = start_helpers(self)
+        for helper in helpers:
+            os.kill(helper._process.pid, signal.SIGSTOP)
+        started.extend(helpers)
+        return helpers
+
+    def resume_and_close(self):
+        os.kill(self._process.pid, signal.SIGCONT)
+        close(self)
+
+    def waited(signum, frame):
+        raise TimeoutError("training waited for the stopped helper")
+
+    single = _decayed(threads=1)
+    monkeypatch.setattr(NumpyNCF, "_start_helpers", start_stopped)
+    monkeypatch.setattr(StepHelper, "close", resume_and_close)
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(30)
+    try:
+        stalled = _decayed(threads=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(started) == 2  # one helper per epoch, each stopped throughout
+    assert single[0] == stalled[0]
+    for name, value in single[1].items():
+        np.testing.assert_array_equal(stalled[1][name], value, err_msg=name)
+
+
 def test_a_helper_shares_memory_and_reports_failures():
     from model.ncf.numpy_worker import StepHelper, shared_zeros
 
