@@ -2,7 +2,8 @@
 
 Each engine trains through `NeuMFTrainer` (validation HR@10 every epoch, best epoch restored), then is
 evaluated on the validation and test items with the sampled (1 + 99) and full-ranking protocols. Written:
-`bench/results/compare_engines.json`, `.md` and `.png` (validation HR@10 per epoch, both engines).
+`bench/results/compare_engines.json`, `.md` and `.png` (validation HR@10 per epoch, both engines; another
+stem with `--out`).
 
 Speed is `model.train_epoch` time only (negative sampling and validation excluded, identical for both);
 samples/s is the median over epochs after the first (the first includes Keras' XLA compilation). CPU
@@ -174,7 +175,7 @@ def write_markdown(report: dict, path: Path) -> None:
             f"{r['history'][i]['val_hr@10']:.4f}" if i < len(r["history"]) else "" for r in runs.values()
         ]
         lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
-    lines += ["", "![validation HR@10 per epoch](compare_engines.png)", ""]
+    lines += ["", f"![validation HR@10 per epoch]({path.with_suffix('.png').name})", ""]
     pairs = report.get("repeats", [])
     if len(pairs) > 1:
         lines += [
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--repeats", type=int, default=1, help="runs of the Keras / NumPy pair (ABBA order)")
+    parser.add_argument("--out", default="compare_engines", help="results file stem in bench/results")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -282,10 +284,10 @@ def main() -> None:
         report["repeat_medians"] = {"ratio": float(np.median([p["ratio"] for p in pairs]))} | {
             e: round(float(np.median([p[e] for p in pairs]))) for e in ENGINES
         }
-    (RESULTS / "compare_engines.json").write_text(json.dumps(report, indent=2))
-    write_markdown(report, RESULTS / "compare_engines.md")
-    write_chart(report, RESULTS / "compare_engines.png")
-    logger.info("wrote %s", RESULTS / "compare_engines.md")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2))
+    write_markdown(report, RESULTS / f"{args.out}.md")
+    write_chart(report, RESULTS / f"{args.out}.png")
+    logger.info("wrote %s", RESULTS / f"{args.out}.md")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,46 @@ def test_the_helper_process_changes_nothing_and_is_stopped_after_the_epoch():
     assert multiprocessing.active_children() == []
 
 
+def test_a_stalled_helper_neither_stalls_training_nor_changes_it(monkeypatch):
+    """With its helper stopped (SIGSTOP) for the whole epoch, the engine takes back every request it
+    offered and runs it itself: training completes, with the weights and losses of one process."""
+    import signal
+
+    from model.ncf.numpy_worker import StepHelper
+
+    started, close = [], StepHelper.close
+    start_helpers = NumpyNCF._start_helpers
+
+    def start_stopped(self):
+        helpers = start_helpers(self)
+        for helper in helpers:
+            os.kill(helper._process.pid, signal.SIGSTOP)
+        started.extend(helpers)
+        return helpers
+
+    def resume_and_close(self):
+        os.kill(self._process.pid, signal.SIGCONT)
+        close(self)
+
+    def waited(signum, frame):
+        raise TimeoutError("training waited for the stopped helper")
+
+    single = _decayed(threads=1)
+    monkeypatch.setattr(NumpyNCF, "_start_helpers", start_stopped)
+    monkeypatch.setattr(StepHelper, "close", resume_and_close)
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(30)
+    try:
+        stalled = _decayed(threads=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(started) == 2  # one helper per epoch, each stopped throughout
+    assert single[0] == stalled[0]
+    for name, value in single[1].items():
+        np.testing.assert_array_equal(stalled[1][name], value, err_msg=name)
+
+
 def test_a_helper_shares_memory_and_reports_failures():
     from model.ncf.numpy_worker import StepHelper, shared_zeros
 
@@ -200,3 +240,169 @@ def test_training_inside_a_daemonic_process_falls_back_to_one_process():
     loss = queue.get(timeout=60)
     worker.join(60)
     assert np.isfinite(loss) and worker.exitcode == 0
+
+
+class _Slow:
+    def nap(self, seconds, value):
+        import time
+
+        time.sleep(seconds)
+        return value
+
+    def exit(self):
+        os._exit(3)
+
+
+@pytest.mark.parametrize("spin", [0.0, 1.0])
+def test_mailbox_carries_messages_between_processes_polled_or_blocked(monkeypatch, spin):
+    """A `Mailbox` message posted by another process arrives whole, whether the receiver polls its
+    semaphore (a long spin) or blocks on it (no spin; the helper sleeps before answering)."""
+    from model.ncf import numpy_worker
+    from model.ncf.numpy_worker import StepHelper
+
+    monkeypatch.setattr(numpy_worker, "SPIN_SECONDS", spin)
+    helper = StepHelper(_Slow())
+    try:
+        for k in range(20):
+            payload = {"k": k, "array": np.arange(k)}
+            helper.submit("nap", (0.002 if k % 2 else 0.0, payload))
+            answer = helper.result()
+            assert answer["k"] == k
+            np.testing.assert_array_equal(answer["array"], np.arange(k))
+    finally:
+        helper.close()
+
+
+class _Counter:
+    def __init__(self):
+        from model.ncf.numpy_worker import shared_zeros
+
+        self.total = shared_zeros((1,), np.int64)
+
+    def add(self, value):
+        self.total[0] += value
+        return int(self.total[0])
+
+
+def test_a_request_the_helper_has_not_claimed_is_taken_back_and_never_run_by_it():
+    """The engine takes back an offered request that its helper has not started (here: the helper is
+    stopped), runs it itself, and the helper, once it runs again, does not run it a second time."""
+    import signal
+
+    from model.ncf.numpy_worker import StepHelper
+
+    target = _Counter()
+    helper = StepHelper(target)
+    try:
+        helper.submit("add", (1,))
+        assert helper.result() == 1  # claimed and run by the helper
+        os.kill(helper._process.pid, signal.SIGSTOP)
+        helper.submit("add", (10,))
+        assert helper.take_back()
+        assert target.add(10) == 11  # the engine runs it
+        os.kill(helper._process.pid, signal.SIGCONT)
+        helper.submit("add", (100,))
+        assert helper.result() == 111  # not 121: the taken-back request did not run again
+        assert not helper.take_back()  # answered requests cannot be taken back
+    finally:
+        os.kill(helper._process.pid, signal.SIGCONT)
+        helper.close()
+
+
+def test_a_helper_takes_one_request_at_a_time_and_refuses_oversized_ones():
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    try:
+        helper.submit("nap", (0.01, 0))
+        with pytest.raises(RuntimeError, match="outstanding"):
+            helper.submit("nap", (0.0, 1))
+        assert helper.result() == 0
+        with pytest.raises(ValueError, match="does not fit"):
+            helper.submit("nap", (0.0, np.zeros(1 << 20)))  # 8 MB, more than the mailbox holds
+        helper.submit("nap", (0.0, "still serving"))
+        assert helper.result() == "still serving"
+    finally:
+        helper.close()
+
+
+def test_waiting_for_a_helper_that_died_raises_instead_of_hanging():
+    import time
+
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    try:
+        helper.submit("exit", ())
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match="died"):
+            helper.result()
+        assert time.monotonic() - start < 5
+    finally:
+        helper.close()
+
+
+def _start_helper_then_die(connection) -> None:
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    connection.send(helper._process.pid)
+    os._exit(0)  # the engine dies without stopping its helper
+
+
+def test_a_helper_whose_engine_died_stops_on_its_own():
+    """A blocked helper checks that its engine is alive (`LIVENESS_SECONDS`) and exits when it is not,
+    rather than waiting on its semaphore forever."""
+    import multiprocessing
+    import time
+
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    engine = context.Process(target=_start_helper_then_die, args=(sender,))
+    engine.start()
+    assert receiver.poll(30)
+    pid = receiver.recv()
+    engine.join(30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the helper outlived its engine by 10 s")
+
+
+def test_closing_a_helper_in_the_middle_of_a_request_waits_for_it_and_stops_it():
+    import time
+
+    from model.ncf.numpy_worker import StepHelper
+
+    helper = StepHelper(_Slow())
+    helper.submit("nap", (0.3, 0))
+    time.sleep(0.1)  # claimed by now
+    start = time.monotonic()
+    helper.close()
+    assert time.monotonic() - start < 5 and not helper._process.is_alive()
+
+
+def test_a_mailbox_polls_longer_after_prompt_messages_and_shorter_after_late_ones():
+    """The receiver's polling time doubles after a message that came within `SPIN_SECONDS` and halves
+    after one that came later (where the sender is slow, e.g. sharing its core, polling only takes CPU
+    time from it)."""
+    import multiprocessing
+    import threading
+
+    from model.ncf.numpy_worker import MIN_SPIN_SECONDS, SPIN_SECONDS, Mailbox
+
+    box = Mailbox(multiprocessing.get_context("fork"))
+    assert box._spin == SPIN_SECONDS
+    box._spin = MIN_SPIN_SECONDS
+    box.post("prompt")
+    assert box.take() == "prompt" and box._spin == 2 * MIN_SPIN_SECONDS
+    late = threading.Timer(20 * SPIN_SECONDS, box.post, args=("late",))
+    late.start()
+    assert box.take() == "late" and box._spin == MIN_SPIN_SECONDS
+    late.join()

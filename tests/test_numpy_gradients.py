@@ -7,7 +7,7 @@ import pytest
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_engine import NumpyNCF
 from model.ncf.numpy_network import log_loss_with_logits
-from model.ncf.numpy_sparse import sum_rows
+from model.ncf.numpy_sparse import row_selector, sum_rows
 from model.ncf.params import init_params
 
 
@@ -194,9 +194,12 @@ def test_adam_with_scaled_moments_follows_the_keras_formulas_over_many_steps():
     rng = np.random.default_rng(6)
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-7
     start = rng.normal(size=(6, 4))
-    dense, table, optimizer = start.astype(np.float32), start.astype(np.float32), Adam(lr)
+    dense, optimizer = start.astype(np.float32), Adam(lr)
+    block = np.zeros((3, *start.shape), np.float32)  # the table's rows, then M and V
+    block[0] = start
     reference, m, v = start.copy(), np.zeros_like(start), np.zeros_like(start)
-    rows = np.arange(6)
+    # the gradient of each row in two slices (per-example gradients), half each
+    rows, selector = row_selector(np.tile(np.arange(6), 2))
     for t in range(1, 51):
         grad = rng.normal(scale=0.1, size=start.shape)
         m += (grad - m) * (1 - b1)
@@ -204,7 +207,9 @@ def test_adam_with_scaled_moments_follows_the_keras_formulas_over_many_steps():
         reference -= lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
         optimizer.step()
         optimizer.update("dense", dense, grad.astype(np.float32))
-        optimizer.update_rows("rows", table, rows, grad.astype(np.float32))
+        half = (grad / 2).astype(np.float32)
+        # Adam's second moment sums the squared slices it is given: here two of g^2 / 2, so that it sums g^2
+        optimizer.update_rows(block, rows, selector, np.tile(half, (2, 1)), np.tile(2 * half**2, (2, 1)))
     assert np.abs(reference - start).max() > 0.1  # the parameters moved: the comparison is not vacuous
     np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(table, reference, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(block[0], reference, rtol=0, atol=1e-5)

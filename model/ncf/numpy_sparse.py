@@ -33,17 +33,29 @@ class RowSelector:
         self._ones: dict[np.dtype, np.ndarray] = {}  # the matrix' values, by dtype (shared by products)
 
     def __matmul__(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.shape[0], values.shape[1]), dtype=values.dtype)
+        self.add_product(values, out)
+        return out
+
+    def add_product(self, values: np.ndarray, out: np.ndarray) -> None:
+        """out += self @ values, in place: (n, w) values into C-contiguous (u, w) `out` of their dtype
+        (scipy's kernel accumulates into its output, so this costs no more than the product alone)."""
         values = np.ascontiguousarray(values)
         ones = self._ones.get(values.dtype)
         if ones is None:
             ones = self._ones[values.dtype] = np.empty(self.shape[1], dtype=values.dtype)
             ones.fill(1)
         if _csr_matvecs is None:
-            return np.asarray(sp.csr_matrix((ones, self.order, self.indptr), shape=self.shape) @ values)
-        out = np.zeros((self.shape[0], values.shape[1]), dtype=values.dtype)
+            out += sp.csr_matrix((ones, self.order, self.indptr), shape=self.shape) @ values
+            return
+        if (
+            not out.flags.c_contiguous
+            or out.dtype != values.dtype
+            or out.shape != (self.shape[0], values.shape[1])
+        ):
+            raise ValueError("add_product needs a C-contiguous output of the values' dtype and (rows, width)")
         rows, n = self.shape
         _csr_matvecs(rows, n, values.shape[1], self.indptr, self.order, ones, values.ravel(), out.ravel())
-        return out
 
 
 def row_selector(indices: np.ndarray) -> tuple[np.ndarray, RowSelector]:
