@@ -8,6 +8,9 @@ drawn from the training part the same way.
 
 Full-ranking evaluation ranks a held-out item against every item the user has no interaction with at all
 (the other held-out item is excluded too, it is a known positive, not a negative).
+
+`inner_leave_one_out` is the same split one step back in time (the data without each user's newest
+interaction), for comparing pipeline choices such as the refit on a pseudo-test instead of the test item.
 """
 
 from __future__ import annotations
