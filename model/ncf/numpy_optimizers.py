@@ -143,13 +143,7 @@ class SGD(Optimizer):
         return 1 if self.momentum else 0
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        if not self.momentum:
-            param -= self.learning_rate * grad
-            return
-        (velocity,) = self._slots(name, param)
-        velocity *= self.momentum
-        velocity -= self.learning_rate * grad
-        param += velocity
+        self._step(param, self._slots(name, param)[0] if self.momentum else None, grad)
 
     def _update_taken_rows(
         self,
@@ -158,14 +152,16 @@ class SGD(Optimizer):
         slices: np.ndarray,
         squared_slices: np.ndarray | None,
     ) -> None:
-        params, grad = taken[0], selector @ slices
-        if not self.momentum:
-            params -= self.learning_rate * grad
+        self._step(taken[0], taken[1] if self.momentum else None, selector @ slices)
+
+    def _step(self, param: np.ndarray, velocity: np.ndarray | None, grad: np.ndarray) -> None:
+        """In place: `param` -= lr * grad, or with momentum through `velocity` (same shape as `param`)."""
+        if velocity is None:
+            param -= self.learning_rate * grad
             return
-        velocity = taken[1]
         velocity *= self.momentum
         velocity -= self.learning_rate * grad
-        params += velocity
+        param += velocity
 
 
 class Adam(Optimizer):
