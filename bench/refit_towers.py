@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -76,8 +77,7 @@ def run(data_dir: str, split_seed: int, train_seed: int, engine: str) -> dict:
         hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
         logger.info("%s: HR@10 %.4f NDCG@10 %.4f (%.0f s)", name, hr, ndcg, refit_s)
     return {
-        "command": f"bench/refit_towers.py --data-dir {data_dir} --seed {split_seed} "
-        f"--train-seed {train_seed} --engine {engine}",
+        "command": "python bench/refit_towers.py " + " ".join(sys.argv[1:]),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "engine": engine,
         "train_config": model.train_config.model_dump(mode="json"),
