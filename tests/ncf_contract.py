@@ -206,6 +206,8 @@ class NCFModelContract:
         assert refit.pretrained_["mlp"].train_config.num_negatives == 2
         assert all(refit.pretrained_[kind] is not model.pretrained_[kind] for kind in ("gmf", "mlp"))
         # keep_towers: a kept tower is the selection run's own, and the fused start is built from it
+        with pytest.raises(ValueError, match="keep_towers"):
+            model.refit(train, keep_towers=("mpl",))
         kept = model.refit(train, keep_towers=("mlp",))
         assert kept.pretrained_["mlp"] is mlp and kept.pretrained_["gmf"] is not gmf
         kept_start = fuse_pretrained(kept.pretrained_["gmf"].get_params(), mlp.get_params(), alpha=0.5)

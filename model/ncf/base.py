@@ -113,11 +113,13 @@ class NCFModel(Recommender):
         Used after model selection to train on everything but the evaluated item (e.g. train plus the
         validation items before reporting test figures, or all data in the batch job). `keep_towers`
         ("gmf", "mlp") names pretrained towers reused as trained in the selection run instead of refit
-        (cheaper; compared in `bench/refit_towers.py`).
+        (cheaper, less accurate: `bench/refit_towers.py`); ValueError for a tower the model does not have.
         """
         from model.ncf.params import fuse_pretrained
         from model.ncf.pretrain import ALPHA
 
+        if unknown := set(keep_towers) - set(getattr(self, "pretrained_", {})):
+            raise ValueError(f"keep_towers names no pretrained tower of this model: {sorted(unknown)}")
         cfg = self.train_config
         train_config = cfg.model_copy(
             update={
