@@ -21,7 +21,7 @@ from model.data import DataFormatError, DataLoader, leave_one_out
 from model.data.formats import FORMATS
 from model.data.split import N_NEGATIVES
 from model.evaluation import PROTOCOLS, Evaluator
-from model.ncf.config import TOWER_FIELDS
+from model.ncf.config import TOWER_OVERRIDES, TOWERS
 from model.registry import MODELS, build_model
 
 logger = logging.getLogger("batch")
@@ -57,11 +57,7 @@ NCF_FLAGS = {
     "finetune_lr": ("train_config", "finetune_learning_rate"),
     "finetune_weight_decay": ("train_config", "finetune_weight_decay"),
     "train_seed": ("train_config", "seed"),
-    **{
-        f"{kind}_{field}": ("train_config", f"{kind}_{field}")
-        for kind in ("gmf", "mlp")
-        for field in TOWER_FIELDS
-    },
+    **{name: ("train_config", name) for name in TOWER_OVERRIDES},
 }
 
 
@@ -87,7 +83,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument("--finetune-lr", type=float, help="NeuMF learning rate after pretraining")
     ncf.add_argument("--finetune-weight-decay", type=float, help="NeuMF weight decay after pretraining")
     ncf.add_argument("--train-seed", type=int, help="seed of initialisation, negatives and shuffling")
-    for kind in ("gmf", "mlp"):
+    for kind in TOWERS:
         tower = f"NeuMF pretraining: {kind.upper()} tower"
         ncf.add_argument(f"--{kind}-batch-size", type=int, help=f"{tower} batch size")
         ncf.add_argument(f"--{kind}-lr-schedule", choices=["constant", "cosine"], help=f"{tower} schedule")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from model.ncf.config import TOWER_FIELDS, TrainConfig
+from model.ncf.config import TOWER_OVERRIDES, TOWERS, TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "neumf_runs"
@@ -31,10 +31,6 @@ def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
     if "finetune_weight_decay" not in tcfg:
         return tcfg.get("weight_decay", 0.0)
     return command_value(argv, "--weight-decay", "weight_decay")
-
-
-# TrainConfig fields of NeuMF's pretrained towers (shown in the pretrain column when set)
-TOWER_KEYS = [f"{kind}_{field}" for kind in ("gmf", "mlp") for field in TOWER_FIELDS]
 
 
 def row(path: Path) -> dict:
@@ -61,7 +57,7 @@ def row(path: Path) -> dict:
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
         "finetune_weight_decay": tcfg.get("finetune_weight_decay"),
-        "towers": {k: tcfg[k] for k in TOWER_KEYS if tcfg.get(k) is not None},  # their own settings
+        "towers": {k: tcfg[k] for k in TOWER_OVERRIDES if tcfg.get(k) is not None},  # their own settings
         "seed": tcfg["seed"],
         "refit": result.get("refit", False),
         "best_epoch": result["best_epoch"],
@@ -84,7 +80,7 @@ def pretrain(r: dict) -> str:
     if r.get("finetune_weight_decay") is not None:
         text += f", ft wd {r['finetune_weight_decay']}"
     towers = r.get("towers") or {}
-    for kind in ("gmf", "mlp"):
+    for kind in TOWERS:
         own = [f"{k.removeprefix(kind + '_')} {v}" for k, v in towers.items() if k.startswith(kind)]
         text += f"; {kind.upper()} {', '.join(own)}" if own else ""
     return text

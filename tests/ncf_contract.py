@@ -17,7 +17,7 @@ import pytest
 
 from model.data.interactions import Interactions
 from model.ncf.base import NCFModel, engine_class
-from model.ncf.config import TOWER_FIELDS, NCFConfig, TrainConfig
+from model.ncf.config import TOWER_OVERRIDES, TOWERS, NCFConfig, TrainConfig
 from model.ncf.params import fuse_pretrained, init_params, param_shapes
 from model.ncf.scoring import logits_pairs
 
@@ -56,7 +56,7 @@ def tiny_train_config(**overrides) -> TrainConfig:
         "finetune_learning_rate": None,
         "patience": 0,
         # the towers train like the model itself unless a test says otherwise
-        **{f"{kind}_{field}": None for kind in ("gmf", "mlp") for field in TOWER_FIELDS},
+        **dict.fromkeys(TOWER_OVERRIDES),
     }
     return TrainConfig(**{**base, **overrides})
 
@@ -204,7 +204,7 @@ class NCFModelContract:
         refit = model.refit(train)  # the towers refit with their own settings too
         assert refit.pretrained_["gmf"].train_config.batch_size == 60
         assert refit.pretrained_["mlp"].train_config.num_negatives == 2
-        assert all(refit.pretrained_[kind] is not model.pretrained_[kind] for kind in ("gmf", "mlp"))
+        assert all(refit.pretrained_[kind] is not model.pretrained_[kind] for kind in TOWERS)
         # keep_towers: a kept tower is the selection run's own, and the fused start is built from it
         with pytest.raises(ValueError, match="keep_towers"):
             model.refit(train, keep_towers=("mpl",))

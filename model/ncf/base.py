@@ -21,7 +21,7 @@ import numpy as np
 from model.base import Recommender
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
-from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.config import TOWERS, NCFConfig, TrainConfig
 from model.ncf.params import Params, check_params
 from model.ncf.scoring import score_all_items
 
@@ -135,7 +135,7 @@ class NCFModel(Recommender):
                 kind: tower if kind in keep_towers else tower.refit(train)
                 for kind, tower in self.pretrained_.items()
             }
-            gmf, mlp = (fresh.pretrained_[kind].get_params() for kind in ("gmf", "mlp"))
+            gmf, mlp = (fresh.pretrained_[kind].get_params() for kind in TOWERS)
             fresh.init_params = fuse_pretrained(gmf, mlp, alpha=ALPHA)
         return fresh.fit(train, None)
 

@@ -38,8 +38,11 @@ class NCFConfig(BaseModel):
         return layers
 
 
-# TrainConfig fields a pretrained NeuMF tower can set for itself (`TrainConfig.tower_config`).
+# NeuMF's pretrained towers, and the TrainConfig fields each can set for itself (`TrainConfig.tower_config`)
+TOWERS = ("gmf", "mlp")
 TOWER_FIELDS = ("batch_size", "lr_schedule", "num_negatives")
+# ... as TrainConfig's own field names: gmf_batch_size, ..., mlp_num_negatives
+TOWER_OVERRIDES = tuple(f"{kind}_{field}" for kind in TOWERS for field in TOWER_FIELDS)
 
 
 class TrainConfig(BaseModel):

@@ -4,7 +4,7 @@ Formulas follow Keras 3 so that one step matches Keras' own step:
 - SGD:  v = momentum * v - lr * g;  p += v   (plain p -= lr * g when momentum is 0)
 - Adam: m += (g - m)(1 - b1);  v += (s - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps),
         lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), t = number of steps taken, s = g^2 for dense parameters.
-  The state holds the moments scaled, m / (1 - b1) and v / (1 - b2) (`Adam._apply`): two passes per
+  The state holds the moments scaled, m / (1 - b1) and v / (1 - b2) (`Adam._decrement`): two passes per
   moment instead of three, same step up to float32 rounding. The state is internal (never saved).
 
 Embedding rows (`update_rows`):
@@ -179,35 +179,31 @@ class Adam(Optimizer):
     def slots(self) -> int:
         return 2
 
-    def _step_constants(self) -> tuple[float, float]:
-        """(c, eps') of the step c M / (sqrt(V) + eps') on the scaled moments (see `_apply`)."""
-        t, root = self.iterations, np.sqrt(1 - self.beta_2)
-        lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        return lr_t * (1 - self.beta_1) / root, self.epsilon / root
-
-    def _apply(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, squared: np.ndarray) -> np.ndarray:
-        """Update the scaled moments m, v in place; return the parameter decrement, written into `grad`.
-        Overwrites `grad` and `squared`: all passes are in place, no temporary is allocated.
+    def _decrement(self, m: np.ndarray, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The parameter decrement from the scaled moments after their update, written into `out` (m's
+        shape and dtype; returned). In place: no temporary is allocated.
 
         The state holds M = m / (1 - b1) and V = v / (1 - b2) (Keras' moments, scaled), so that each
-        update is two passes (M = b1 M + g; V = b2 V + s) instead of three; the constants move into the
-        step: lr_t m / (sqrt(v) + eps) = c M / (sqrt(V) + eps'), c = lr_t (1 - b1) / sqrt(1 - b2),
+        moment update is two passes (M = b1 M + g; V = b2 V + s) instead of three; the constants move into
+        the step: lr_t m / (sqrt(v) + eps) = c M / (sqrt(V) + eps'), c = lr_t (1 - b1) / sqrt(1 - b2),
         eps' = eps / sqrt(1 - b2). Equal to Keras' step up to float32 rounding."""
-        scale, epsilon = self._step_constants()
+        t, root = self.iterations, np.sqrt(1 - self.beta_2)
+        lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        dtype = m.dtype.type
+        np.sqrt(v, out=out)
+        out += dtype(self.epsilon / root)
+        np.divide(m, out, out=out)
+        out *= dtype(lr_t * (1 - self.beta_1) / root)
+        return out
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        m, v = self._slots(name, param)
         dtype = m.dtype.type
         m *= dtype(self.beta_1)
         m += grad
         v *= dtype(self.beta_2)
-        v += squared
-        denom = np.sqrt(v, out=squared)
-        denom += dtype(epsilon)
-        step = np.divide(m, denom, out=grad)
-        step *= dtype(scale)
-        return step
-
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        m, v = self._slots(name, param)
-        param -= self._apply(m, v, grad, np.square(grad))
+        v += np.square(grad, out=grad)  # `grad` may be overwritten: it holds the square, then the step
+        param -= self._decrement(m, v, out=grad)
 
     def _update_taken_rows(
         self,
@@ -216,17 +212,12 @@ class Adam(Optimizer):
         slices: np.ndarray,
         squared_slices: np.ndarray | None,
     ) -> None:
-        """`_apply` on the gathered rows, with the row sums of the slices and of their squares added
-        straight into the scaled moments (M = b1 M + sum g, V = b2 V + sum g^2)."""
+        """The dense update on the gathered rows, with the row sums of the slices and of their squares
+        added straight into the scaled moments (M = b1 M + sum g, V = b2 V + sum g^2)."""
         params, m, v = taken
         dtype = m.dtype.type
         m *= dtype(self.beta_1)
         selector.add_product(slices, m)
         v *= dtype(self.beta_2)
         selector.add_product(np.square(slices) if squared_slices is None else squared_slices, v)
-        scale, epsilon = self._step_constants()
-        step = np.sqrt(v)
-        step += dtype(epsilon)
-        np.divide(m, step, out=step)
-        step *= dtype(scale)
-        params -= step
+        params -= self._decrement(m, v, out=np.empty_like(m))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
+from model.ncf.config import TOWERS
 from model.ncf.params import Params, fuse_pretrained
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def pretrained_neumf_params(
         (params named per `model.ncf.params` for NeuMF, {"gmf": trained GMF, "mlp": trained MLP}).
     """
     trained = {}
-    for kind in ("gmf", "mlp"):
+    for kind in TOWERS:
         logger.info("pretraining %s", kind)
         sub = type(model)(
             model.config.model_copy(update={"kind": kind}), model.train_config.tower_config(kind)
