@@ -52,6 +52,8 @@ NCF_FLAGS = {
     "momentum": ("train_config", "momentum"),
     "weight_decay": ("train_config", "weight_decay"),
     "num_negatives": ("train_config", "num_negatives"),
+    "recent_fraction": ("train_config", "recent_fraction"),
+    "recent_weight": ("train_config", "recent_weight"),
     "patience": ("train_config", "patience"),
     "pretrain": ("train_config", "pretrain"),
     "finetune_lr": ("train_config", "finetune_learning_rate"),
@@ -76,6 +78,8 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument("--momentum", type=float, help="SGD momentum")
     ncf.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW / SGDW)")
     ncf.add_argument("--num-negatives", type=int, help="training negatives per positive")
+    ncf.add_argument("--recent-fraction", type=float, help="share of newest positives per user weighted")
+    ncf.add_argument("--recent-weight", type=int, help="times each of those counts (1 = off)")
     ncf.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
     ncf.add_argument(
         "--pretrain", action=argparse.BooleanOptionalAction, default=None, help="NeuMF: pretrain GMF + MLP"

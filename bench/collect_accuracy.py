@@ -33,6 +33,12 @@ def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
     return command_value(argv, "--weight-decay", "weight_decay")
 
 
+def recency(tcfg: dict) -> str:
+    """The recency weighting a run used ("newest 10% x4"), "-" when off (runs before it existed: off)."""
+    fraction, weight = tcfg.get("recent_fraction", 0.0), tcfg.get("recent_weight", 1)
+    return f"newest {fraction:.0%} x{weight}" if fraction > 0 and weight > 1 else "-"
+
+
 def row(path: Path) -> dict:
     result = json.loads(path.read_text())
     note = path.with_suffix(".note")
@@ -53,6 +59,7 @@ def row(path: Path) -> dict:
         "lr_schedule": tcfg.get("lr_schedule", "constant"),
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
+        "recent": recency(tcfg),
         "weight_decay": pretraining_weight_decay(argv, tcfg),
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
@@ -110,15 +117,15 @@ def main() -> None:
         "defaults changed between runs, so a command that leaves a setting to the defaults used those of its",
         "time (the columns and each run's JSON `train_config` give the values it ran with).",
         "",
-        "| run | model | factors | layers | batch | lr | opt | neg | l2 | wd | drop | pretrain | refit"
-        " | sched | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
-        "|" + "---|" * 21,
+        "| run | model | factors | layers | batch | lr | opt | neg | recency | l2 | wd | drop | pretrain"
+        " | refit | sched | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
+        "|" + "---|" * 22,
     ]
     for r in rows:
         layers = ",".join(map(str, r["layers"]))
         lines.append(
             f"| {r['name']} | {r['model']} | {r['factors']} | {layers} | {r['batch_size']} | "
-            f"{r['learning_rate']} | {r['optimizer']} | {r['num_negatives']} | "
+            f"{r['learning_rate']} | {r['optimizer']} | {r['num_negatives']} | {r['recent']} | "
             f"{r['l2']} | {r['weight_decay']} | "
             f"{r['dropout']} | "
             f"{pretrain(r)} | {'yes' if r['refit'] else 'no'} | {r['lr_schedule']} | "

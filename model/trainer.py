@@ -1,7 +1,8 @@
 """`NeuMFTrainer`: the epoch loop for any `NCFModel` engine, knowing nothing about NeuMF itself.
 
 Per epoch: the step size of the learning-rate schedule (`epoch_learning_rate`), fresh negatives from
-the data layer (`NegativeSampler.epoch(e)`), a seeded shuffle, one `model.train_epoch` call, then HR@10 /
+the data layer (`NegativeSampler.epoch(e)`, with each user's newest positives weighted per
+`recent_fraction` / `recent_weight`), a seeded shuffle, one `model.train_epoch` call, then HR@10 /
 NDCG@10 on the **validation** items (sampled protocol). The best epoch's parameters are kept
 (`get_params` / `set_params`) and restored at the end; training stops early after `patience` epochs
 without a validation HR@10 gain. Test items are never passed in, so never seen.
@@ -62,7 +63,13 @@ class NeuMFTrainer:
         if start_params is None:
             start_params = init_params(model.config, train.n_users, train.n_items, seed=cfg.seed)
         model.build(train.n_users, train.n_items, start_params)
-        sampler = NegativeSampler(train, num_negatives=cfg.num_negatives, seed=cfg.seed)
+        sampler = NegativeSampler(
+            train,
+            num_negatives=cfg.num_negatives,
+            seed=cfg.seed,
+            recent_fraction=cfg.recent_fraction,
+            recent_weight=cfg.recent_weight,
+        )
         rng = np.random.default_rng([cfg.seed, 1])
         history: list[dict[str, float]] = []
         best_hr, best_epoch, best_params = -1.0, 0, None

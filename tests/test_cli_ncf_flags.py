@@ -38,6 +38,8 @@ def test_flags_override_only_what_is_given():
         "mlp_lr_schedule": "constant",
         "mlp_num_negatives": 4,
     }
+    recency = ncf_options(parse("--recent-fraction", "0.1", "--recent-weight", "4"))
+    assert recency["train_config"] == {"recent_fraction": 0.1, "recent_weight": 4}
     tower_config = build_model("neumf", **towers).train_config
     assert tower_config.tower_config("gmf").batch_size == 1024
     assert tower_config.tower_config("gmf").lr_schedule == "cosine"  # the default GMF tower schedule stays
@@ -55,6 +57,10 @@ def test_bad_values_are_rejected():
         parse("--optimizer", "rmsprop")
     with pytest.raises(ValueError):  # pydantic: negative decay
         build_model("gmf", **ncf_options(parse("--weight-decay", "-0.1")))
+    with pytest.raises(ValueError):  # pydantic: a share above 1
+        build_model("neumf", **ncf_options(parse("--recent-fraction", "1.5")))
+    with pytest.raises(ValueError):  # pydantic: a weight below 1
+        build_model("neumf", **ncf_options(parse("--recent-weight", "0")))
     with pytest.raises(ValueError):  # pydantic: odd first layer
         build_model("mlp", **ncf_options(parse("--layers", "63,8")))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.data import Interactions, NegativeSampler
-from model.data.sampling import _DENSE_LIMIT, PositiveLookup
+from model.data.sampling import _DENSE_LIMIT, PositiveLookup, recency_rank, recent_mask
 
 
 def _toy(n_users=50, n_items=40, per_user=15, seed=0):
@@ -65,3 +65,45 @@ def test_user_with_every_item_is_an_error():
     train = Interactions(np.zeros(3, np.int32), np.arange(3, dtype=np.int32), 1, 3)
     with pytest.raises(ValueError, match="interacted with every item"):
         NegativeSampler(train, 4)
+
+
+def _interleaved():
+    """Users 0 and 1, rows interleaved, oldest first per user: user 0 has items 0-3, user 1 items 4, 5."""
+    users = np.array([0, 1, 0, 0, 1, 0], np.int32)
+    items = np.array([0, 4, 1, 2, 5, 3], np.int32)
+    return Interactions(users, items, 2, 8)
+
+
+def test_recency_rank_counts_from_each_users_newest_row():
+    np.testing.assert_array_equal(recency_rank(_interleaved()), [3, 1, 2, 1, 0, 0])
+
+
+def test_recent_mask_takes_a_ceiled_share_per_user():
+    train = _interleaved()
+    np.testing.assert_array_equal(recent_mask(train, 0.0), [False] * 6)
+    # ceil(0.25 * 4) = 1 row of user 0, ceil(0.25 * 2) = 1 row of user 1
+    np.testing.assert_array_equal(recent_mask(train, 0.25), [False, False, False, False, True, True])
+    # ceil(0.5 * 4) = 2, ceil(0.5 * 2) = 1
+    np.testing.assert_array_equal(recent_mask(train, 0.5), [False, False, False, True, True, True])
+    with pytest.raises(ValueError, match="fraction"):
+        recent_mask(train, 1.5)
+
+
+def test_recent_positives_count_recent_weight_times_with_their_own_negatives():
+    train = _interleaved()
+    users, items, labels = NegativeSampler(train, 2, seed=0, recent_fraction=0.5, recent_weight=3).epoch(1)
+    n_pos = 6 + 2 * 3  # three recent rows (items 2, 3 of user 0; item 5 of user 1) twice more
+    assert users.shape == (3 * n_pos,) and labels.sum() == n_pos
+    assert labels[:n_pos].all() and not labels[n_pos:].any()
+    counts = np.bincount(items[:n_pos], minlength=8)
+    np.testing.assert_array_equal(counts, [1, 1, 3, 3, 1, 3, 0, 0])
+    np.testing.assert_array_equal(np.bincount(users[n_pos:]), [2 * (1 + 1 + 3 + 3), 2 * (1 + 3)])
+
+
+def test_recency_weighting_off_is_the_plain_sampler():
+    train = _toy()
+    plain = NegativeSampler(train, 4, seed=3).epoch(2)
+    for fraction, weight in ((0.0, 5), (0.3, 1)):
+        weighted = NegativeSampler(train, 4, seed=3, recent_fraction=fraction, recent_weight=weight).epoch(2)
+        for a, b in zip(plain, weighted, strict=True):
+            np.testing.assert_array_equal(a, b)

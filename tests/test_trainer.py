@@ -107,6 +107,19 @@ def test_trainer_sees_only_training_positives_and_validation_candidates():
     assert not scored & test_pairs - val_candidates
 
 
+def test_recency_weighting_repeats_each_users_newest_positive():
+    train, _, _ = data()
+    model = fit([0.5] * 2, epochs=2, patience=0, num_negatives=1, recent_fraction=0.2, recent_weight=3)
+    newest = train.item_idx[4::5]  # data() gives every user 5 rows, oldest first; ceil(0.2 * 5) = 1
+    for users, items, labels in model.trained:
+        assert len(users) == 2 * (len(train) + 2 * N_USERS)
+        pos_users, pos_items = users[labels == 1], items[labels == 1]
+        repeats = np.bincount(pos_users * N_ITEMS + pos_items, minlength=N_USERS * N_ITEMS)
+        repeats = repeats.reshape(N_USERS, N_ITEMS)
+        np.testing.assert_array_equal(repeats[np.arange(N_USERS), newest], 3)
+        assert repeats.sum() == len(train) + 2 * N_USERS
+
+
 def test_early_stopping_restores_the_best_epoch():
     model = fit([0.2, 0.5, 0.8, 0.6, 0.5, 0.4, 0.9, 0.9, 0.9, 0.9], patience=2)
     assert model.best_epoch_ == 3

@@ -12,6 +12,10 @@ import scipy.sparse as sp
 class Interactions:
     """Positive (user, item) pairs: every rating counts as 1.
 
+    Row order carries time: a user's rows come oldest first (the loader sorts by user, timestamp, file
+    position, the splits keep that order and append newer held-out items after it). Recency weighting in
+    training (`NegativeSampler`) relies on it; nothing else does.
+
     Attributes:
         user_idx: (n,) int32 dense user indices in [0, n_users).
         item_idx: (n,) int32 dense item indices in [0, n_items).

@@ -3,7 +3,8 @@
 - `sample_candidates`: k distinct negatives per user for the sampled evaluation protocol (never an item the
   user interacted with anywhere), uniform without replacement.
 - `NegativeSampler`: fresh training negatives every epoch (never a training positive of that user), plus
-  the positives, as flat arrays ready for a trainer.
+  the positives, as flat arrays ready for a trainer; optionally each user's newest positives count more
+  (`recent_fraction`, `recent_weight`: recency weighting, see `recent_mask`).
 """
 
 from __future__ import annotations
@@ -58,18 +59,59 @@ def sample_negatives(
     return items
 
 
+def recency_rank(interactions: Interactions) -> np.ndarray:
+    """(n,) int64: each row's rank among its user's rows counted from the newest (0 = the newest).
+
+    Relies on the order `Interactions` keeps: a user's rows oldest first (they need not be contiguous).
+    """
+    order = np.argsort(interactions.user_idx, kind="stable")
+    counts = interactions.user_counts()
+    users = interactions.user_idx[order]
+    position = np.arange(order.shape[0]) - (np.cumsum(counts) - counts)[users]
+    rank = np.empty(order.shape[0], dtype=np.int64)
+    rank[order] = counts[users] - 1 - position
+    return rank
+
+
+def recent_mask(interactions: Interactions, fraction: float) -> np.ndarray:
+    """(n,) bool: True for each user's newest `ceil(fraction * n_u)` rows (n_u = the user's rows).
+
+    A fraction of 0 marks nothing; any positive fraction marks at least each user's newest row.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    counts = interactions.user_counts()[interactions.user_idx]
+    return recency_rank(interactions) < np.ceil(fraction * counts)
+
+
 class NegativeSampler:
     """Training examples for one epoch: every positive plus `num_negatives` fresh negatives for it.
 
+    With recency weighting, each user's newest `recent_fraction` of positives (`recent_mask`) count
+    `recent_weight` times: they appear that many times per epoch, each copy with its own negatives, so the
+    log loss weighs them (and their negatives) `recent_weight`-fold.
+
     Args:
-        train: the training positives (and nothing else: validation and test items stay unseen).
+        train: the training positives (and nothing else: validation and test items stay unseen), a user's
+            rows oldest first.
         num_negatives: negatives per positive (the paper's default is 4).
         seed: base seed; epoch e draws from `default_rng([seed, e])`, so any epoch is reproducible alone.
+        recent_fraction: share of each user's newest positives that `recent_weight` applies to.
+        recent_weight: how many times each of those counts (1 = no recency weighting).
     """
 
-    def __init__(self, train: Interactions, num_negatives: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        train: Interactions,
+        num_negatives: int = 4,
+        seed: int = 0,
+        recent_fraction: float = 0.0,
+        recent_weight: int = 1,
+    ) -> None:
         if num_negatives < 0:
             raise ValueError("num_negatives must be >= 0")
+        if recent_weight < 1:
+            raise ValueError("recent_weight must be >= 1")
         full = np.flatnonzero(train.user_counts() >= train.n_items)
         if full.size and num_negatives:
             raise ValueError(f"user_idx {int(full[0])} interacted with every item: no negative exists")
@@ -77,20 +119,27 @@ class NegativeSampler:
         self.num_negatives = num_negatives
         self.seed = seed
         self._lookup = PositiveLookup(train)
+        rows = np.arange(len(train))
+        if recent_weight > 1 and recent_fraction > 0.0:
+            recent = np.flatnonzero(recent_mask(train, recent_fraction))
+            rows = np.concatenate([rows, np.tile(recent, recent_weight - 1)])
+        self._pos_users = train.user_idx[rows].astype(np.int32, copy=False)
+        self._pos_items = train.item_idx[rows].astype(np.int32, copy=False)
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Examples for `epoch`, positives first then negatives (unshuffled; the trainer shuffles).
 
         Returns:
-            (user_idx int32 (m,), item_idx int32 (m,), label float32 (m,)) with
-            m = len(train) * (1 + num_negatives); label is 1 for positives, 0 for negatives.
+            (user_idx int32 (m,), item_idx int32 (m,), label float32 (m,)) with m = p * (1 + num_negatives),
+            p = len(train) plus the extra copies of recent positives; label is 1 for positives, 0 for
+            negatives.
         """
         rng = np.random.default_rng([self.seed, epoch])
-        n_pos = len(self.train)
-        neg_users = np.repeat(self.train.user_idx, self.num_negatives)
+        n_pos = self._pos_users.shape[0]
+        neg_users = np.repeat(self._pos_users, self.num_negatives)
         neg_items = sample_negatives(neg_users, self._lookup, self.train.n_items, rng)
-        users = np.concatenate([self.train.user_idx, neg_users]).astype(np.int32, copy=False)
-        items = np.concatenate([self.train.item_idx, neg_items]).astype(np.int32, copy=False)
+        users = np.concatenate([self._pos_users, neg_users])
+        items = np.concatenate([self._pos_items, neg_items])
         labels = np.zeros(users.shape[0], dtype=np.float32)
         labels[:n_pos] = 1.0
         return users, items, labels

@@ -78,6 +78,18 @@ class TrainConfig(BaseModel):
         "the best validation HR@10 of 0 / 0.05 / 0.1 / 0.15 / 0.2 at a constant rate)",
     )
     num_negatives: int = Field(8, ge=0, description="fresh negatives per positive each epoch")
+    recent_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="recency weighting: the share of each user's newest training positives (at least one "
+        "when > 0) that count `recent_weight` times in the log loss, negatives included (0 = off)",
+    )
+    recent_weight: int = Field(
+        1,
+        ge=1,
+        description="recency weighting: how many times each recent positive counts per epoch (1 = off)",
+    )
     patience: int = Field(
         2, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
     )
