@@ -92,6 +92,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
         ncf.add_argument(f"--{kind}-batch-size", type=int, help=f"{tower} batch size")
         ncf.add_argument(f"--{kind}-lr-schedule", choices=["constant", "cosine"], help=f"{tower} schedule")
         ncf.add_argument(f"--{kind}-num-negatives", type=int, help=f"{tower} negatives per positive")
+        ncf.add_argument(f"--{kind}-epochs", type=int, help=f"{tower} maximum epochs")
     ncf.add_argument(
         "--refit",
         action=argparse.BooleanOptionalAction,

@@ -68,7 +68,7 @@ def row(path: Path) -> dict:
         "seed": tcfg["seed"],
         "refit": result.get("refit", False),
         "best_epoch": result["best_epoch"],
-        "epochs_run": len(result["history"]),
+        "epochs_run": result["history"][-1]["epoch"],
         "val_hr@10": result["validation"]["sampled"]["hr@10"],
         "val_ndcg@10": result["validation"]["sampled"]["ndcg@10"],
         "test_hr@10": result["test"]["sampled"]["hr@10"],

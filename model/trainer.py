@@ -4,7 +4,9 @@ Per epoch: the step size of the learning-rate schedule (`epoch_learning_rate`), 
 the data layer (`NegativeSampler.epoch(e)`, with each user's newest positives weighted per
 `recent_fraction` / `recent_weight`), a seeded shuffle, one `model.train_epoch` call, then HR@10 /
 NDCG@10 on the **validation** items (sampled protocol). The best epoch's parameters are kept
-(`get_params` / `set_params`) and restored at the end; training stops early after `patience` epochs
+(`get_params` / `set_params`) and restored at the end; a model with given starting parameters
+(`init_params`, e.g. NeuMF after pretraining) has its start scored too, as epoch 0, and keeps it when no
+epoch beats it; training stops early after `patience` epochs
 without a validation HR@10 gain. Test items are never passed in, so never seen.
 """
 
@@ -51,7 +53,8 @@ class NeuMFTrainer:
     """Trains an `NCFModel` per `TrainConfig` (epochs, batch size, negatives, patience, seed).
 
     After `fit`, the model carries `history_` (one dict per epoch: epoch, loss, seconds and, with
-    validation, `val_hr@10` / `val_ndcg@10`) and `best_epoch_` (1-based; the last epoch without validation).
+    validation, `val_hr@10` / `val_ndcg@10`; a scored warm start comes first as epoch 0, without loss) and
+    `best_epoch_` (1-based, or 0 for the warm start; the last epoch without validation).
     """
 
     def __init__(self, train_config: TrainConfig) -> None:
@@ -73,6 +76,16 @@ class NeuMFTrainer:
         rng = np.random.default_rng([cfg.seed, 1])
         history: list[dict[str, float]] = []
         best_hr, best_epoch, best_params = -1.0, 0, None
+        if validation is not None and model.init_params is not None:
+            # A warm start (e.g. NeuMF fused from its pretrained towers) is itself a candidate: epoch 0.
+            start = time.perf_counter()
+            hr, ndcg = validation_metrics(model, validation)
+            best_hr, best_params = hr, model.get_params()
+            history.append(
+                {"epoch": 0, "val_hr@10": round(hr, 6), "val_ndcg@10": round(ndcg, 6), "train_seconds": 0.0}
+            )
+            history[-1]["seconds"] = round(time.perf_counter() - start, 3)
+            logger.info("%s start: val HR@10 %.4f NDCG@10 %.4f", model.config.kind, hr, ndcg)
         for epoch in range(1, cfg.epochs + 1):
             start = time.perf_counter()
             model.set_learning_rate(epoch_learning_rate(cfg, epoch))

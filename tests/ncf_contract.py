@@ -189,6 +189,8 @@ class NCFModelContract:
             gmf_batch_size=60,
             gmf_lr_schedule="cosine",
             mlp_num_negatives=2,
+            mlp_epochs=3,
+            pretrain_alpha=0.7,
         )
         model = self.make_model(config, train_config).fit(train)
         gmf, mlp = model.pretrained_["gmf"], model.pretrained_["mlp"]
@@ -199,25 +201,25 @@ class NCFModelContract:
         assert (gmf.train_config.batch_size, gmf.train_config.lr_schedule) == (60, "cosine")
         assert (mlp.train_config.batch_size, mlp.train_config.lr_schedule) == (120, "constant")
         assert (gmf.train_config.num_negatives, mlp.train_config.num_negatives) == (4, 2)
+        assert (len(gmf.history_), len(mlp.history_), len(model.history_)) == (4, 3, 4)
         assert (model.train_config.batch_size, model.train_config.num_negatives) == (120, 4)
         assert model.train_config.lr_schedule == "constant"
         refit = model.refit(train)  # the towers refit with their own settings too
         assert refit.pretrained_["gmf"].train_config.batch_size == 60
         assert refit.pretrained_["mlp"].train_config.num_negatives == 2
+        assert len(refit.pretrained_["mlp"].history_) == 3
         assert all(refit.pretrained_[kind] is not model.pretrained_[kind] for kind in TOWERS)
         # keep_towers: a kept tower is the selection run's own, and the fused start is built from it
         with pytest.raises(ValueError, match="keep_towers"):
             model.refit(train, keep_towers=("mpl",))
         kept = model.refit(train, keep_towers=("mlp",))
         assert kept.pretrained_["mlp"] is mlp and kept.pretrained_["gmf"] is not gmf
-        kept_start = fuse_pretrained(kept.pretrained_["gmf"].get_params(), mlp.get_params(), alpha=0.5)
+        kept_start = fuse_pretrained(kept.pretrained_["gmf"].get_params(), mlp.get_params(), alpha=0.7)
         for name, value in kept.init_params.items():
             np.testing.assert_array_equal(value, kept_start[name])
         g, m = gmf.get_params(), mlp.get_params()
         for name, value in model.init_params.items():
-            source = g if name.startswith("gmf/") else m if name.startswith("mlp/") else None
-            if source is not None:
-                np.testing.assert_array_equal(value, source[name])
+            np.testing.assert_array_equal(value, fuse_pretrained(g, m, alpha=0.7)[name])
         # A NeuMF holding the fused weights predicts the alpha-weighted mean of the two logits.
         start = self.make_model(config)
         start.build(N_USERS, N_ITEMS, fuse_pretrained(g, m, alpha=0.5))
@@ -231,6 +233,19 @@ class NCFModelContract:
         # Pretrained GMF and MLP learned something, so their weights are not the fresh initialisation.
         fresh = init_params(config, N_USERS, N_ITEMS, seed=3)
         assert not np.allclose(model.init_params["gmf/item_embedding"], fresh["gmf/item_embedding"])
+
+    def test_refit_of_a_model_whose_start_was_its_best_checkpoint_is_that_start(self):
+        train, _ = block_data()
+        config = NCFConfig(kind="neumf", **TINY)
+        start = init_params(config, N_USERS, N_ITEMS, seed=7)
+        model = engine_class(self.engine)(config, tiny_train_config(epochs=2), init_params=start).fit(train)
+        model.best_epoch_ = 0  # as when the trainer kept the scored start (epoch 0)
+        refit = model.refit(train)
+        assert refit.best_epoch_ == 0 and refit.history_ == []
+        for name, value in refit.get_params().items():
+            np.testing.assert_array_equal(value, start[name])
+        model.best_epoch_ = 1  # otherwise a warm-started refit trains from that same start
+        assert refit.init_params is start and model.refit(train).init_params is start
 
     def test_training_is_reproducible_with_a_seed(self):
         train, _ = block_data()

@@ -30,13 +30,13 @@ def test_flags_override_only_what_is_given():
         "pretrain": True,
     }
     assert opts["config"] == {"l2": 1e-6}
-    towers = ncf_options(
-        parse("--gmf-batch-size", "1024", "--mlp-lr-schedule", "constant", "--mlp-num-negatives", "4")
-    )
+    tower_flags = ["--gmf-batch-size", "1024", "--mlp-lr-schedule", "constant", "--mlp-num-negatives", "4"]
+    towers = ncf_options(parse(*tower_flags, "--mlp-epochs", "5"))
     assert towers["train_config"] == {
         "gmf_batch_size": 1024,
         "mlp_lr_schedule": "constant",
         "mlp_num_negatives": 4,
+        "mlp_epochs": 5,
     }
     recency = ncf_options(parse("--recent-fraction", "0.1", "--recent-weight", "4"))
     assert recency["train_config"] == {"recent_fraction": 0.1, "recent_weight": 4}
@@ -44,6 +44,7 @@ def test_flags_override_only_what_is_given():
     assert tower_config.tower_config("gmf").batch_size == 1024
     assert tower_config.tower_config("gmf").lr_schedule == "cosine"  # the default GMF tower schedule stays
     assert tower_config.tower_config("mlp").lr_schedule == "constant"
+    assert tower_config.tower_config("mlp").epochs == 5 and tower_config.tower_config("gmf").epochs == 10
     model = build_model("neumf", **opts)
     assert model.train_config.optimizer == "sgd" and model.train_config.pretrain
     assert model.train_config.weight_decay == 0.01

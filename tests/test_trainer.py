@@ -9,6 +9,7 @@ from model.data.interactions import Interactions
 from model.data.split import HeldOut
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.params import init_params
 from model.trainer import NeuMFTrainer
 
 N_USERS, N_ITEMS = 6, 130
@@ -28,6 +29,7 @@ class ScriptedModel(NCFModel):
         self.trained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.scored: list[tuple[np.ndarray, np.ndarray]] = []
         self.learning_rates: list[float] = []
+        self.start_quality = 0.0  # validation quality of the start (epoch 0)
 
     def build(self, n_users, n_items, params):
         self.n_users, self.n_items = n_users, n_items
@@ -52,7 +54,8 @@ class ScriptedModel(NCFModel):
         self.scored.append((np.asarray(user_idx).copy(), np.asarray(item_idx).copy()))
         # Candidates arrive user by user, 1 + 99 wide: the positive (column 0) scores 1 (top) for a
         # `quality` share of users and 0 (last) for the others; negatives score 0.5.
-        good = (np.asarray(user_idx) < round(self.quality[self.epoch - 1] * N_USERS)).astype(np.float32)
+        quality = self.quality[self.epoch - 1] if self.epoch else self.start_quality
+        good = (np.asarray(user_idx) < round(quality * N_USERS)).astype(np.float32)
         scores = np.full(len(user_idx), 0.5, np.float32)
         scores[:: self.width] = good[:: self.width]
         return scores
@@ -118,6 +121,25 @@ def test_recency_weighting_repeats_each_users_newest_positive():
         repeats = repeats.reshape(N_USERS, N_ITEMS)
         np.testing.assert_array_equal(repeats[np.arange(N_USERS), newest], 3)
         assert repeats.sum() == len(train) + 2 * N_USERS
+
+
+def warm_fit(start_quality, quality):
+    """`fit` from given starting parameters whose validation quality is `start_quality`."""
+    train, validation, _ = data()
+    config = TrainConfig(epochs=10, batch_size=8, patience=2, seed=5)
+    start = init_params(NCFConfig(kind="gmf", factors=1), N_USERS, N_ITEMS, seed=0)
+    model = ScriptedModel(quality, train_config=config, init_params=start)
+    model.start_quality, model.width = start_quality, validation.candidates.shape[1]
+    return NeuMFTrainer(config).fit(model, train, validation)
+
+
+def test_a_warm_start_is_scored_as_epoch_0_and_kept_when_no_epoch_beats_it():
+    model = warm_fit(0.5, [1 / 3, 0.5, 0.9])
+    assert [row["epoch"] for row in model.history_] == [0, 1, 2]  # stopped: 2 epochs without a gain
+    assert "loss" not in model.history_[0] and round(model.history_[0]["val_hr@10"], 4) == 0.5
+    assert model.best_epoch_ == 0 and model.epoch == 0  # the start's parameters are restored
+    model = warm_fit(0.5, [1 / 3, 2 / 3, 0.5, 0.5])
+    assert model.best_epoch_ == 2 and model.epoch == 2
 
 
 def test_early_stopping_restores_the_best_epoch():

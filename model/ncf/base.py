@@ -108,7 +108,9 @@ class NCFModel(Recommender):
 
     def refit(self, train: Interactions, keep_towers: Collection[str] = ()) -> NCFModel:
         """A fresh model of the same engine and configuration trained on `train` for `best_epoch_` epochs
-        with no validation; a pretrained NeuMF first refits its GMF and MLP for their own best epochs.
+        with no validation, from the same kind of start: a pretrained NeuMF first refits its GMF and MLP
+        for their own best epochs and fuses them, a warm-started model starts from its `init_params`. With
+        `best_epoch_` 0 (the start was the best checkpoint) that start is the refit model, untrained.
 
         Used after model selection to train on everything but the evaluated item (e.g. train plus the
         validation items before reporting test figures, or all data in the batch job). `keep_towers`
@@ -116,14 +118,13 @@ class NCFModel(Recommender):
         (cheaper, less accurate: `bench/refit_towers.py`); ValueError for a tower the model does not have.
         """
         from model.ncf.params import fuse_pretrained
-        from model.ncf.pretrain import ALPHA
 
         if unknown := set(keep_towers) - set(getattr(self, "pretrained_", {})):
             raise ValueError(f"keep_towers names no pretrained tower of this model: {sorted(unknown)}")
         cfg = self.train_config
         train_config = cfg.model_copy(
             update={
-                "epochs": self.best_epoch_,
+                "epochs": max(self.best_epoch_, 1),
                 "patience": 0,
                 "pretrain": False,
                 "schedule_epochs": cfg.schedule_epochs or cfg.epochs,  # the same learning-rate curve
@@ -136,7 +137,13 @@ class NCFModel(Recommender):
                 for kind, tower in self.pretrained_.items()
             }
             gmf, mlp = (fresh.pretrained_[kind].get_params() for kind in TOWERS)
-            fresh.init_params = fuse_pretrained(gmf, mlp, alpha=ALPHA)
+            fresh.init_params = fuse_pretrained(gmf, mlp, alpha=cfg.pretrain_alpha)
+        else:
+            fresh.init_params = self.init_params  # the same start (None: a fresh random one)
+        if self.best_epoch_ == 0:  # the start itself was the best checkpoint: nothing to train
+            fresh.build(train.n_users, train.n_items, fresh.init_params)
+            fresh.history_, fresh.best_epoch_ = [], 0
+            return fresh
         return fresh.fit(train, None)
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A GMF and an MLP with NeuMF's factors and layers are trained with the same engine and training
 configuration, except for each tower's own batch size, schedule and negatives (`TrainConfig.tower_config`),
-then fused with `fuse_pretrained` (alpha 0.5 on the output layer) into NeuMF's start.
+then fused with `fuse_pretrained` (`TrainConfig.pretrain_alpha` on the output layer; the paper's is 0.5) into
+NeuMF's start.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ALPHA = 0.5
-
 
 def pretrained_neumf_params(
     model: NCFModel, train: Interactions, validation: HeldOut | None
@@ -38,5 +37,6 @@ def pretrained_neumf_params(
             model.config.model_copy(update={"kind": kind}), model.train_config.tower_config(kind)
         )
         trained[kind] = sub.fit(train, validation)
-    params = fuse_pretrained(trained["gmf"].get_params(), trained["mlp"].get_params(), alpha=ALPHA)
+    alpha = model.train_config.pretrain_alpha
+    params = fuse_pretrained(trained["gmf"].get_params(), trained["mlp"].get_params(), alpha=alpha)
     return params, trained
