@@ -62,17 +62,17 @@ PUBLISHED = {
 SEARCH: dict[str, dict[str, list]] = {
     "itemknn": {"k": [20, 50, 100, 200], "shrink": [0.0, 10.0, 100.0]},
     "bpr": {"regularization": [0.001, 0.01, 0.05]},  # fits take minutes here: three points only
-    # Narrowed around the earlier choice (128, 30, 4) to keep 4 x 9 recency points affordable.
-    "ials": {"factors": [128], "regularization": [30.0, 60.0], "alpha": [2.0, 4.0]},
+    # Narrowed around the earlier choice (128, 30, 4); reg 120 added when recency weighting chose reg 60.
+    "ials": {"factors": [128], "regularization": [30.0, 60.0, 120.0], "alpha": [2.0, 4.0]},
     "eals": {"c0": [256.0, 512.0], "regularization": [10.0]},  # fits take minutes here
     # 4000 and 8000 added (500 dropped): recency weights enlarge the Gram matrix and the best penalty grew.
     "ease": {"l2": [1000.0, 2000.0, 4000.0, 8000.0]},
 }
 # Recency weighting (recent_fraction, recent_weight), crossed with the grid above: off once (a weight is
-# meaningless without a fraction), then each user's newest 10% or 20% of training positives at 2, 3, 4 or 6
-# (6 added when both models chose 4, the edge of the first grid).
+# meaningless without a fraction), then each user's newest 10% or 20% of training positives at 2, 3, 4, 6
+# or 8 (6 and 8 added when choices sat at the edge of the first grids).
 RECENCY = [{"recent_fraction": 0.0, "recent_weight": 1.0}] + [
-    {"recent_fraction": f, "recent_weight": w} for f in (0.1, 0.2) for w in (2.0, 3.0, 4.0, 6.0)
+    {"recent_fraction": f, "recent_weight": w} for f in (0.1, 0.2) for w in (2.0, 3.0, 4.0, 6.0, 8.0)
 ]
 JOINT_SEARCH: dict[str, list[dict]] = {"ials": RECENCY, "ease": RECENCY}
 
