@@ -51,7 +51,7 @@ class BPR(FactorRecommender):
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
         self._fit_implicit(
             BayesianPersonalizedRanking,
-            train,
+            train.to_csr(),
             factors=self.factors,
             learning_rate=self.learning_rate,
             regularization=self.regularization,

@@ -3,8 +3,9 @@ missing data, vectorized in NumPy.
 
 Objective, with observed set R, prediction r̂_ui = p_u · q_i, target 1 on R:
 
-    L = Σ_{(u,i)∈R} w (1 - r̂_ui)² + Σ_u Σ_{i∉R_u} c_i r̂_ui² + λ (‖P‖² + ‖Q‖²)
+    L = Σ_{(u,i)∈R} w_ui (1 - r̂_ui)² + Σ_u Σ_{i∉R_u} c_i r̂_ui² + λ (‖P‖² + ‖Q‖²)
     c_i = c0 · f_i^α / Σ_j f_j^α        (f_i: training popularity of item i)
+    w_ui = w, or w · recent_weight for each user's newest positives (recency weighting, `weighted_csr`)
 
 Each sweep updates one latent coordinate at a time (paper eq. 12 and its item twin), using the caches
 S^q = Σ_i c_i q_i q_iᵀ and S^p = Σ_u p_u p_uᵀ so the missing data costs O(K²) per user, not O(n_items).
@@ -20,6 +21,7 @@ from typing import Self
 import numpy as np
 
 from model.data.interactions import Interactions
+from model.data.sampling import weighted_csr
 from model.data.split import HeldOut
 from model.factorization import FactorRecommender
 
@@ -45,6 +47,9 @@ class EALS(FactorRecommender):
         iterations: sweeps over users then items (20).
         init_std: standard deviation of the normal initial factors (0.01, as the authors' code).
         seed: seed of the initial factors.
+        recent_fraction: share of each user's newest training positives weighted `weight * recent_weight`
+            (0 = no recency weighting; see `model.data.sampling.recent_mask`).
+        recent_weight: factor on the weight of those positives (1 = no weighting).
     """
 
     def __init__(
@@ -57,6 +62,8 @@ class EALS(FactorRecommender):
         iterations: int = 20,
         init_std: float = 0.01,
         seed: int = 0,
+        recent_fraction: float = 0.0,
+        recent_weight: float = 1.0,
     ) -> None:
         self.factors = factors
         self.c0 = c0
@@ -66,11 +73,14 @@ class EALS(FactorRecommender):
         self.iterations = iterations
         self.init_std = init_std
         self.seed = seed
+        self.recent_fraction = recent_fraction
+        self.recent_weight = recent_weight
 
     def fit(self, train: Interactions, validation: HeldOut | None = None) -> Self:
         """Runs `iterations` sweeps; `loss_history_` holds the objective before and after each sweep."""
         self.n_users, self.n_items = train.n_users, train.n_items
-        csr = train.to_csr()
+        csr = weighted_csr(train, self.recent_fraction, self.recent_weight)
+        self.w_ = self.weight * csr.data.astype(np.float64)  # w_ui of each observed pair, in CSR order
         self.users_ = np.repeat(np.arange(self.n_users), np.diff(csr.indptr))
         self.items_ = csr.indices.astype(np.int64)
         self.c_ = missing_weights(train.item_counts(), self.c0, self.alpha)
@@ -93,7 +103,7 @@ class EALS(FactorRecommender):
     def loss(self) -> float:
         """The objective L above, from the cached observed predictions and the S^q cache."""
         c_obs = self.c_[self.items_]
-        observed = np.sum(self.weight * (1.0 - self.pred_) ** 2 - c_obs * self.pred_**2)
+        observed = np.sum(self.w_ * (1.0 - self.pred_) ** 2 - c_obs * self.pred_**2)
         s_q = (self.q_ * self.c_) @ self.q_.T
         all_missing = np.sum((s_q @ self.p_) * self.p_)
         penalty = self.regularization * (np.sum(self.p_**2) + np.sum(self.q_**2))
@@ -122,7 +132,7 @@ class EALS(FactorRecommender):
         `others` index the observed pairs into target and fixed; `missing_scale` (n,) multiplies the cache
         term (1 for users, c_i for items)."""
         n = target.shape[1]
-        w = self.weight
+        w = self.w_
         w_minus_c = w - self.c_[self.items_]
         for f in range(self.factors):
             fixed_f = np.take(fixed[f], others)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from model.base import Recommender
-from model.data.interactions import Interactions
 
 
 class FactorRecommender(Recommender):
@@ -15,16 +15,17 @@ class FactorRecommender(Recommender):
     user_factors_: np.ndarray
     item_factors_: np.ndarray
 
-    def _fit_implicit(self, estimator_class: type, train: Interactions, **params: object) -> None:
-        """Build and fit an `implicit` model (ALS, BPR, ...) on `train`; keep its factors as float32.
+    def _fit_implicit(self, estimator_class: type, matrix: sp.csr_matrix, **params: object) -> None:
+        """Build and fit an `implicit` model (ALS, BPR, ...) on `matrix`, the (n_users, n_items) float32
+        training CSR (`Interactions.to_csr()` or `weighted_csr`); keep its factors as float32.
 
         Both happen under a 1-thread BLAS limit: implicit runs its own threads (and warns at construction
         when BLAS has a thread pool), so a threaded BLAS underneath only slows it down.
         """
-        self.n_users, self.n_items = train.n_users, train.n_items
+        self.n_users, self.n_items = matrix.shape
         with threadpool_limits(1, "blas"):
             estimator = estimator_class(**params)
-            estimator.fit(train.to_csr(), show_progress=False)
+            estimator.fit(matrix, show_progress=False)
         self.user_factors_ = np.asarray(estimator.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(estimator.item_factors, dtype=np.float32)
 

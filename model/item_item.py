@@ -1,7 +1,8 @@
 """`ItemItemRecommender`: shared scoring of item-to-item models (ItemKNN, EASE^R).
 
 A user's scores are their training row times an item-item weight matrix: scores = X[u] @ W, with X the
-(n_users, n_items) binary training matrix and W (n_items, n_items), dense or sparse.
+(n_users, n_items) training matrix (binary, or recency-weighted: `weighted_csr`) and W (n_items, n_items),
+dense or sparse.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.data import Interactions, NegativeSampler
-from model.data.sampling import _DENSE_LIMIT, PositiveLookup, recency_rank, recent_mask
+from model.data.sampling import _DENSE_LIMIT, PositiveLookup, recency_rank, recent_mask, weighted_csr
 
 
 def _toy(n_users=50, n_items=40, per_user=15, seed=0):
@@ -107,3 +107,36 @@ def test_recency_weighting_off_is_the_plain_sampler():
         weighted = NegativeSampler(train, 4, seed=3, recent_fraction=fraction, recent_weight=weight).epoch(2)
         for a, b in zip(plain, weighted, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_weighted_csr_puts_recent_weight_on_each_users_newest_share():
+    matrix = weighted_csr(_interleaved(), 0.5, 3.0)
+    assert matrix.dtype == np.float32 and matrix.shape == (2, 8) and matrix.has_sorted_indices
+    # recent rows (ceil(0.5 * n_u)): items 2, 3 of user 0 and item 5 of user 1
+    expected = [[1, 1, 3, 3, 0, 0, 0, 0], [0, 0, 0, 0, 1, 3, 0, 0]]
+    np.testing.assert_array_equal(matrix.toarray(), expected)
+    np.testing.assert_array_equal(
+        weighted_csr(_interleaved(), 0.25, 0.5).toarray()[0], [1, 1, 1, 0.5, 0, 0, 0, 0]
+    )
+
+
+def test_weighted_csr_off_is_exactly_to_csr():
+    train = _interleaved()
+    plain = train.to_csr()
+    for fraction, weight in ((0.0, 3.0), (0.5, 1.0)):
+        matrix = weighted_csr(train, fraction, weight)
+        for attr in ("data", "indices", "indptr"):
+            np.testing.assert_array_equal(getattr(matrix, attr), getattr(plain, attr))
+
+
+def test_weighted_csr_a_repeated_pair_is_recent_once_not_summed():
+    # user 0 rated item 0, then item 1, then item 0 again (newest): one pair, value recent_weight
+    train = Interactions(np.zeros(3, np.int32), np.array([0, 1, 0], np.int32), 1, 2)
+    np.testing.assert_array_equal(weighted_csr(train, 0.2, 4.0).toarray(), [[4, 1]])
+
+
+def test_weighted_csr_rejects_bad_settings():
+    with pytest.raises(ValueError, match="recent_weight"):
+        weighted_csr(_interleaved(), 0.5, 0.0)
+    with pytest.raises(ValueError, match="fraction"):
+        weighted_csr(_interleaved(), -0.1, 2.0)
