@@ -56,6 +56,7 @@ NCF_FLAGS = {
     "recent_weight": ("train_config", "recent_weight"),
     "patience": ("train_config", "patience"),
     "pretrain": ("train_config", "pretrain"),
+    "pretrain_alpha": ("train_config", "pretrain_alpha"),
     "finetune_lr": ("train_config", "finetune_learning_rate"),
     "finetune_weight_decay": ("train_config", "finetune_weight_decay"),
     "train_seed": ("train_config", "seed"),
@@ -84,6 +85,7 @@ def _add_ncf_arguments(parser: argparse.ArgumentParser) -> None:
     ncf.add_argument(
         "--pretrain", action=argparse.BooleanOptionalAction, default=None, help="NeuMF: pretrain GMF + MLP"
     )
+    ncf.add_argument("--pretrain-alpha", type=float, help="NeuMF: GMF tower's weight in the fused output")
     ncf.add_argument("--finetune-lr", type=float, help="NeuMF learning rate after pretraining")
     ncf.add_argument("--finetune-weight-decay", type=float, help="NeuMF weight decay after pretraining")
     ncf.add_argument("--train-seed", type=int, help="seed of initialisation, negatives and shuffling")

@@ -64,6 +64,7 @@ def row(path: Path) -> dict:
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
         "finetune_weight_decay": tcfg.get("finetune_weight_decay"),
+        "pretrain_alpha": tcfg.get("pretrain_alpha", 0.5),
         "towers": {k: tcfg[k] for k in TOWER_OVERRIDES if tcfg.get(k) is not None},  # their own settings
         "seed": tcfg["seed"],
         "refit": result.get("refit", False),
@@ -86,6 +87,8 @@ def pretrain(r: dict) -> str:
     text = f"yes, ft lr {r['finetune_learning_rate']}" if r["finetune_learning_rate"] else "yes"
     if r.get("finetune_weight_decay") is not None:
         text += f", ft wd {r['finetune_weight_decay']}"
+    if r.get("pretrain_alpha", 0.5) != 0.5:
+        text += f", alpha {r['pretrain_alpha']}"
     towers = r.get("towers") or {}
     for kind in TOWERS:
         own = [f"{k.removeprefix(kind + '_')} {v}" for k, v in towers.items() if k.startswith(kind)]
@@ -115,7 +118,9 @@ def main() -> None:
         "jobs): noisy upper bounds; `neumf_wd0.1` and `neumf_wd0.2` ran on a quiet machine (load below 1).",
         "Selection rule for the defaults: highest validation HR@10. Exact commands below the table; the",
         "defaults changed between runs, so a command that leaves a setting to the defaults used those of its",
-        "time (the columns and each run's JSON `train_config` give the values it ran with).",
+        "time (the columns and each run's JSON `train_config` give the values it ran with). `best ep` 0 is a",
+        "pretrained NeuMF's fused start, kept because no fine-tuning epoch beat it on validation. The",
+        "`recency_defaults*` rows (session 6): seed 0 ran beside other fits, seeds 1-2 on an idle machine.",
         "",
         "| run | model | factors | layers | batch | lr | opt | neg | recency | l2 | wd | drop | pretrain"
         " | refit | sched | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",

@@ -55,6 +55,8 @@ def tiny_train_config(**overrides) -> TrainConfig:
         "pretrain": False,
         "finetune_learning_rate": None,
         "patience": 0,
+        "recent_weight": 1,  # the block data has no time order: every positive alike
+        "pretrain_alpha": 0.5,  # the paper's fused start
         # the towers train like the model itself unless a test says otherwise
         **dict.fromkeys(TOWER_OVERRIDES),
     }

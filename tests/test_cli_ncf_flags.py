@@ -38,8 +38,8 @@ def test_flags_override_only_what_is_given():
         "mlp_num_negatives": 4,
         "mlp_epochs": 5,
     }
-    recency = ncf_options(parse("--recent-fraction", "0.1", "--recent-weight", "4"))
-    assert recency["train_config"] == {"recent_fraction": 0.1, "recent_weight": 4}
+    recency = ncf_options(parse("--recent-fraction", "0.1", "--recent-weight", "4", "--pretrain-alpha", ".6"))
+    assert recency["train_config"] == {"recent_fraction": 0.1, "recent_weight": 4, "pretrain_alpha": 0.6}
     tower_config = build_model("neumf", **towers).train_config
     assert tower_config.tower_config("gmf").batch_size == 1024
     assert tower_config.tower_config("gmf").lr_schedule == "cosine"  # the default GMF tower schedule stays

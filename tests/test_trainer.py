@@ -83,7 +83,8 @@ def data():
 
 def fit(quality, **train_overrides):
     train, validation, _ = data()
-    config = TrainConfig(**{"epochs": 10, "batch_size": 8, "patience": 2, "seed": 5, **train_overrides})
+    base = {"epochs": 10, "batch_size": 8, "patience": 2, "seed": 5, "recent_weight": 1}
+    config = TrainConfig(**{**base, **train_overrides})
     model = ScriptedModel(quality, train_config=config)
     model.width = validation.candidates.shape[1]
     return NeuMFTrainer(config).fit(model, train, validation)
