@@ -1,9 +1,9 @@
 """Pretraining for NeuMF (He et al. 2017, section 3.4.1), engine-neutral.
 
 A GMF and an MLP with NeuMF's factors and layers are trained with the same engine and training
-configuration, except for each tower's own batch size, schedule and negatives (`TrainConfig.tower_config`),
-then fused with `fuse_pretrained` (`TrainConfig.pretrain_alpha` on the output layer; the paper's is 0.5) into
-NeuMF's start.
+configuration, except for each tower's own batch size, schedule, negatives and epochs
+(`TrainConfig.tower_config`), then fused with `fuse_pretrained` (`TrainConfig.pretrain_alpha` on the output
+layer; the paper's is 0.5) into NeuMF's start.
 """
 
 from __future__ import annotations
