@@ -254,6 +254,7 @@ def main() -> None:
             "pretrain": False,
             "weight_decay": 0.0,
             "lr_schedule": "constant",
+            "recent_weight": 1,  # every positive alike, as when the committed comparison was measured
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,7 @@ def accuracy_per_batch_size(data_dir: str, batch_sizes: list[int], epochs: int) 
             num_negatives=4,
             weight_decay=0.0,  # the plain model these figures have always described
             lr_schedule="constant",
+            recent_weight=1,
         )
         model = KerasNCF(NCFConfig(factors=8, layers=(64, 32, 16, 8)), train_config)
         model.fit(split.train, split.validation)
