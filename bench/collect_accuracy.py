@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from model.data.sampling import recency_label
 from model.ncf.config import TOWER_OVERRIDES, TOWERS, TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
@@ -31,12 +32,6 @@ def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
     if "finetune_weight_decay" not in tcfg:
         return tcfg.get("weight_decay", 0.0)
     return command_value(argv, "--weight-decay", "weight_decay")
-
-
-def recency(tcfg: dict) -> str:
-    """The recency weighting a run used ("newest 10% x4"), "-" when off (runs before it existed: off)."""
-    fraction, weight = tcfg.get("recent_fraction", 0.0), tcfg.get("recent_weight", 1)
-    return f"newest {fraction:.0%} x{weight}" if fraction > 0 and weight > 1 else "-"
 
 
 def row(path: Path) -> dict:
@@ -59,7 +54,7 @@ def row(path: Path) -> dict:
         "lr_schedule": tcfg.get("lr_schedule", "constant"),
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
-        "recent": recency(tcfg),
+        "recent": recency_label(tcfg.get("recent_fraction", 0.0), tcfg.get("recent_weight", 1)),
         "weight_decay": pretraining_weight_decay(argv, tcfg),
         "pretrain": tcfg["pretrain"],
         "finetune_learning_rate": tcfg.get("finetune_learning_rate"),

@@ -30,6 +30,7 @@ import numpy as np
 
 from model.base import Recommender
 from model.data import DataLoader, Interactions, LeaveOneOutSplit, leave_one_out
+from model.data.sampling import recency_label
 from model.evaluation import Evaluator
 from model.ncf.base import NCFModel
 from model.registry import MODELS, build_model
@@ -111,10 +112,7 @@ def recency_of(model: Recommender) -> dict | None:
 
 
 def _recency_cell(recency: dict | None) -> str:
-    if recency is None:
-        return "–"
-    fraction, weight = recency["recent_fraction"], recency["recent_weight"]
-    return f"newest {fraction:.0%} x{weight:g}" if fraction > 0 and weight != 1 else "off"
+    return "–" if recency is None else recency_label(recency["recent_fraction"], recency["recent_weight"])
 
 
 def timed_fit(model: Recommender, train: Interactions, split: LeaveOneOutSplit) -> float:

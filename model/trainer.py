@@ -82,9 +82,14 @@ class NeuMFTrainer:
             hr, ndcg = validation_metrics(model, validation)
             best_hr, best_params = hr, model.get_params()
             history.append(
-                {"epoch": 0, "val_hr@10": round(hr, 6), "val_ndcg@10": round(ndcg, 6), "train_seconds": 0.0}
+                {
+                    "epoch": 0,
+                    "val_hr@10": round(hr, 6),
+                    "val_ndcg@10": round(ndcg, 6),
+                    "train_seconds": 0.0,
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
             )
-            history[-1]["seconds"] = round(time.perf_counter() - start, 3)
             logger.info("%s start: val HR@10 %.4f NDCG@10 %.4f", model.config.kind, hr, ndcg)
         for epoch in range(1, cfg.epochs + 1):
             start = time.perf_counter()

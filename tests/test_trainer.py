@@ -29,7 +29,7 @@ class ScriptedModel(NCFModel):
         self.trained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.scored: list[tuple[np.ndarray, np.ndarray]] = []
         self.learning_rates: list[float] = []
-        self.start_quality = 0.0  # validation quality of the start (epoch 0)
+        self.start_quality: float | None = None  # validation quality of a given start (epoch 0)
 
     def build(self, n_users, n_items, params):
         self.n_users, self.n_items = n_users, n_items
@@ -81,12 +81,15 @@ def data():
     return train, validation, test
 
 
-def fit(quality, **train_overrides):
+def fit(quality, start_quality=None, **train_overrides):
+    """Train a `ScriptedModel`; with `start_quality`, from given starting parameters of that quality."""
     train, validation, _ = data()
     base = {"epochs": 10, "batch_size": 8, "patience": 2, "seed": 5, "recent_weight": 1}
     config = TrainConfig(**{**base, **train_overrides})
-    model = ScriptedModel(quality, train_config=config)
-    model.width = validation.candidates.shape[1]
+    tiny = NCFConfig(kind="gmf", factors=1)
+    start = None if start_quality is None else init_params(tiny, N_USERS, N_ITEMS, seed=0)
+    model = ScriptedModel(quality, train_config=config, init_params=start)
+    model.start_quality, model.width = start_quality, validation.candidates.shape[1]
     return NeuMFTrainer(config).fit(model, train, validation)
 
 
@@ -124,22 +127,12 @@ def test_recency_weighting_repeats_each_users_newest_positive():
         assert repeats.sum() == len(train) + 2 * N_USERS
 
 
-def warm_fit(start_quality, quality):
-    """`fit` from given starting parameters whose validation quality is `start_quality`."""
-    train, validation, _ = data()
-    config = TrainConfig(epochs=10, batch_size=8, patience=2, seed=5)
-    start = init_params(NCFConfig(kind="gmf", factors=1), N_USERS, N_ITEMS, seed=0)
-    model = ScriptedModel(quality, train_config=config, init_params=start)
-    model.start_quality, model.width = start_quality, validation.candidates.shape[1]
-    return NeuMFTrainer(config).fit(model, train, validation)
-
-
 def test_a_warm_start_is_scored_as_epoch_0_and_kept_when_no_epoch_beats_it():
-    model = warm_fit(0.5, [1 / 3, 0.5, 0.9])
+    model = fit([1 / 3, 0.5, 0.9], start_quality=0.5)
     assert [row["epoch"] for row in model.history_] == [0, 1, 2]  # stopped: 2 epochs without a gain
     assert "loss" not in model.history_[0] and round(model.history_[0]["val_hr@10"], 4) == 0.5
     assert model.best_epoch_ == 0 and model.epoch == 0  # the start's parameters are restored
-    model = warm_fit(0.5, [1 / 3, 2 / 3, 0.5, 0.5])
+    model = fit([1 / 3, 2 / 3, 0.5, 0.5], start_quality=0.5)
     assert model.best_epoch_ == 2 and model.epoch == 2
 
 

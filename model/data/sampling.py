@@ -86,6 +86,11 @@ def recent_mask(interactions: Interactions, fraction: float) -> np.ndarray:
     return recency_rank(interactions) < np.ceil(fraction * counts)
 
 
+def recency_label(fraction: float, weight: float) -> str:
+    """A recency setting as text: "newest 10% x6", or "off" when it marks nothing or weighs by 1."""
+    return f"newest {fraction:.0%} x{weight:g}" if fraction > 0 and weight != 1 else "off"
+
+
 def weighted_csr(
     interactions: Interactions, recent_fraction: float = 0.0, recent_weight: float = 1.0
 ) -> sp.csr_matrix:

@@ -131,6 +131,9 @@ class TrainConfig(BaseModel):
     gmf_num_negatives: int | None = Field(
         None, ge=0, description="NeuMF pretraining: GMF tower negatives per positive (None = num_negatives)"
     )
+    gmf_epochs: int | None = Field(
+        None, ge=1, description="NeuMF pretraining: GMF tower maximum epochs (None = epochs)"
+    )
     mlp_batch_size: int | None = Field(
         None, ge=1, description="NeuMF pretraining: MLP tower batch size (None = batch_size)"
     )
@@ -139,10 +142,6 @@ class TrainConfig(BaseModel):
     )
     mlp_num_negatives: int | None = Field(
         None, ge=0, description="NeuMF pretraining: MLP tower negatives per positive (None = num_negatives)"
-    )
-
-    gmf_epochs: int | None = Field(
-        None, ge=1, description="NeuMF pretraining: GMF tower maximum epochs (None = epochs)"
     )
     mlp_epochs: int | None = Field(
         5,
