@@ -79,7 +79,7 @@ class Manifest(BaseModel):
     created_at: str = Field(description="UTC, ISO 8601")
     schema_version: int = SCHEMA_VERSION
     code_version: str
-    engine: str
+    engine: str | None = None  # NCF models: "keras" or "numpy"; None for single-implementation models
     model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
     dataset: dict[str, Any] = Field(
         default_factory=dict, description="name, format, sha256 of each input file"

@@ -1,5 +1,6 @@
-"""The nightly job behind `ncf-batch run`: load, train (selecting on validation), evaluate, quality gate,
-refit on all interactions, score every unrated movie in chunks of users, publish one run atomically.
+"""The nightly job behind `ncf-batch run`: the shared pipeline (load, train selecting on validation,
+evaluate, refit on all interactions), the quality gate on both models, then every unrated movie scored in
+chunks of users and one run published atomically.
 
 Each step is logged with its duration; scoring logs its progress. Nothing is written to the output
 directory before the quality gate has passed, and everything is staged by `RunWriter` until `publish`.
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import scipy.sparse as sp
 
 from batch.contract import (
     METRICS,
@@ -30,21 +32,17 @@ from batch.contract import (
     prune,
     sha256_file,
 )
-from batch.quality import check_quality
+from batch.pipeline import run_pipeline
+from batch.quality import check_quality, published_model_checks
 from batch.settings import RunSettings
 from batch.steps import StepTimer
 from batch.version import code_version
 from model.base import Recommender
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
-from model.data import DataLoader, Dataset, leave_one_out
-from model.evaluation import Evaluator
-from model.ncf.base import NCFModel
-from model.ncf.scoring import available_cores
-from model.registry import build_model
+from model.data import Dataset
 
 logger = logging.getLogger(__name__)
 
-NCF_MODELS = ("gmf", "mlp", "neumf")
 LOCK_FILE = ".lock"
 
 
@@ -67,15 +65,6 @@ class PausePoint:
             time.sleep(600)
 
 
-def build(settings: RunSettings) -> Recommender:
-    """A fresh, unfitted model per the settings."""
-    if settings.model not in NCF_MODELS:
-        return build_model(settings.model)
-    train = settings.train.model_dump()
-    ncf = settings.ncf.model_dump(exclude={"kind"})
-    return build_model(settings.model, engine=settings.engine, config=ncf, train_config=train)
-
-
 @contextmanager
 def output_lock(output_dir: Path) -> Iterator[None]:
     """Exclusive lock on the output directory for the whole run (released by the OS if the job dies)."""
@@ -96,56 +85,39 @@ def run_job(settings: RunSettings, pause: PausePoint | None = None) -> Manifest:
 
 
 def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
-    timer = StepTimer()
-    with timer.step("load"):
-        dataset = DataLoader(settings.data_dir, format=settings.format, min_rating=settings.min_rating).load()
-        input_files = {path.name: sha256_file(path) for path in dataset.files}
-        split = leave_one_out(dataset, seed=settings.split_seed, n_negatives=settings.eval_negatives)
-    with timer.step("train"):
-        model = build(settings).fit(split.train, split.validation)
-    with timer.step("evaluate"):
-        evaluator = Evaluator(split, k=10, chunk_users=settings.chunk_users)
-        results = {which: evaluator.evaluate(model, which) for which in ("validation", "test")}
-    for which, by_protocol in results.items():
-        for protocol, values in by_protocol.items():
-            logger.info("%s %s: HR@10 %.4f NDCG@10 %.4f", which, protocol, values["hr@10"], values["ndcg@10"])
-    gate = check_quality(
-        results["test"][settings.gate_protocol]["hr@10"],
-        settings.output_dir,
-        settings.gate_protocol,
-        settings.min_test_hr,
-        settings.max_hr_drop,
-    )
-    best_epoch = getattr(model, "best_epoch_", None)
-    production, trained_on = model, split.train
-    if settings.refit:
-        with timer.step("refit"):
-            trained_on = dataset.interactions()
-            # NCF: same engine and configuration, best_epoch_ epochs (pretrained parts refit too).
-            production = (
-                model.refit(trained_on) if isinstance(model, NCFModel) else build(settings).fit(trained_on)
-            )
+    result = run_pipeline(settings, publish=True)
+    dataset, model, production, timer = result.dataset, result.model, result.final, result.timer
+    input_files = {path.name: sha256_file(path) for path in dataset.files}
+    known = dataset.interactions().to_csr()
+    with timer.step("gate"):
+        published = published_model_checks(model, production, result.split, known, settings.gate)
+        gate = check_quality(
+            result.results["test"][settings.gate.protocol]["hr@10"],
+            dataset.name,
+            settings.output_dir,
+            settings.gate,
+            published,
+        )
+    trained_on = dataset.interactions() if production is not model else result.split.train
 
     writer = RunWriter(settings.output_dir)
     try:
         with timer.step("score"):
-            rows = write_recommendations(writer, production, dataset, settings, pause)
+            rows = write_recommendations(writer, production, dataset, known, settings, pause)
         with timer.step("write"):
             writer.write_table(MOVIES, movies_table(dataset))
             writer.write_table(
                 POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.top_n)
             )
-            if isinstance(production, NCFModel):
-                production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-        metrics = _metrics(results, model, best_epoch, gate, timer.seconds, settings)
-        metrics["refit_history"] = getattr(production, "history_", []) if production is not model else []
+            production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
+        metrics = {**result.report(settings), "quality_gate": gate}
         writer.write_json(METRICS, metrics)
         with timer.step("publish"):
             manifest = writer.publish(
                 checkpoint=pause,
                 code_version=code_version(),
-                engine=getattr(production, "engine", "numpy"),
-                model_config=_model_config(settings, model, production, best_epoch),
+                engine=production.engine,
+                model_config=_model_config(settings.model, model, production),
                 dataset={"name": dataset.name, "format": dataset.format, "files": input_files},
                 counts={
                     "users": dataset.n_users,
@@ -170,18 +142,21 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
 
 
 def write_recommendations(
-    writer: RunWriter, model: Recommender, dataset: Dataset, settings: RunSettings, pause: PausePoint
+    writer: RunWriter,
+    model: Recommender,
+    dataset: Dataset,
+    known: sp.csr_matrix,
+    settings: RunSettings,
+    pause: PausePoint,
 ) -> int:
     """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk.
 
-    Scores come from the model's own `score_users` (NCF: the structured all-items scorer of its engine,
-    XLA-compiled for Keras, `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the
-    (chunk_users, n_movies) float32 score matrix plus the scorer's own bounded working set; the output of
-    a chunk is (chunk_users, top_n) rows. Returns the number of rows written.
+    Lists come from the model's own batched `recommend` (rated movies, `known`, masked before the top-n
+    selection; NCF scores with the structured all-items scorer of its engine, XLA-compiled for Keras,
+    `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies)
+    float32 score matrix plus the scorer's own bounded working set; the output of a chunk is
+    (chunk_users, top_n) rows. Returns the number of rows written.
     """
-    from batch.topn import mask_rated, top_n
-
-    known = dataset.interactions().to_csr()
     n_users, chunk = dataset.n_users, settings.chunk_users
     logger.info(
         "scoring %d users x %d movies in chunks of %d users (%.1f MB of scores per chunk)",
@@ -194,9 +169,7 @@ def write_recommendations(
     with writer.open_table(RECOMMENDATIONS) as out:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
-            scores = np.array(model.score_users(users), dtype=np.float32, copy=True)
-            unrated = mask_rated(scores, known[users])
-            items, best = top_n(scores, settings.top_n, workers=available_cores())
+            items, best, unrated = model.recommend(users, settings.top_n, known[users])
             keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
             user_rows, rank_cols = np.nonzero(keep)
             table = pa.table(
@@ -243,35 +216,14 @@ def popular_table(counts: np.ndarray, item_ids: np.ndarray, n: int) -> pa.Table:
     )
 
 
-def _model_config(
-    settings: RunSettings, model: Recommender, production: Recommender, best_epoch: int | None
-) -> dict[str, Any]:
-    """Name, architecture and training of the selected model; `refit_train_config` is how the published
-    (production) model was retrained on all interactions."""
-    config: dict[str, Any] = {"name": settings.model, "refit": settings.refit, "best_epoch": best_epoch}
-    if isinstance(model, NCFModel):
-        config["config"] = model.config.model_dump(mode="json")
-        config["train_config"] = model.train_config.model_dump(mode="json")
-    if isinstance(production, NCFModel) and production is not model:
-        config["refit_train_config"] = production.train_config.model_dump(mode="json")
-    return config
-
-
-def _metrics(
-    results: dict,
-    model: Recommender,
-    best_epoch: int | None,
-    gate: dict,
-    seconds: dict,
-    settings: RunSettings,
-) -> dict[str, Any]:
+def _model_config(name: str, model: Recommender, production: Recommender) -> dict[str, Any]:
+    """The manifest's description of the published model: registered name, class, hyperparameters, the
+    epoch selected on validation, and whether it was refit on every interaction."""
+    report = production.report()
     return {
-        "validation": results["validation"],
-        "test": results["test"],
-        "model": settings.model,
-        "best_epoch": best_epoch,
-        "history": getattr(model, "history_", []),
-        "pretrain_history": {kind: sub.history_ for kind, sub in getattr(model, "pretrained_", {}).items()},
-        "quality_gate": gate,
-        "step_seconds": dict(seconds),
+        "name": name,
+        "class": report["class"],
+        "hyperparameters": report["hyperparameters"],
+        "best_epoch": model.report()["best_epoch"],
+        "refit": production is not model,
     }

@@ -1,10 +1,14 @@
-"""Typed settings of `ncf-batch run`, validated once at the entry point.
+"""Typed settings of `ncf-batch evaluate` and `ncf-batch run`, validated once at the entry point.
 
-Sources, highest priority first: command-line flags, environment variables (`NCF_<FIELD>`, nested model
-fields as `NCF_NCF__FACTORS`, `NCF_TRAIN__EPOCHS`), an optional TOML or JSON config file (`--config-file`
-or `NCF_CONFIG_FILE`), then the defaults below. Each field has exactly one default, documented in its
-description.
-Model hyperparameters live in `NCFConfig` / `TrainConfig` (their defaults are the tuned NeuMF configuration).
+`PipelineSettings` is everything both commands share (data, split, model and its hyperparameters, refit,
+evaluation): the same flags, env vars and config-file keys with the same meaning in both. `RunSettings`
+adds publishing and the quality gate, `EvaluateSettings` what the evaluation report shows.
+
+Sources, highest priority first: command-line flags, environment variables (`NCF_<FIELD>`, nested
+fields as `NCF_TRAIN__EPOCHS`, `NCF_TRAIN__GMF__EPOCHS`, `NCF_MODELS__IALS__FACTORS`, `NCF_GATE__FLOORS`),
+an optional TOML or JSON config file (`--config-file` or `NCF_CONFIG_FILE`), then the defaults. Each
+setting has one name and one default: NCF models' in `model.ncf.config`, every other model's in its
+constructor (`model.registry.settings_model`), the job's below.
 """
 
 from __future__ import annotations
@@ -14,17 +18,85 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from model.data.formats import FORMATS
+from model.evaluation import PROTOCOLS
 from model.ncf.config import NCFConfig, TrainConfig
+from model.registry import MODELS, settings_models
 
 ENV_PREFIX = "NCF_"
+Protocol = Literal["sampled", "full"]
 
 
-class RunSettings(BaseSettings):
-    """Everything `ncf-batch run` can be told."""
+def _model_settings_fields() -> dict[str, Any]:
+    """One nested settings field per registered non-NCF model that has settings (`ials`, `ease`, ...)."""
+    return {
+        name: (model, Field(default_factory=model, description=f"{name} model settings"))
+        for name, model in settings_models().items()
+    }
+
+
+ModelSettings = create_model(
+    "ModelSettings",
+    __doc__="Settings of every non-NCF model, one nested group each (defaults: their constructors).",
+    **_model_settings_fields(),
+)
+
+
+class GateSettings(BaseModel):
+    """Quality gate: when a run may replace the published one (`batch.quality`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    protocol: Protocol = Field("sampled", description="protocol of the test HR@10 the gate reads")
+    floors: dict[str, float] = Field(
+        {"ml-1m": 0.70, "ml-100k": 0.60},
+        description="refuse when the selection model's test HR@10 is below this, by data set name (the "
+        "data folder's name); set it for each data set you run",
+    )
+    default_floor: float = Field(
+        0.5, ge=0.0, le=1.0, description="floor of a data set `floors` does not name"
+    )
+    references: dict[str, float] = Field(
+        {"ml-1m": 0.735},
+        description="fixed reference test HR@10 by data set name, so that small drops from run to run "
+        "cannot add up: refuse when the new run is more than `max_reference_drop` below it",
+    )
+    max_reference_drop: float = Field(0.03, ge=0.0, description="allowed drop below the fixed reference")
+    max_drop: float = Field(
+        0.02, ge=0.0, description="refuse when test HR@10 is this much below the LATEST run's"
+    )
+    allow_unreadable_previous: bool = Field(
+        False,
+        description="publish even when the LATEST run's metrics cannot be read (otherwise refused: the "
+        "gate fails closed)",
+    )
+    max_validation_drop: float = Field(
+        0.05,
+        ge=0.0,
+        description="published model: refuse when its HR@10 on the validation items (which it trains "
+        "on) is more than this below the selection model's",
+    )
+    min_overlap: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="published model: refuse when its top-10 lists share fewer than this share of their "
+        "movies with the selection model's lists (mean over the checked users)",
+    )
+    check_users: int = Field(
+        2000, ge=1, description="published model: users whose lists are checked (a seeded sample)"
+    )
+
+    def floor(self, dataset: str) -> float:
+        return self.floors.get(dataset, self.default_floor)
+
+
+class PipelineSettings(BaseSettings):
+    """Data, split, model, refit and evaluation: what `evaluate` and `run` share."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", protected_namespaces=()
@@ -32,46 +104,49 @@ class RunSettings(BaseSettings):
 
     config_file: Path | None = Field(None, description="TOML (.toml) or JSON file of further settings")
     data_dir: Path = Field(description="MovieLens directory (any layout `DataLoader` reads); required")
-    output_dir: Path = Field(Path("output"), description="where runs/ and LATEST are published")
-    format: Literal["auto", "dat", "csv", "ml100k", "ncf"] = Field("auto", description="input layout")
+    format: Literal["auto", *FORMATS] = Field("auto", description="input layout")
     min_rating: float | None = Field(None, description="keep only ratings >= this (None: every rating)")
     split_seed: int = Field(0, description="seed of the leave-one-out evaluation negatives")
     eval_negatives: int = Field(
         99, ge=1, description="sampled protocol: negatives per held-out item (paper: 99)"
     )
-    model: str = Field("neumf", description="registered model name (model.registry.MODELS)")
-    engine: Literal["keras", "numpy"] = Field("keras", description="engine of NCF models")
+    protocol: Literal["sampled", "full", "both"] = Field(
+        "both", description="evaluation protocol(s): sampled (held-out item vs its negatives), full ranking"
+    )
+    model: Literal[*MODELS] = Field("neumf", description="registered model name (model.registry.MODELS)")
+    engine: Literal["keras", "numpy"] = Field("keras", description="engine of the NCF models")
     ncf: NCFConfig = Field(default_factory=NCFConfig, description="NCF architecture (model.ncf.config)")
     train: TrainConfig = Field(default_factory=TrainConfig, description="NCF training (model.ncf.config)")
+    models: ModelSettings = Field(default_factory=ModelSettings, description="settings of the other models")
     refit: bool = Field(
-        True, description="retrain on all interactions for the selected number of epochs before scoring"
+        True,
+        description="after selecting on validation, retrain the model with the same hyperparameters (NCF: "
+        "for the selected number of epochs) on more data: train + validation items before the test "
+        "figures of `evaluate`, every interaction before `run` publishes",
     )
-    top_n: int = Field(50, ge=1, le=32767, description="recommendations kept per user")
     chunk_users: int = Field(
         1024,
         ge=1,
         description="users scored per chunk; one chunk holds chunk_users x n_movies float32 scores "
         "(1024 x 3706 = 15 MB on ML-1M) and is one Parquet row group",
     )
-    keep_runs: int = Field(7, ge=1, description="newest published runs kept; the LATEST run is never deleted")
-    min_test_hr: float = Field(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        description="quality gate: refuse to publish when test HR@10 (gate_protocol) is below this "
-        "(ItemPop scores 0.45 sampled on ML-1M)",
-    )
-    max_hr_drop: float = Field(
-        0.02, ge=0.0, description="quality gate: refuse when test HR@10 is this much below the LATEST run's"
-    )
-    gate_protocol: Literal["sampled", "full"] = Field(
-        "sampled", description="protocol the quality gate reads"
-    )
 
-    @field_validator("data_dir", "output_dir")
+    @field_validator("data_dir")
     @classmethod
     def _expand(cls, path: Path) -> Path:
         return path.expanduser()
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return PROTOCOLS if self.protocol == "both" else (self.protocol,)
+
+    def model_options(self) -> dict[str, Any]:
+        """`model.registry.build_model` options of the chosen model."""
+        if MODELS[self.model].ncf_kind is not None:
+            ncf = self.ncf.model_dump(exclude={"kind"})
+            return {"engine": self.engine, "config": ncf, "train_config": self.train.model_dump()}
+        group = getattr(self.models, self.model, None)
+        return group.model_dump() if group is not None else {}
 
     @classmethod
     def settings_customise_sources(
@@ -83,6 +158,39 @@ class RunSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, ConfigFileSource(settings_cls, init_settings, env_settings)
+
+
+class EvaluateSettings(PipelineSettings):
+    """`ncf-batch evaluate`: the pipeline, then a report."""
+
+    split: Literal["validation", "test"] = Field(
+        "test",
+        description="split of the headline figures; validation is a selection-only run that never "
+        "evaluates, refits for or otherwise scores the test items",
+    )
+    json_output: bool = Field(False, description="print one JSON object instead of a text summary")
+
+
+class RunSettings(PipelineSettings):
+    """`ncf-batch run`: the pipeline, the quality gate, then scoring and publishing."""
+
+    output_dir: Path = Field(Path("output"), description="where runs/ and LATEST are published")
+    top_n: int = Field(50, ge=1, le=32767, description="recommendations kept per user")
+    keep_runs: int = Field(7, ge=1, description="newest published runs kept; the LATEST run is never deleted")
+    gate: GateSettings = Field(default_factory=GateSettings, description="quality gate (batch.quality)")
+
+    @field_validator("output_dir")
+    @classmethod
+    def _expand_output(cls, path: Path) -> Path:
+        return path.expanduser()
+
+    @model_validator(mode="after")
+    def _gate_protocol_is_evaluated(self) -> RunSettings:
+        if self.gate.protocol not in self.protocols:
+            raise ValueError(
+                f"gate.protocol {self.gate.protocol!r} is not among the evaluated {self.protocols}"
+            )
+        return self
 
 
 class ConfigFileSource(PydanticBaseSettingsSource):

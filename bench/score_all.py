@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from batch.topn import mask_rated, top_n
 from model.ncf.config import NCFConfig
 from model.ncf.params import init_params
-from model.ncf.scoring import available_cores, score_all_items, score_pairs
+from model.ncf.scoring import score_all_items, score_pairs
+from model.topn import available_cores, mask_rated, top_n
 
 RESULTS = Path(__file__).parent / "results"
 N_USERS, N_ITEMS = 6040, 3706

@@ -54,7 +54,7 @@ class RecommendationsResponse(BaseModel):
 class ModelResponse(BaseModel):
     run_id: str
     created_at: str
-    engine: str
+    engine: str | None = Field(None, description="NCF engine (keras or numpy); null for other models")
     code_version: str
     top_n: int
     config: dict[str, Any] = Field(description="The model's configuration (manifest `model_config`).")

@@ -26,10 +26,10 @@ class IALS(FactorRecommender):
     """iALS.
 
     Args:
-        factors: latent dimension (chosen on the ML-1M validation item: 128).
-        regularization: L2 penalty (chosen on validation: 30).
-        alpha: confidence weight of observed pairs (chosen on validation: 4).
-        iterations: ALS sweeps (15).
+        factors: latent dimension (chosen on ML-1M validation).
+        regularization: L2 penalty (chosen on ML-1M validation).
+        alpha: confidence weight of observed pairs (chosen on ML-1M validation).
+        iterations: ALS sweeps.
         seed: seed of the initial factors.
         num_threads: native threads (0 = all cores).
         recent_fraction: share of each user's newest training positives whose matrix value is
@@ -41,13 +41,13 @@ class IALS(FactorRecommender):
     def __init__(
         self,
         factors: int = 128,
-        regularization: float = 30.0,
-        alpha: float = 4.0,
+        regularization: float = 60.0,
+        alpha: float = 2.0,
         iterations: int = 15,
         seed: int = 0,
         num_threads: int = 0,
-        recent_fraction: float = 0.0,
-        recent_weight: float = 1.0,
+        recent_fraction: float = 0.1,
+        recent_weight: float = 8.0,
     ) -> None:
         self.factors = factors
         self.regularization = regularization

@@ -27,7 +27,11 @@ class ItemPop(Recommender):
 
 
 class RandomModel(Recommender):
-    """Uniform random scores, fixed per (user, item) for a given seed (a hash, not a draw per call)."""
+    """Uniform random scores, fixed per (user, item) for a given seed (a hash, not a draw per call).
+
+    Args:
+        seed: mixed into the hash of each (user, item) pair.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

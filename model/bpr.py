@@ -24,10 +24,10 @@ class BPR(FactorRecommender):
     """BPR-MF.
 
     Args:
-        factors: latent dimension (64).
-        learning_rate: SGD step (chosen on the ML-1M validation item: 0.01).
-        regularization: L2 penalty (chosen on validation: 0.01).
-        iterations: epochs over the training pairs (100).
+        factors: latent dimension.
+        learning_rate: SGD step (chosen on ML-1M validation).
+        regularization: L2 penalty (chosen on ML-1M validation).
+        iterations: epochs over the training pairs.
         seed: seed of the initial factors and the negative samples.
         num_threads: SGD threads (1 = deterministic; 0 = all cores).
     """

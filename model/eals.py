@@ -39,13 +39,13 @@ class EALS(FactorRecommender):
     """eALS.
 
     Args:
-        factors: latent dimension K (64).
-        c0: total weight of the missing data (chosen on the ML-1M validation item: 512).
-        alpha: popularity exponent of the missing-data weights (0.4, the paper's).
-        weight: weight w of an observed pair (1).
-        regularization: L2 penalty λ (chosen on validation: 10).
-        iterations: sweeps over users then items (20).
-        init_std: standard deviation of the normal initial factors (0.01, as the authors' code).
+        factors: latent dimension K.
+        c0: total weight of the missing data (chosen on ML-1M validation).
+        alpha: popularity exponent of the missing-data weights (the paper's).
+        weight: weight w of an observed pair.
+        regularization: L2 penalty λ (chosen on ML-1M validation).
+        iterations: sweeps over users then items.
+        init_std: standard deviation of the normal initial factors (as the authors' code).
         seed: seed of the initial factors.
         recent_fraction: share of each user's newest training positives weighted `weight * recent_weight`
             (0 = no recency weighting; see `model.data.sampling.recent_mask`).

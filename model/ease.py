@@ -43,7 +43,7 @@ class EASE(ItemItemRecommender):
     """EASE^R.
 
     Args:
-        l2: L2 penalty λ (chosen on the ML-1M validation item: 1000).
+        l2: L2 penalty λ (chosen on ML-1M validation).
         chunk_users: users per dense block when scoring pairs.
         recent_fraction: share of each user's newest training positives that get `recent_weight` in X
             (0 = no recency weighting; see `model.data.sampling.recent_mask`).
@@ -52,10 +52,10 @@ class EASE(ItemItemRecommender):
 
     def __init__(
         self,
-        l2: float = 1000.0,
+        l2: float = 4000.0,
         chunk_users: int = 1024,
-        recent_fraction: float = 0.0,
-        recent_weight: float = 1.0,
+        recent_fraction: float = 0.1,
+        recent_weight: float = 4.0,
     ) -> None:
         self.l2 = l2
         self.chunk_users = chunk_users

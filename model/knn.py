@@ -44,8 +44,8 @@ class ItemKNN(ItemItemRecommender):
     """Item-based kNN with shrunk cosine.
 
     Args:
-        k: neighbours kept per item (chosen on the ML-1M validation item: 50).
-        shrink: shrinkage term added to the cosine denominator (chosen on validation: 0).
+        k: neighbours kept per item (chosen on ML-1M validation).
+        shrink: shrinkage term added to the cosine denominator (chosen on ML-1M validation).
         chunk_users: users per dense block when scoring pairs.
     """
 

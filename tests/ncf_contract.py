@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from model.data.interactions import Interactions
-from model.ncf.base import NCFModel, engine_class
-from model.ncf.config import TOWER_OVERRIDES, TOWERS, NCFConfig, TrainConfig
+from model.ncf.base import NCFModel
+from model.ncf.config import TOWERS, NCFConfig, TowerConfig, TrainConfig
 from model.ncf.params import fuse_pretrained, init_params, param_shapes
 from model.ncf.scoring import logits_pairs
+from model.registry import engine_class
 
 N_USERS, N_ITEMS, BLOCK = 24, 20, 10
 TINY = {"factors": 4, "layers": (8, 4)}
@@ -58,7 +59,8 @@ def tiny_train_config(**overrides) -> TrainConfig:
         "recent_weight": 1,  # the block data has no time order: every positive alike
         "pretrain_alpha": 0.5,  # the paper's fused start
         # the towers train like the model itself unless a test says otherwise
-        **dict.fromkeys(TOWER_OVERRIDES),
+        "gmf": TowerConfig(),
+        "mlp": TowerConfig(),
     }
     return TrainConfig(**{**base, **overrides})
 
@@ -188,10 +190,8 @@ class NCFModelContract:
             finetune_learning_rate=0.005,
             weight_decay=0.1,
             finetune_weight_decay=0.3,
-            gmf_batch_size=60,
-            gmf_lr_schedule="cosine",
-            mlp_num_negatives=2,
-            mlp_epochs=3,
+            gmf=TowerConfig(batch_size=60, lr_schedule="cosine"),
+            mlp=TowerConfig(num_negatives=2, epochs=3),
             pretrain_alpha=0.7,
         )
         model = self.make_model(config, train_config).fit(train)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from batch.contract import (
     LATEST,
     MANIFEST,
     METRICS,
+    MODEL_DIR,
     MOVIES,
     POPULAR,
     RECOMMENDATIONS,
@@ -39,7 +41,7 @@ from batch.contract import (
 
 REPO = Path(__file__).resolve().parents[1]
 N_USERS, N_MOVIES, TOP_N = 40, 60, 10
-FAST = ["--model", "itempop", "--eval-negatives", "3", "--top-n", str(TOP_N), "--min-test-hr", "0"]
+FAST = ["--model", "itempop", "--eval-negatives", "3", "--top-n", str(TOP_N), "--gate-default-floor", "0"]
 
 
 def write_fixture(directory: Path) -> pd.DataFrame:
@@ -127,7 +129,26 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
         for protocol in ("sampled", "full"):
             assert 0.0 <= metrics[which][protocol]["hr@10"] <= 1.0
             assert 0.0 <= metrics[which][protocol]["ndcg@10"] <= metrics[which][protocol]["hr@10"]
-    assert {"load", "train", "evaluate", "refit", "score", "write"} <= set(metrics["step_seconds"])
+    steps = {
+        "load",
+        "split",
+        "fit",
+        "evaluate_validation",
+        "evaluate_test",
+        "refit",
+        "gate",
+        "score",
+        "write",
+    }
+    assert steps <= set(metrics["step_seconds"])
+    published_checks = metrics["quality_gate"]["published_model"]
+    assert published_checks["finite"] and published_checks["overlap@10"] > 0.5
+    assert metrics["refit"] and metrics["training"]["class"] == "model.baselines.ItemPop"
+    # every model is saved with the run and loads back (a baseline included)
+    from model.base import load_model
+
+    model = load_model(run_dir(published, run_id) / MODEL_DIR)
+    assert model.n_users == N_USERS and model.popularity_.sum() == metrics["n_interactions"]
     assert not list((published / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
 
 
@@ -204,11 +225,11 @@ def test_quality_gate_refusal_leaves_output_untouched(published, fixture_dir, tm
     shutil.copytree(published, output)
     before = snapshot(output)
     # Below the floor.
-    proc = run_batch(fixture_dir[0], output, *FAST, "--gate-protocol", "full", "--min-test-hr", "1.0")
+    proc = run_batch(fixture_dir[0], output, *FAST, "--gate-protocol", "full", "--gate-default-floor", "1.0")
     assert proc.returncode == exit_codes.QUALITY_GATE, proc.stderr[-2000:]
-    assert "below the floor" in proc.stderr
+    assert re.search(r"below the \S+ floor 1.0000", proc.stderr)
     # Random scores are far below ItemPop's on the Zipf fixture: a drop beyond the tolerance.
-    flags = [*FAST, "--model", "random", "--gate-protocol", "full", "--max-hr-drop", "0.01"]
+    flags = [*FAST, "--model", "random", "--gate-protocol", "full", "--gate-max-drop", "0.01"]
     proc = run_batch(fixture_dir[0], output, *flags)
     assert proc.returncode == exit_codes.QUALITY_GATE, proc.stderr[-2000:]
     assert "below the published run" in proc.stderr
@@ -290,7 +311,16 @@ def test_manifest_lists_every_file_with_size(published):
 def test_ml100k_run_meets_the_contract(tmp_path):
     data_dir = Path(os.environ["NCF_DATA_DIR_100K"])
     assert_ok(
-        run_batch(data_dir, tmp_path, "--model", "itempop", "--min-test-hr", "0.3", "--chunk-users", "300")
+        run_batch(
+            data_dir,
+            tmp_path,
+            "--model",
+            "itempop",
+            "--gate-floors",
+            '{"ml-100k": 0.3}',
+            "--chunk-users",
+            "300",
+        )
     )
     manifest = verify_run(run_dir(tmp_path, read_latest(tmp_path)))
     assert manifest.counts["users"] == 943 and manifest.counts["rows"] == 943 * 50
@@ -303,18 +333,24 @@ def test_ml100k_run_meets_the_contract(tmp_path):
 
 
 def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
-    from model.ncf.base import NCFModel, load_id_maps
+    from model.base import load_id_maps
+    from model.ncf.base import NCFModel
 
     flags = ["--model", "neumf", "--engine", "keras", "--epochs", "2", "--factors", "4", "--layers", "8,4"]
-    flags += ["--batch-size", "256", "--eval-negatives", "3", "--top-n", str(TOP_N), "--min-test-hr", "0"]
+    flags += ["--batch-size", "256", "--eval-negatives", "3", "--top-n", str(TOP_N)]
+    flags += ["--gate-default-floor", "0"]
     flags += ["--no-refit", "--no-pretrain"]  # one XLA compilation instead of several keeps the test fast
     assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
     directory = run_dir(tmp_path, read_latest(tmp_path))
     manifest = verify_run(directory)
-    assert manifest.engine == "keras" and manifest.model_config_["config"]["layers"] == [8, 4]
+    assert manifest.engine == "keras" and manifest.model_config_["hyperparameters"]["config"]["layers"] == [
+        8,
+        4,
+    ]
     assert manifest.model_config_["best_epoch"] in (1, 2)
     metrics = json.loads((directory / METRICS).read_text())
-    assert 1 <= len(metrics["history"]) <= 2 and "val_hr@10" in metrics["history"][0]
+    history = metrics["training"]["history"]
+    assert 1 <= len(history) <= 2 and "val_hr@10" in history[0]
 
     model = NCFModel.load(directory / "model")
     user_ids, item_ids = load_id_maps(directory / "model")

@@ -8,12 +8,12 @@ import pytest
 import scipy.sparse as sp
 
 from batch.cli import build_parser
-from batch.run_cli import flags_to_settings
-from batch.settings import RunSettings
-from batch.topn import mask_rated, top_n
+from batch.flags import flags_to_settings
+from batch.settings import GateSettings, RunSettings
 from model.ncf.config import NCFConfig
 from model.ncf.params import init_params
 from model.ncf.scoring import BLOCK_USERS, logits_all_items, logits_pairs
+from model.topn import mask_rated, top_n
 
 
 def brute_force_top_n(scores: np.ndarray, rated: np.ndarray, n: int) -> list[list[int]]:
@@ -66,7 +66,7 @@ def test_structured_scorer_matches_pairs_across_blocks_and_threads(workers):
 
 
 def _settings(argv: list[str]) -> RunSettings:
-    return RunSettings(**flags_to_settings(build_parser().parse_args(["run", *argv])))
+    return RunSettings(**flags_to_settings(build_parser().parse_args(["run", *argv]), RunSettings))
 
 
 def test_settings_precedence_flags_env_file_defaults(tmp_path, monkeypatch):
@@ -85,7 +85,7 @@ def test_settings_precedence_flags_env_file_defaults(tmp_path, monkeypatch):
     assert s.train.epochs == 6 and s.train.patience == 1  # nested: env and file merge
     assert s.ncf.layers == (16, 8) and s.ncf.factors == NCFConfig().factors
     assert s.refit is False
-    assert s.min_test_hr == RunSettings.model_fields["min_test_hr"].default
+    assert s.gate == GateSettings()
 
 
 def test_settings_reject_invalid_values(tmp_path):

@@ -21,17 +21,20 @@ def test_evaluate_json_on_ml100k(ml100k_dir):
     assert set(out["test"]) == {"sampled", "full"} and set(out["validation"]) == {"sampled", "full"}
     assert out["hr@10"] == out["test"]["sampled"]["hr@10"]
     assert 0.3 < out["hr@10"] < 0.5 and out["ndcg@10"] <= out["hr@10"]
-    assert {"load_s", "split_s", "fit_s"} <= set(out["timings"])
+    steps = {"load", "split", "fit", "refit", "evaluate_validation", "evaluate_test"}
+    assert steps <= set(out["step_seconds"])
+    assert out["refit"] is True and out["training"]["hyperparameters"] == {}
 
 
 def test_evaluate_validation_full_protocol(fixtures_dir):
     proc = _run(
         "evaluate", "--data-dir", str(fixtures_dir / "ncf"), "--format", "ncf", "--protocol", "full",
-        "--split", "validation", "--eval-negatives", "3", "--json",
+        "--model", "itempop", "--split", "validation", "--eval-negatives", "3", "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["protocol"] == "full" and set(out["test"]) == {"full"}
+    assert out["protocol"] == "full" and set(out["validation"]) == {"full"}
+    assert "test" not in out and "evaluate_test" not in out["step_seconds"] and out["refit"] is False
     assert out["hr@10"] == out["validation"]["full"]["hr@10"]
 
 
@@ -43,7 +46,7 @@ def test_bad_input_exit_code_names_file_and_line(fixtures_dir, tmp_path):
     lines = (data / "ratings.dat").read_text().splitlines()
     lines[4] = "1::7"
     (data / "ratings.dat").write_text("\n".join(lines) + "\n")
-    proc = _run("evaluate", "--data-dir", str(data))
+    proc = _run("evaluate", "--data-dir", str(data), "--model", "itempop")
     assert proc.returncode == 3
     assert f"{data / 'ratings.dat'}:5: expected 4 fields" in proc.stderr
 

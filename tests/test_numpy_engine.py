@@ -36,7 +36,7 @@ def test_pretrained_numpy_neumf_on_ml100k_beats_itempop_by_far():
     evaluator = Evaluator(split, protocols=("sampled",))
     itempop = evaluator.evaluate(ItemPop().fit(split.train), "test")["sampled"]["hr@10"]
     options = {"epochs": 3, "patience": 0, "pretrain": True, "batch_size": 2048, "learning_rate": 0.005}
-    options["mlp_epochs"] = 3  # the default MLP tower trains 5
+    options["mlp"] = {"epochs": 3}  # the default MLP tower trains 5
     model = build_model("neumf", engine="numpy", train_config=options).fit(split.train, split.validation)
     assert set(model.pretrained_) == {"gmf", "mlp"} and len(model.pretrained_["mlp"].history_) == 3
     result = evaluator.evaluate(model, "test")["sampled"]

@@ -10,7 +10,7 @@ from model.data.split import HeldOut
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.params import init_params
-from model.trainer import NeuMFTrainer
+from model.ncf.trainer import NeuMFTrainer
 
 N_USERS, N_ITEMS = 6, 130
 

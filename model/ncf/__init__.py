@@ -1,6 +1,2 @@
-"""NCF models (GMF, MLP, NeuMF): engine-neutral config, parameters, scoring and the `NCFModel` base."""
-
-from model.ncf.base import NCFModel
-from model.ncf.config import NCFConfig, TrainConfig
-
-__all__ = ["NCFConfig", "NCFModel", "TrainConfig"]
+"""NCF models (GMF, MLP, NeuMF): configuration (`config`), the `NCFModel` contract (`base`), its trainer
+(`trainer`), engine-neutral parameters and scoring, and the Keras and NumPy engines."""

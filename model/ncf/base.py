@@ -3,31 +3,34 @@
 The split of work:
 - the constructor stores hyperparameters only (`NCFConfig`, `TrainConfig`);
 - an engine implements `build`, `get_params`, `set_params`, `train_epoch` and pair scoring;
-- `fit` hands the epoch loop to `NeuMFTrainer`, which knows nothing about NeuMF;
-- `save` / `load` use one engine-neutral layout: `config.json` + `weights.npz` (+ optional id maps), never
-  pickle, so a model saved by one engine loads into the other.
+- `fit` hands the epoch loop to `NeuMFTrainer` (`model.ncf.trainer`), which knows nothing about NeuMF;
+- `save` / `model.base.load_model` use one engine-neutral layout: `model.json` + `weights.npz` (+ optional
+  id maps), never pickle, so a model saved by one engine loads into the other.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from abc import abstractmethod
 from collections.abc import Collection
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
-from model.base import Recommender
+from model.base import MODEL_FILE, Recommender, save_id_maps
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
 from model.ncf.config import TOWERS, NCFConfig, TrainConfig
-from model.ncf.params import Params, check_params
+from model.ncf.params import Params, check_params, fuse_pretrained
 from model.ncf.scoring import score_all_items
+from model.ncf.trainer import NeuMFTrainer
+from model.registry import engine_class
 
-CONFIG_FILE = "config.json"
+logger = logging.getLogger(__name__)
+
 WEIGHTS_FILE = "weights.npz"
-ID_MAPS_FILE = "id_maps.npz"
 
 
 class NCFModel(Recommender):
@@ -39,8 +42,6 @@ class NCFModel(Recommender):
         init_params: optional starting parameters (e.g. fused GMF + MLP for pretrained NeuMF); when None,
             `fit` starts from `model.ncf.params.init_params` with the training seed.
     """
-
-    engine: str = "abstract"
 
     def __init__(
         self,
@@ -91,12 +92,10 @@ class NCFModel(Recommender):
         at `finetune_learning_rate` and with `finetune_weight_decay` when set (they become
         `train_config.learning_rate` / `weight_decay`).
         """
-        from model.trainer import NeuMFTrainer
-
         if self.train_config.pretrain and self.config.kind == "neumf" and self.init_params is None:
-            from model.ncf.pretrain import pretrained_neumf_params
-
-            self.init_params, self.pretrained_ = pretrained_neumf_params(self, train, validation)
+            self.pretrained_ = self._pretrain_towers(train, validation)
+            gmf, mlp = (self.pretrained_[kind].get_params() for kind in TOWERS)
+            self.init_params = fuse_pretrained(gmf, mlp, alpha=self.train_config.pretrain_alpha)
             cfg = self.train_config
             finetune = {
                 "learning_rate": cfg.finetune_learning_rate,
@@ -105,6 +104,17 @@ class NCFModel(Recommender):
             self.train_config = cfg.model_copy(update={k: v for k, v in finetune.items() if v is not None})
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
+
+    def _pretrain_towers(self, train: Interactions, validation: HeldOut | None) -> dict[str, NCFModel]:
+        """NeuMF pretraining (He et al. 2017, section 3.4.1): a GMF and an MLP with this model's factors,
+        layers and engine, each trained with its own tower settings (`TrainConfig.tower_config`); fused by
+        `fuse_pretrained` with `pretrain_alpha` on the output layer into NeuMF's start."""
+        towers = {}
+        for kind in TOWERS:
+            logger.info("pretraining %s", kind)
+            config = self.config.model_copy(update={"kind": kind})
+            towers[kind] = type(self)(config, self.train_config.tower_config(kind)).fit(train, validation)
+        return towers
 
     def refit(self, train: Interactions, keep_towers: Collection[str] = ()) -> NCFModel:
         """A fresh model of the same engine and configuration trained on `train` for `best_epoch_` epochs
@@ -117,8 +127,6 @@ class NCFModel(Recommender):
         ("gmf", "mlp") names pretrained towers reused as trained in the selection run instead of refit
         (cheaper, less accurate: `bench/refit_towers.py`); ValueError for a tower the model does not have.
         """
-        from model.ncf.params import fuse_pretrained
-
         if unknown := set(keep_towers) - set(getattr(self, "pretrained_", {})):
             raise ValueError(f"keep_towers names no pretrained tower of this model: {sorted(unknown)}")
         cfg = self.train_config
@@ -153,23 +161,40 @@ class NCFModel(Recommender):
     def _inference_params(self) -> Params:
         return self.get_params()
 
-    def save(
-        self, path: str | Path, user_ids: np.ndarray | None = None, item_ids: np.ndarray | None = None
-    ) -> Path:
-        """Write `config.json`, `weights.npz` and, when given, `id_maps.npz` (raw ids by dense index)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "engine": self.engine,
-            "n_users": self.n_users,
-            "n_items": self.n_items,
+    def hyperparameters(self) -> dict[str, Any]:
+        """Architecture and training configuration (JSON-able)."""
+        return {
             "config": self.config.model_dump(mode="json"),
             "train_config": self.train_config.model_dump(mode="json"),
         }
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+
+    def clone(self) -> Self:
+        return type(self)(self.config, self.train_config)
+
+    def report(self) -> dict[str, Any]:
+        """`Recommender.report` plus each pretrained tower's history."""
+        report = super().report()
+        if hasattr(self, "pretrained_"):
+            report["pretrain_history"] = {kind: sub.history_ for kind, sub in self.pretrained_.items()}
+        return report
+
+    def save(
+        self, path: str | Path, user_ids: np.ndarray | None = None, item_ids: np.ndarray | None = None
+    ) -> Path:
+        """Write `model.json` (class, engine, sizes, configuration), `weights.npz` and, when given,
+        `id_maps.npz` (raw ids by dense index)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "class": f"{NCFModel.__module__}.{NCFModel.__qualname__}",
+            "engine": self.engine,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            **self.hyperparameters(),
+        }
+        (path / MODEL_FILE).write_text(json.dumps(meta, indent=2))
         np.savez(path / WEIGHTS_FILE, **self.get_params())
-        if user_ids is not None and item_ids is not None:
-            np.savez(path / ID_MAPS_FILE, user_ids=user_ids, item_ids=item_ids)
+        save_id_maps(path, user_ids, item_ids)
         return path
 
     @classmethod
@@ -179,7 +204,10 @@ class NCFModel(Recommender):
         Called on a concrete engine class, that engine is used.
         """
         path = Path(path)
-        meta = json.loads((path / CONFIG_FILE).read_text())
+        return cls._load(path, json.loads((path / MODEL_FILE).read_text()), engine=engine)
+
+    @classmethod
+    def _load(cls, path: Path, meta: dict[str, Any], engine: str | None = None) -> NCFModel:
         config = NCFConfig.model_validate(meta["config"])
         train_config = TrainConfig.model_validate(meta["train_config"])
         with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
@@ -190,22 +218,3 @@ class NCFModel(Recommender):
         model.n_users, model.n_items = meta["n_users"], meta["n_items"]
         model.build(meta["n_users"], meta["n_items"], params)
         return model
-
-
-def load_id_maps(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(user_ids, item_ids) int64 saved beside a model."""
-    with np.load(Path(path) / ID_MAPS_FILE, allow_pickle=False) as npz:
-        return npz["user_ids"], npz["item_ids"]
-
-
-def engine_class(engine: str) -> type[NCFModel]:
-    """The NCFModel subclass of an engine name; imports it lazily (Keras pulls in TensorFlow)."""
-    if engine == "keras":
-        from model.ncf.keras_engine import KerasNCF
-
-        return KerasNCF
-    if engine == "numpy":
-        from model.ncf.numpy_engine import NumpyNCF
-
-        return NumpyNCF
-    raise ValueError(f"unknown engine {engine!r}; choose 'keras' or 'numpy'")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class NCFConfig(BaseModel):
     """Architecture of GMF, MLP or NeuMF (He et al. 2017).
 
-    Defaults are the best ML-1M configuration measured (bench/results/neumf_accuracy.md).
+    Defaults are the configuration chosen on ML-1M's validation items (docs/accuracy.md).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,17 +38,50 @@ class NCFConfig(BaseModel):
         return layers
 
 
-# NeuMF's pretrained towers, and the TrainConfig fields each can set for itself (`TrainConfig.tower_config`)
+# NeuMF's pretrained towers, in the order their parameters are fused
 TOWERS = ("gmf", "mlp")
-TOWER_FIELDS = ("batch_size", "lr_schedule", "num_negatives", "epochs")
-# ... as TrainConfig's own field names: gmf_batch_size, ..., mlp_num_negatives
-TOWER_OVERRIDES = tuple(f"{kind}_{field}" for kind in TOWERS for field in TOWER_FIELDS)
+
+
+class TowerConfig(BaseModel):
+    """How one of NeuMF's pretrained towers (GMF or MLP) trains where it differs from the NeuMF run; a
+    field left at None takes the `TrainConfig` value of the same name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int | None = Field(None, ge=1, description="examples per mini-batch (None = batch_size)")
+    lr_schedule: Literal["constant", "cosine"] | None = Field(
+        None, description="learning-rate schedule (None = lr_schedule)"
+    )
+    num_negatives: int | None = Field(None, ge=0, description="negatives per positive (None = num_negatives)")
+    epochs: int | None = Field(
+        None, ge=1, description="maximum epochs; a cosine schedule spans them (None = epochs)"
+    )
+
+
+class GMFTowerConfig(TowerConfig):
+    """The GMF tower's settings (defaults chosen on ML-1M's validation items)."""
+
+    batch_size: int | None = Field(2048, ge=1, description="examples per mini-batch (None = batch_size)")
+    lr_schedule: Literal["constant", "cosine"] | None = Field(
+        "cosine", description="learning-rate schedule (None = lr_schedule)"
+    )
+
+
+class MLPTowerConfig(TowerConfig):
+    """The MLP tower's settings (defaults chosen on ML-1M's validation items)."""
+
+    lr_schedule: Literal["constant", "cosine"] | None = Field(
+        "cosine", description="learning-rate schedule (None = lr_schedule)"
+    )
+    epochs: int | None = Field(
+        5, ge=1, description="maximum epochs; a cosine schedule spans them (None = epochs)"
+    )
 
 
 class TrainConfig(BaseModel):
     """How `NeuMFTrainer` trains any `NCFModel` engine.
 
-    Defaults are the best ML-1M configuration measured (bench/results/neumf_accuracy.md).
+    Defaults are the configuration chosen on ML-1M's validation items (docs/accuracy.md).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,10 +93,7 @@ class TrainConfig(BaseModel):
         "constant",
         description="per-epoch step size: constant, or cosine (epoch e of `epochs` trains at "
         "learning_rate * (1 + cos(pi * (e - 1) / epochs)) / 2; a refit for fewer epochs follows the "
-        "selection run's curve, which `schedule_epochs` pins). On ML-1M validation, cosine lifts the "
-        "pretrained towers (HR@10: GMF 0.740 -> 0.752, MLP 0.686 -> 0.728), so they use it by default "
-        "(`gmf_lr_schedule`, `mlp_lr_schedule`), but not the fused NeuMF (cosine in every stage: mean of "
-        "training seeds 0-2 0.7520 with weight decay 0.05, vs 0.7540 at a constant rate)",
+        "selection run's curve, which `schedule_epochs` pins)",
     )
     schedule_epochs: int | None = Field(
         None, ge=1, description="length of the cosine curve in epochs (None = `epochs`)"
@@ -74,8 +104,7 @@ class TrainConfig(BaseModel):
         0.1,
         ge=0.0,
         description="decoupled weight decay (AdamW / SGDW): before each step every parameter, whole "
-        "embedding tables included, is multiplied by 1 - learning_rate * weight_decay (0 = off; 0.1 had "
-        "the best validation HR@10 of 0 / 0.05 / 0.1 / 0.15 / 0.2 at a constant rate)",
+        "embedding tables included, is multiplied by 1 - learning_rate * weight_decay (0 = off)",
     )
     num_negatives: int = Field(8, ge=0, description="fresh negatives per positive each epoch")
     recent_fraction: float = Field(
@@ -83,15 +112,10 @@ class TrainConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="recency weighting: the share of each user's newest training positives (at least one "
-        "when > 0) that count `recent_weight` times in the log loss, negatives included (0 = off). The "
-        "held-out items are each user's newest, and on ML-1M validation this lifts every tower (GMF HR@10 "
-        "0.756 -> 0.787 at 10% x6; screens in bench/results/neumf_runs/notes.md, session 6)",
+        "when > 0) that count `recent_weight` times in the log loss, negatives included (0 = off)",
     )
     recent_weight: int = Field(
-        6,
-        ge=1,
-        description="recency weighting: how many times each recent positive counts per epoch (1 = off; "
-        "validation HR@10 of the GMF tower at 10%: x2 0.774 (20%), x4 0.783, x6 0.787)",
+        6, ge=1, description="recency weighting: times each recent positive counts per epoch (1 = off)"
     )
     patience: int = Field(
         2, ge=0, description="epochs without validation HR@10 gain before stopping (0 = never)"
@@ -105,8 +129,7 @@ class TrainConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="NeuMF after pretraining: weight of the GMF tower in the fused output layer, the MLP's "
-        "being 1 - alpha (the paper's is 0.5; on ML-1M validation, with recency weighting, the fused start "
-        "scores 0.780 / 0.785 / 0.789 / 0.790 / 0.791 / 0.789 HR@10 at 0.5 / 0.6 / 0.7 / 0.8 / 0.85 / 0.9)",
+        "being 1 - alpha (the paper's is 0.5)",
     )
     finetune_learning_rate: float | None = Field(
         0.0002,
@@ -119,43 +142,18 @@ class TrainConfig(BaseModel):
         description="NeuMF after pretraining: decoupled weight decay of the fused model (None = as before)",
     )
 
-    # NeuMF pretraining: each tower's own batch size, schedule, negatives, epochs (None = as the NeuMF run).
-    # On ML-1M validation the fused model gains from its towers' own best settings
-    # (bench/results/neumf_runs/notes.md, session 4).
-    gmf_batch_size: int | None = Field(
-        2048, ge=1, description="NeuMF pretraining: GMF tower batch size (None = batch_size)"
+    gmf: GMFTowerConfig = Field(
+        default_factory=GMFTowerConfig, description="NeuMF pretraining: the GMF tower's own settings"
     )
-    gmf_lr_schedule: Literal["constant", "cosine"] | None = Field(
-        "cosine", description="NeuMF pretraining: GMF tower learning-rate schedule (None = lr_schedule)"
-    )
-    gmf_num_negatives: int | None = Field(
-        None, ge=0, description="NeuMF pretraining: GMF tower negatives per positive (None = num_negatives)"
-    )
-    gmf_epochs: int | None = Field(
-        None, ge=1, description="NeuMF pretraining: GMF tower maximum epochs (None = epochs)"
-    )
-    mlp_batch_size: int | None = Field(
-        None, ge=1, description="NeuMF pretraining: MLP tower batch size (None = batch_size)"
-    )
-    mlp_lr_schedule: Literal["constant", "cosine"] | None = Field(
-        "cosine", description="NeuMF pretraining: MLP tower learning-rate schedule (None = lr_schedule)"
-    )
-    mlp_num_negatives: int | None = Field(
-        None, ge=0, description="NeuMF pretraining: MLP tower negatives per positive (None = num_negatives)"
-    )
-    mlp_epochs: int | None = Field(
-        5,
-        ge=1,
-        description="NeuMF pretraining: MLP tower maximum epochs (None = epochs; its cosine schedule spans "
-        "them). On ML-1M validation, with recency weighting, 5 epochs give as good a tower (0.751 vs 0.747 "
-        "HR@10) and fused start (0.7925 vs 0.7904) as 10, in half the time",
+    mlp: MLPTowerConfig = Field(
+        default_factory=MLPTowerConfig, description="NeuMF pretraining: the MLP tower's own settings"
     )
 
     def tower_config(self, kind: Literal["gmf", "mlp"]) -> TrainConfig:
-        """How NeuMF's pretrained `kind` tower trains: this configuration with the tower's own batch size,
-        schedule, negatives and epochs (`{kind}_*` fields that are set), and no pretraining of its own."""
-        own = {field: getattr(self, f"{kind}_{field}") for field in TOWER_FIELDS}
-        return self.model_copy(update={"pretrain": False, **{k: v for k, v in own.items() if v is not None}})
+        """How NeuMF's pretrained `kind` tower trains: this configuration with the tower's own settings
+        (the fields of `self.gmf` / `self.mlp` that are set), and no pretraining of its own."""
+        own = getattr(self, kind).model_dump(exclude_none=True)
+        return self.model_copy(update={"pretrain": False, **own})
 
     @model_validator(mode="after")
     def _check_schedule_length(self) -> TrainConfig:

@@ -16,7 +16,6 @@ Memory beyond the (c, n_items) float32 output: per worker, `block_users * n_item
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from model.ncf.config import NCFConfig
 from model.ncf.params import Params, uses_gmf, uses_mlp
+from model.topn import available_cores
 
 BLOCK_USERS = 4  # users per cache-resident block of per-pair MLP activations (measured best, bench/)
 
@@ -139,14 +139,6 @@ class _Linear:
         cols = [emb[user_idx] * w if w is not None else emb[user_idx] for emb, w in self.user_parts]
         cols.append(np.ones((user_idx.shape[0], 1), dtype=np.float32))
         out += np.hstack(cols).astype(np.float32) @ self.item_factors.T
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (the default number of scoring threads)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def logits_all_items(

@@ -8,10 +8,19 @@ temporary (c, n_items) arrays (a float32 partition copy, bool masks, an int32 ru
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the default number of scoring and selection threads)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def mask_rated(scores: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:

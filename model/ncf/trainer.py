@@ -1,4 +1,5 @@
-"""`NeuMFTrainer`: the epoch loop for any `NCFModel` engine, knowing nothing about NeuMF itself.
+"""`NeuMFTrainer`: the epoch loop for any `NCFModel` engine, knowing nothing about NeuMF itself (it drives
+any model with the `Trainable` hooks).
 
 Per epoch: the step size of the learning-rate schedule (`epoch_learning_rate`), fresh negatives from
 the data layer (`NegativeSampler.epoch(e)`, with each user's newest positives weighted per
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,18 +25,34 @@ from model.data.sampling import NegativeSampler
 from model.data.split import HeldOut
 from model.evaluation import sampled_ranks
 from model.metrics import hit_rate_at, ndcg_at
-from model.ncf.config import TrainConfig
-from model.ncf.params import init_params
-
-if TYPE_CHECKING:
-    from model.ncf.base import NCFModel
+from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.params import Params, init_params
 
 logger = logging.getLogger(__name__)
 
 K = 10
 
 
-def validation_metrics(model: NCFModel, validation: HeldOut) -> tuple[float, float]:
+class Trainable(Protocol):
+    """What the trainer needs of a model (`NCFModel` provides it): its architecture, an optional start,
+    the engine hooks and pair scoring (for the validation metrics)."""
+
+    config: NCFConfig
+    init_params: Params | None
+    history_: list[dict[str, Any]]
+    best_epoch_: int
+
+    def build(self, n_users: int, n_items: int, params: Params) -> None: ...
+    def get_params(self) -> Params: ...
+    def set_params(self, params: Params) -> None: ...
+    def set_learning_rate(self, learning_rate: float) -> None: ...
+    def train_epoch(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
+    ) -> float: ...
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray: ...
+
+
+def validation_metrics(model: Trainable, validation: HeldOut) -> tuple[float, float]:
     """(HR@10, NDCG@10) of `model` on the validation items against their sampled candidates."""
     ranks = sampled_ranks(model, validation)
     return hit_rate_at(ranks, K), ndcg_at(ranks, K)
@@ -50,7 +67,8 @@ def epoch_learning_rate(cfg: TrainConfig, epoch: int) -> float:
 
 
 class NeuMFTrainer:
-    """Trains an `NCFModel` per `TrainConfig` (epochs, batch size, negatives, patience, seed).
+    """Trains a `Trainable` model (any `NCFModel` engine) per `TrainConfig` (epochs, batch size, negatives,
+    patience, seed).
 
     After `fit`, the model carries `history_` (one dict per epoch: epoch, loss, seconds and, with
     validation, `val_hr@10` / `val_ndcg@10`; a scored warm start comes first as epoch 0, without loss) and
@@ -60,7 +78,7 @@ class NeuMFTrainer:
     def __init__(self, train_config: TrainConfig) -> None:
         self.config = train_config
 
-    def fit(self, model: NCFModel, train: Interactions, validation: HeldOut | None = None) -> NCFModel:
+    def fit(self, model: Trainable, train: Interactions, validation: HeldOut | None = None) -> Trainable:
         cfg = self.config
         start_params = model.init_params
         if start_params is None:

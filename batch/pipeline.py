@@ -1,0 +1,107 @@
+"""The pipeline both `ncf-batch evaluate` and `ncf-batch run` go through: load -> leave-one-out split ->
+fit (selecting on validation) -> evaluate -> refit, with one step timer and one report.
+
+The two commands differ only in what is refit and which model the test figures describe:
+- `evaluate` (`publish=False`): the selection model's validation figures; then, unless the run is
+  selection-only (`split="validation"`, which never touches a test item), the refit on train + validation
+  items and its test figures.
+- `run` (`publish=True`): the selection model's validation and test figures (what the quality gate
+  reads), then the refit on every interaction: the model the job publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch.settings import PipelineSettings
+from batch.steps import StepTimer
+from model.base import Recommender
+from model.data import DataLoader, Dataset, leave_one_out
+from model.data.split import LeaveOneOutSplit
+from model.evaluation import Evaluator
+from model.registry import build_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineResult:
+    """What the pipeline produced.
+
+    Attributes:
+        model: the selection model (fitted on train, selected on validation).
+        final: the refit model (`model` itself without refit): evaluated on test by `evaluate`, published by
+            `run`.
+        results: {"validation": ..., "test": ...} as `Evaluator.evaluate` returns them ("test" absent in a
+            selection-only run).
+    """
+
+    dataset: Dataset
+    split: LeaveOneOutSplit
+    model: Recommender
+    final: Recommender
+    results: dict[str, dict[str, dict[str, float]]]
+    timer: StepTimer = field(default_factory=StepTimer)
+
+    def report(self, settings: PipelineSettings) -> dict[str, Any]:
+        """The run's figures, the model's report and the step timings (JSON-able)."""
+        return {
+            "model": settings.model,
+            "dataset": self.dataset.name,
+            "format": self.dataset.format,
+            "n_users": self.dataset.n_users,
+            "n_items": self.dataset.n_items,
+            "n_interactions": self.dataset.n_interactions,
+            "split_seed": settings.split_seed,
+            **self.results,
+            "refit": self.final is not self.model,
+            "training": self.model.report(),
+            "refit_training": self.final.report() if self.final is not self.model else None,
+            "data_gaps": data_gaps(self.dataset),
+            "step_seconds": dict(self.timer.seconds),
+        }
+
+
+def data_gaps(dataset: Dataset) -> dict[str, Any]:
+    """Rated movies the data set's movie metadata lacks (published without title, year or genres)."""
+    missing = getattr(dataset, "movies_missing", None)
+    if missing is None:
+        return {"movies_without_metadata": 0, "movie_ids": []}
+    return {"movies_without_metadata": len(missing), "movie_ids": [int(m) for m in missing[:100]]}
+
+
+def run_pipeline(
+    settings: PipelineSettings, publish: bool, split_only_validation: bool = False
+) -> PipelineResult:
+    """Run the shared steps (see the module docstring); `split_only_validation` makes an `evaluate` run
+    selection-only."""
+    timer = StepTimer()
+    with timer.step("load"):
+        dataset = DataLoader(settings.data_dir, format=settings.format, min_rating=settings.min_rating).load()
+    with timer.step("split"):
+        split = leave_one_out(dataset, seed=settings.split_seed, n_negatives=settings.eval_negatives)
+    with timer.step("fit"):
+        model = build_model(settings.model, **settings.model_options()).fit(split.train, split.validation)
+    evaluator = Evaluator(split, k=10, protocols=settings.protocols, chunk_users=settings.chunk_users)
+    results = {}
+    with timer.step("evaluate_validation"):
+        results["validation"] = evaluator.evaluate(model, "validation")
+    final = model
+    if publish:
+        with timer.step("evaluate_test"):
+            results["test"] = evaluator.evaluate(model, "test")
+        if settings.refit:
+            with timer.step("refit"):
+                final = model.refit(dataset.interactions())
+    elif not split_only_validation:
+        if settings.refit:
+            with timer.step("refit"):
+                final = model.refit(split.train_with_validation())
+        with timer.step("evaluate_test"):
+            results["test"] = evaluator.evaluate(final, "test")
+    for which, by_protocol in results.items():
+        for protocol, values in by_protocol.items():
+            logger.info("%s %s: HR@10 %.4f NDCG@10 %.4f", which, protocol, values["hr@10"], values["ndcg@10"])
+    return PipelineResult(dataset, split, model, final, results, timer)
