@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_evaluate(settings: EvaluateSettings) -> dict:
     """The pipeline without publishing; the report with the headline figures of `settings.split`."""
-    result = run_pipeline(settings, publish=False, split_only_validation=settings.split == "validation")
+    result = run_pipeline(settings, publish=False, selection_only=settings.split == "validation")
     headline = result.results[settings.split][settings.protocols[0]]
     report = result.report(settings)
     return {"split": settings.split, "protocol": settings.protocol, **headline, **report}

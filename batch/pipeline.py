@@ -72,10 +72,8 @@ def data_gaps(dataset: Dataset) -> dict[str, Any]:
     return {"movies_without_metadata": len(missing), "movie_ids": [int(m) for m in missing[:100]]}
 
 
-def run_pipeline(
-    settings: PipelineSettings, publish: bool, split_only_validation: bool = False
-) -> PipelineResult:
-    """Run the shared steps (see the module docstring); `split_only_validation` makes an `evaluate` run
+def run_pipeline(settings: PipelineSettings, publish: bool, selection_only: bool = False) -> PipelineResult:
+    """Run the shared steps (see the module docstring); `selection_only` makes an `evaluate` run
     selection-only."""
     timer = StepTimer()
     with timer.step("load"):
@@ -95,7 +93,7 @@ def run_pipeline(
         if settings.refit:
             with timer.step("refit"):
                 final = model.refit(dataset.interactions())
-    elif not split_only_validation:
+    elif not selection_only:
         if settings.refit:
             with timer.step("refit"):
                 final = model.refit(split.train_with_validation())
