@@ -23,6 +23,7 @@ from model.ncf.scoring import logits_pairs
 from model.registry import engine_class
 
 N_USERS, N_ITEMS, BLOCK = 24, 20, 10
+NEUTRAL_TOWER = dict.fromkeys(TowerConfig.model_fields)  # a tower that trains like the model itself
 TINY = {"factors": 4, "layers": (8, 4)}
 
 
@@ -59,8 +60,8 @@ def tiny_train_config(**overrides) -> TrainConfig:
         "recent_weight": 1,  # the block data has no time order: every positive alike
         "pretrain_alpha": 0.5,  # the paper's fused start
         # the towers train like the model itself unless a test says otherwise
-        "gmf": TowerConfig(),
-        "mlp": TowerConfig(),
+        "gmf": NEUTRAL_TOWER,
+        "mlp": NEUTRAL_TOWER,
     }
     return TrainConfig(**{**base, **overrides})
 
@@ -190,8 +191,8 @@ class NCFModelContract:
             finetune_learning_rate=0.005,
             weight_decay=0.1,
             finetune_weight_decay=0.3,
-            gmf=TowerConfig(batch_size=60, lr_schedule="cosine"),
-            mlp=TowerConfig(num_negatives=2, epochs=3),
+            gmf={**NEUTRAL_TOWER, "batch_size": 60, "lr_schedule": "cosine"},
+            mlp={**NEUTRAL_TOWER, "num_negatives": 2, "epochs": 3},
             pretrain_alpha=0.7,
         )
         model = self.make_model(config, train_config).fit(train)

@@ -31,9 +31,9 @@ def _blocks(seed: int = 0) -> tuple[Interactions, np.ndarray]:
 
 MODELS_UNDER_TEST = {
     "bpr": lambda: BPR(factors=2, learning_rate=0.05, iterations=200, num_threads=1),
-    "ials": lambda: IALS(factors=2, regularization=0.1, iterations=15, num_threads=1),
+    "ials": lambda: IALS(factors=2, regularization=0.1, iterations=15, num_threads=1, recent_fraction=0.0),
     "eals": lambda: EALS(factors=2, c0=8.0, regularization=0.1, iterations=15, init_std=0.1),
-    "ease": lambda: EASE(l2=1.0),
+    "ease": lambda: EASE(l2=1.0, recent_fraction=0.0),
     "itemknn": lambda: ItemKNN(k=10, shrink=0.0),
 }
 

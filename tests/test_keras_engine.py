@@ -1,7 +1,6 @@
 """The Keras engine passes the shared NCF contract, and trains NeuMF well on ML-100K in seconds."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -24,21 +23,18 @@ def test_registry_builds_keras_models_with_options():
 
 
 @pytest.mark.slow
-def test_cli_trains_neumf_on_ml100k_far_above_itempop(capsys):
-    data_dir = os.environ.get("NCF_DATA_DIR_100K")
-    if not data_dir:
-        pytest.skip("NCF_DATA_DIR_100K not set")
-    base = ["evaluate", "--data-dir", data_dir, "--protocol", "sampled", "--json"]
+def test_cli_trains_neumf_on_ml100k_far_above_itempop(capsys, ml100k_dir):
+    base = ["evaluate", "--data-dir", str(ml100k_dir), "--protocol", "sampled", "--json"]
     assert main([*base, "--model", "itempop"]) == 0
     itempop = json.loads(capsys.readouterr().out)
     flags = ["--model", "neumf", "--epochs", "6", "--patience", "0", "--no-pretrain", "--batch-size", "2048"]
     flags += ["--factors", "8", "--layers", "64,32,16,8", "--num-negatives", "4"]
     assert main([*base, *flags]) == 0
     result = json.loads(capsys.readouterr().out)
-    history = result["history"]
+    history = result["training"]["history"]
     assert [row["epoch"] for row in history] == list(range(1, 7)) and result["refit"] is True
     best = max(history, key=lambda row: row["val_hr@10"])
-    assert result["best_epoch"] == best["epoch"]
+    assert result["training"]["best_epoch"] == best["epoch"]
     assert result["validation"]["sampled"]["hr@10"] == pytest.approx(best["val_hr@10"], abs=1e-6)
     assert all(np.isfinite(row["loss"]) for row in history)
     # ItemPop on ML-100K: test HR@10 about 0.40; NeuMF must be far above it.

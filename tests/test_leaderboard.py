@@ -25,10 +25,10 @@ def test_leaderboard_writes_its_three_files(tmp_path):
     for which in ("validation", "test", "test_refit_on_train_and_validation"):
         assert rows["ease"][which]["sampled"]["hr@10"] > rows["itempop"][which]["sampled"]["hr@10"] + 0.1
     assert rows["ease"]["published_sampled_test"] is None  # published figures are for ML-1M only
-    assert rows["ease"]["recency"] == {"recent_fraction": 0.0, "recent_weight": 1.0}  # defaults: off
+    assert rows["ease"]["recency"] == {"recent_fraction": 0.1, "recent_weight": 4.0}  # the chosen defaults
     assert rows["itempop"]["recency"] is None  # no such option
     markdown = (tmp_path / "leaderboard.md").read_text()
-    assert "| EASE^R | off |" in markdown and "| ItemPop | – |" in markdown
+    assert "| EASE^R | newest 10% x4 |" in markdown and "| ItemPop | – |" in markdown
     assert (tmp_path / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # --update re-runs only the named model and keeps the other rows; --render-only needs no data.

@@ -76,7 +76,7 @@ def test_ease_top_item_flips_toward_the_recent_co_occurrence():
     users = np.repeat(np.arange(len(rows)), 2).astype(np.int32)
     train = Interactions(users, np.array(rows, np.int32).ravel(), len(rows), 4)
     last = np.array([len(rows) - 1])
-    plain = EASE(l2=1.0).fit(train).score_users(last)[0]
+    plain = EASE(l2=1.0, recent_fraction=0.0).fit(train).score_users(last)[0]
     recent = EASE(l2=1.0, recent_fraction=0.5, recent_weight=3.0).fit(train).score_users(last)[0]
     assert plain[2] > plain[3]
     assert recent[3] > recent[2]
