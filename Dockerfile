@@ -1,9 +1,15 @@
 # Two images from one file (see README "Containers"):
 #   docker build --target batch   -t ncf-recommender:batch .    # nightly job, TensorFlow CPU, `ncf-batch run`
 #   docker build --target service -t ncf-recommender:service .  # gunicorn lookup service, no TensorFlow
-# BASE_IMAGE: any Debian-like image with python3 (3.11) and its venv module, e.g. an internal mirror of
-# python:3.11-slim, or a debootstrapped Debian bookworm (scripts/container_test.sh builds one).
-# Dependencies are pinned in requirements/*.txt (`make lock`); the project installs on top with --no-deps.
+# BASE_IMAGE: any Debian-like x86_64 image with python3 (3.11) and its venv module, e.g. an internal mirror
+# of python:3.11-slim, or a debootstrapped Debian bookworm (scripts/container_test.sh builds one). For a
+# reproducible build pin it by digest, not by tag: `--build-arg BASE_IMAGE=python:3.11-slim@sha256:<digest>`
+# (the digest from `docker buildx imagetools inspect python:3.11-slim` or your registry); the default below
+# is the tag, which moves with every Python and Debian update.
+# Dependencies are pinned with sha256 hashes in requirements/*.txt (`make lock`) and installed with
+# --require-hashes, wheels only. The project itself is built into a wheel with the hash-pinned build backend
+# (requirements/build.txt, in a separate build venv) and installed with --no-deps --no-index: every file pip
+# downloads is checked against a hash.
 # Behind a TLS-intercepting proxy or a private index CA, pass its CA bundle as a build secret (never stored
 # in a layer): `--secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt`.
 ARG BASE_IMAGE=python:3.11-slim
@@ -29,19 +35,27 @@ COPY model /src/model
 COPY batch /src/batch
 COPY lookup_service /src/lookup_service
 
-# ---- build stages: a venv per image, pinned requirements, then the project without dependencies ----
+# ---- build stages: a venv per image, hash-pinned requirements, then the project's wheel without deps ----
+# /opt/build: a venv holding only the hash-pinned build backend; it never reaches an image.
 FROM runtime AS build-base
-RUN python3 -m venv /opt/venv
+COPY requirements/build.txt /tmp/build.txt
+RUN --mount=type=secret,id=pip_ca \
+    if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && python3 -m venv /opt/venv \
+    && python3 -m venv /opt/build \
+    && /opt/build/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: --requirement /tmp/build.txt
+
+FROM build-base AS project-wheel
+COPY --from=source /src /src
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --no-index --wheel-dir /dist /src
 
 FROM build-base AS batch-build
 COPY requirements/batch.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=pip_ca \
     if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install --no-cache-dir --requirement /tmp/requirements.txt
-COPY --from=source /src /src
-RUN --mount=type=secret,id=pip_ca \
-    if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install --no-cache-dir --no-deps /src \
+    && pip install --no-cache-dir --require-hashes --only-binary=:all: --requirement /tmp/requirements.txt
+COPY --from=project-wheel /dist /dist
+RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
     && pip uninstall --yes pip setuptools
 
 FROM build-base AS service-build
@@ -53,11 +67,9 @@ RUN apt-get update \
 COPY requirements/service.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=pip_ca \
     if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install --no-cache-dir --requirement /tmp/requirements.txt
-COPY --from=source /src /src
-RUN --mount=type=secret,id=pip_ca \
-    if [ -f /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
-    && pip install --no-cache-dir --no-deps /src \
+    && pip install --no-cache-dir --require-hashes --only-binary=:all: --requirement /tmp/requirements.txt
+COPY --from=project-wheel /dist /dist
+RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
     && pip uninstall --yes pip setuptools
 # Slim the venv to what the service loads (keeps the image under 300 MB): drop pyarrow's C++ headers,
 # Cython sources and tests, its Arrow Flight RPC and S3 modules (pyarrow.fs imports S3 optionally) and

@@ -127,10 +127,18 @@ def run_dir(output_dir: Path, run_id: str) -> Path:
 def verify_run(path: Path) -> Manifest:
     """Check a run directory against its manifest (files present, sizes, sha256, table schemas).
 
+    Every file the manifest lists must be a regular file inside `path` reached through no symbolic link:
+    a key that is absolute, holds `..` or an empty part, or leads through a symlink refuses the run, so a
+    manifest cannot make the reader open anything outside its run directory.
+
     Raises:
         RunInvalid: naming the first problem found.
     """
     path = Path(path)
+    if path.is_symlink():
+        raise RunInvalid(f"{path}: the run directory is a symbolic link")
+    if (path / MANIFEST).is_symlink():
+        raise RunInvalid(f"{path / MANIFEST}: a symbolic link")
     try:
         manifest = Manifest.model_validate_json((path / MANIFEST).read_bytes())
     except FileNotFoundError:
@@ -143,9 +151,7 @@ def verify_run(path: Path) -> Manifest:
         if name not in manifest.files:
             raise RunInvalid(f"{path}: manifest does not list {name}")
     for name, entry in manifest.files.items():
-        file = path / name
-        if not file.is_file():
-            raise RunInvalid(f"{file}: missing")
+        file = _listed_file(path, name)
         if file.stat().st_size != entry.bytes:
             raise RunInvalid(f"{file}: {file.stat().st_size} bytes, manifest says {entry.bytes}")
         if sha256_file(file) != entry.sha256:
@@ -158,6 +164,24 @@ def verify_run(path: Path) -> Manifest:
         if not actual.remove_metadata().equals(schema):
             raise RunInvalid(f"{path / name}: schema {actual} differs from the contract {schema}")
     return manifest
+
+
+def _listed_file(run: Path, name: str) -> Path:
+    """The regular file a manifest key names inside `run`; RunInvalid unless the key is a relative POSIX path
+    without `..` or empty parts whose every step exists and is not a symbolic link."""
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or any(part in {"", ".", ".."} for part in parts):
+        raise RunInvalid(f"{run}: manifest key {name!r} is not a plain relative path inside the run")
+    file = run
+    for part in parts:
+        file = file / part
+        if file.is_symlink():
+            raise RunInvalid(f"{file}: a symbolic link (manifest key {name!r})")
+    if not file.is_file():
+        raise RunInvalid(f"{file}: missing")
+    if not file.resolve().is_relative_to(run.resolve()):
+        raise RunInvalid(f"{run}: manifest key {name!r} resolves outside the run")
+    return file
 
 
 class RunWriter:

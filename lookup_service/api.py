@@ -59,7 +59,8 @@ ROUTES = [
     Route(
         "/readyz",
         "readyz",
-        "200 once a run is loaded (also while a newer run is refused), 503 before; says which and why",
+        "200 once a run is loaded (also while a newer run is refused), 503 before; says which, and why in "
+        "general terms (the details are in the service log)",
         "operations",
         {200: ReadyResponse, 503: ReadyResponse},
     ),
@@ -161,7 +162,8 @@ class RecommenderAPI:
         return json_response(HealthResponse(status="ok"))
 
     def readyz(self) -> Response:
-        """200 once a run is loaded (also while a newer run is refused), 503 before; says which and why."""
+        """200 once a run is loaded (also while a newer run is refused), 503 before; says which, and why in
+        general terms (the details are in the service log)."""
         store, status = self.holder.store, self.holder.status
         body = ReadyResponse(
             status="ready" if store else "not_ready",

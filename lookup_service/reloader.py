@@ -2,7 +2,8 @@
 polls `LATEST` on a daemon thread.
 
 A request reads `holder.store` once and keeps that reference, so a swap never changes a response half-way.
-A run that fails verification is refused: the previous store keeps serving and `status()` says why.
+A run that fails verification is refused: the previous store keeps serving, the log says why in detail and
+`status` in general terms (it reaches unauthenticated `/readyz` clients, so it names no path or file).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from lookup_service.store import LOAD_ERRORS, RunStore, load_run, valid_run_id
 
 logger = logging.getLogger(__name__)
 
+NOT_PUBLISHED = "no run published yet (LATEST missing)"
+LATEST_UNREADABLE = "LATEST could not be read (details in the service log)"
+INVALID_RUN_ID = "LATEST names an invalid run id"
+FAILED_VERIFICATION = "the newest run failed verification (details in the service log)"
+
 
 @dataclass(frozen=True)
 class ReloadStatus:
-    """The outcome of the last check of LATEST."""
+    """The outcome of the last check of LATEST; `reason` is for clients: general, no paths or details."""
 
     latest_run_id: str | None = None
     refused_run_id: str | None = None
@@ -46,31 +52,32 @@ class RunHolder:
             try:
                 latest = read_latest(self.output_dir)
             except OSError as exc:
-                self._refuse(None, f"cannot read LATEST: {exc}")
+                self._refuse(None, LATEST_UNREADABLE, f"cannot read LATEST: {exc}")
                 return
             if latest is None:
-                self.status = ReloadStatus(reason=f"no run published yet ({self.output_dir}/LATEST missing)")
+                self.status = ReloadStatus(reason=NOT_PUBLISHED)
                 return
             current = self.store.run_id if self.store else None
             if latest == current or latest == self.status.refused_run_id:
                 self.status = ReloadStatus(latest, self.status.refused_run_id, self.status.reason)
                 return
             if not valid_run_id(latest):
-                self._refuse(latest, f"LATEST names an invalid run id {latest!r}")
+                self._refuse(latest, INVALID_RUN_ID, f"LATEST names an invalid run id {latest!r}")
                 return
             try:
                 store = load_run(run_dir(self.output_dir, latest), self.body_cache_bytes)
             except LOAD_ERRORS as exc:
-                self._refuse(latest, f"{type(exc).__name__}: {exc}")
+                self._refuse(latest, FAILED_VERIFICATION, f"{type(exc).__name__}: {exc}")
                 return
             self.store = store
             self.status = ReloadStatus(latest_run_id=latest)
             logger.info("now serving run %s (was %s)", latest, current)
 
-    def _refuse(self, run_id: str | None, reason: str) -> None:
+    def _refuse(self, run_id: str | None, reason: str, detail: str) -> None:
+        """Keep serving what is served; `reason` goes to the status (clients), `detail` to the log only."""
         self.status = ReloadStatus(latest_run_id=run_id, refused_run_id=run_id, reason=reason)
         serving = self.store.run_id if self.store else None
-        logger.error("refused run %s, still serving %s: %s", run_id, serving, reason)
+        logger.error("refused run %s, still serving %s: %s", run_id, serving, detail)
 
 
 class Reloader:

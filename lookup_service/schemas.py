@@ -72,7 +72,10 @@ class ReadyResponse(BaseModel):
     run_id: str | None = Field(description="The run being served.")
     latest_run_id: str | None = Field(description="What LATEST named at the last check.")
     refused_run_id: str | None = Field(description="A run that failed validation and is not served.")
-    reason: str | None = Field(description="Why a run was refused, or why nothing is served.")
+    reason: str | None = Field(
+        description="Why a run was refused, or why nothing is served, in general terms (no paths or file "
+        "names; the service log has the details)."
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -65,6 +65,20 @@ def test_duplicate_pair_names_the_second_line(fixtures_dir, tmp_path):
         DataLoader(data).load()
 
 
+@pytest.mark.parametrize("format", ["auto", "dat"])
+def test_a_data_path_that_is_a_file_says_so(fixtures_dir, format):
+    ratings = fixtures_dir / "dat" / "ratings.dat"
+    with pytest.raises(
+        DataFormatError, match="is a file, not a directory; pass the folder that holds it"
+    ) as err:
+        DataLoader(ratings, format=format).load()
+    assert str(err.value).endswith(str(fixtures_dir / "dat"))
+    with pytest.raises(
+        DataFormatError, match=r"is a file, not a directory; pass the folder that holds ratings\.dat"
+    ):
+        DataLoader(fixtures_dir / "dat" / "movies.dat", format=format).load()
+
+
 def test_missing_and_empty_files(fixtures_dir, tmp_path):
     with pytest.raises(DataFormatError, match="data directory not found"):
         DataLoader(tmp_path / "nowhere").load()

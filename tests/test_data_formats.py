@@ -3,11 +3,14 @@ published counts."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+
 import numpy as np
 import pytest
 
 from model.data import DataLoader
-from model.data.formats import detect_format
+from model.data.formats import MOVIE_FILES, detect_format
 
 
 @pytest.mark.parametrize("layout", ["dat", "csv", "ml100k"])
@@ -64,12 +67,49 @@ def test_detect_format(fixtures_dir):
     ]
 
 
+@pytest.mark.parametrize("layout", ["dat", "csv", "ml100k"])
+def test_rated_movies_missing_from_the_metadata_are_listed_and_warned_about(
+    fixtures_dir, tmp_path, caplog, layout
+):
+    data = tmp_path / layout
+    shutil.copytree(fixtures_dir / layout, data)
+    movie_file = data / MOVIE_FILES[layout]
+    sep = {"dat": "::", "csv": ",", "ml100k": "|"}[layout]
+    encoding = "utf-8" if layout == "csv" else "latin-1"
+    lines = movie_file.read_text(encoding=encoding).splitlines(keepends=True)
+    kept = [line for line in lines if line.split(sep)[0] not in {"7", "260"}]
+    assert len(kept) == len(lines) - 2
+    movie_file.write_text("".join(kept), encoding=encoding)
+    with caplog.at_level(logging.WARNING, logger="model.data.loader"):
+        ds = DataLoader(data).load()
+    assert ds.unlisted_movie_ids.tolist() == [7, 260] and ds.unlisted_movie_ids.dtype == np.int64
+    assert 7 in ds.item_ids and 7 not in ds.movies["movie_id"].to_numpy()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "model.data.loader"]
+    expected = f"2 rated movies are missing from {MOVIE_FILES[layout]} (e.g. 7, 260): they have no title"
+    assert len(warnings) == 1 and warnings[0].startswith(expected)
+
+
+@pytest.mark.parametrize("layout", ["dat", "csv", "ml100k", "ncf"])
+def test_no_movie_is_unlisted_when_the_metadata_is_complete_or_absent(fixtures_dir, tmp_path, caplog, layout):
+    assert DataLoader(fixtures_dir / layout).load().unlisted_movie_ids.tolist() == []
+    if layout == "ncf":
+        return
+    data = tmp_path / layout
+    shutil.copytree(fixtures_dir / layout, data)
+    (data / MOVIE_FILES[layout]).unlink()
+    with caplog.at_level(logging.WARNING):
+        ds = DataLoader(data).load()
+    assert ds.movies is None and ds.unlisted_movie_ids.tolist() == []
+    assert "rated movies are missing" not in caplog.text
+
+
 def test_ml1m_counts(ml1m_dir):
     ds = DataLoader(ml1m_dir).load()
     assert (ds.n_interactions, ds.n_users, ds.n_items) == (1_000_209, 6_040, 3_706)
-    assert len(ds.movies) == 3_883
+    assert len(ds.movies) == 3_883 and ds.unlisted_movie_ids.size == 0
 
 
 def test_ml100k_counts(ml100k_dir):
     ds = DataLoader(ml100k_dir).load()
     assert (ds.n_interactions, ds.n_users, ds.n_items) == (100_000, 943, 1_682)
+    assert ds.unlisted_movie_ids.size == 0

@@ -90,13 +90,24 @@ def valid_schedule(schedule: str) -> bool:
 
 
 def pinned(path: Path) -> dict[str, str]:
+    """`{name: version}` of a lock file, asserting every requirement is `name==version` with sha256 hashes."""
     pins = {}
-    for line in path.read_text().splitlines():
+    for line in path.read_text().replace("\\\n", " ").splitlines():
         if line and not line.startswith("#"):
-            name, sep, version = line.partition("==")
+            requirement, *options = line.split()
+            name, sep, version = requirement.partition("==")
             assert sep and version, f"{path.name}: not pinned: {line}"
+            assert options and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", o) for o in options), line
             pins[canonicalize_name(name)] = version
     return pins
+
+
+def pip_installs() -> list[str]:
+    """Every `pip install` / `pip wheel` command of the Dockerfile's RUN instructions."""
+    runs = [line for stage in dockerfile_stages().values() for line in instruction(stage, "RUN")]
+    return [
+        part.strip() for run in runs for part in run.split("&&") if re.search(r"pip (install|wheel)", part)
+    ]
 
 
 def core_dependencies() -> list[Requirement]:
@@ -139,9 +150,34 @@ def test_runtime_environment_and_installs_without_cache():
     stages = dockerfile_stages()
     env = " ".join(instruction(stages["runtime"], "ENV"))
     assert "NCF_DATA_DIR=/data" in env and "NCF_OUTPUT_DIR=/output" in env
-    runs = [line for stage in stages.values() for line in instruction(stage, "RUN")]
-    installs = [part for run in runs for part in run.split("&&") if "pip install" in part]
+    installs = pip_installs()
     assert installs and all("--no-cache-dir" in part for part in installs)
+
+
+def test_every_pip_download_is_hash_checked():
+    """Requirement files install with --require-hashes, wheels only; the project's own wheel is built and
+    installed without the index (so pip fetches nothing unhashed, build tools included)."""
+    installs = pip_installs()
+    from_files = [part for part in installs if "--requirement" in part]
+    assert {part.split()[-1] for part in from_files} == {"/tmp/build.txt", "/tmp/requirements.txt"}
+    for part in installs:
+        if "--requirement" in part:
+            assert "--require-hashes" in part and "--only-binary=:all:" in part, part
+        else:
+            assert "--no-index" in part and "--no-deps" in part, part
+    (wheel,) = [part for part in installs if "pip wheel" in part]
+    assert "--no-build-isolation" in wheel
+    copied = {
+        copy.split()[0] for stage in dockerfile_stages().values() for copy in instruction(stage, "COPY")
+    }
+    assert {"requirements/batch.txt", "requirements/service.txt", "requirements/build.txt"} <= copied
+
+
+def test_dockerfile_documents_pinning_the_base_image_by_digest():
+    comments = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("#")]
+    assert any("BASE_IMAGE=python:3.11-slim@sha256:<digest>" in line for line in comments)
+    (default,) = [arg for arg in instruction(dockerfile_stages()[""], "ARG") if arg.startswith("BASE_IMAGE=")]
+    assert re.fullmatch(r"BASE_IMAGE=python:3\.11-slim(@sha256:[0-9a-f]{64})?", default), default
 
 
 def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored():
@@ -179,6 +215,16 @@ def test_batch_pins_satisfy_the_project_dependencies():
         assert req.specifier.contains(batch[name]), f"{name}=={batch[name]} outside {req.specifier}"
 
 
+def test_build_pins_satisfy_the_build_system_requirements():
+    build = pinned(ROOT / "requirements" / "build.txt")
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    for req in map(Requirement, requires):
+        name = canonicalize_name(req.name)
+        assert name in build and req.specifier.contains(build[name]), (
+            f"{req}: build.txt has {build.get(name)}"
+        )
+
+
 def test_service_roots_are_project_dependencies():
     names = {canonicalize_name(req.name) for req in core_dependencies()}
     lines = (ROOT / "requirements" / "service.in").read_text().splitlines()
@@ -203,6 +249,17 @@ def test_compose_builds_the_dockerfile_targets_and_shares_the_output_volume():
     assert outputs["batch"] == ["ncf-output:/output"]
     assert outputs["service"] == ["ncf-output:/output:ro"]
     assert "ncf-output" in compose["volumes"]
+
+
+def test_compose_publishes_on_loopback_and_confines_both_containers():
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    (port,) = services["service"]["ports"]
+    assert port.startswith("${NCF_PUBLISH_ADDR:-127.0.0.1}:"), port
+    for name, service in services.items():
+        assert service["read_only"] is True, name
+        assert "/tmp" in service["tmpfs"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
 
 
 # ---- crontab ----
@@ -278,3 +335,26 @@ def test_batch_and_service_share_the_output_claim():
     assert "ReadWriteMany" in objects[f"PersistentVolumeClaim/{claims['batch']}"]["spec"]["accessModes"]
     service_mounts = {m["mountPath"]: m for m in pods["service"]["containers"][0]["volumeMounts"]}
     assert service_mounts["/output"]["readOnly"] is True
+
+
+def test_pods_are_locked_down():
+    objects = k8s_objects()
+    pods = {
+        "batch": objects["CronJob/ncf-batch"]["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        "service": objects["Deployment/ncf-service"]["spec"]["template"]["spec"],
+    }
+    for name, pod in pods.items():
+        assert pod["automountServiceAccountToken"] is False, name
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True and context["seccompProfile"] == {"type": "RuntimeDefault"}, (
+            name
+        )
+        (container,) = pod["containers"]
+        container_context = container["securityContext"]
+        assert container_context["allowPrivilegeEscalation"] is False, name
+        assert container_context["readOnlyRootFilesystem"] is True, name
+        assert container_context["capabilities"] == {"drop": ["ALL"]}, name
+        assert "privileged" not in container_context and "runAsUser" not in container_context, name
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], f"{name}: /tmp must be writable (emptyDir)"

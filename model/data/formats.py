@@ -65,10 +65,26 @@ class RawData:
     fixed_test: FixedTest | None = None
 
 
+RATINGS_FILES = ("ratings.dat", "ratings.csv", "u.data")  # the NCF layout: <name>.train.rating
+MOVIE_FILES = {"dat": "movies.dat", "csv": "movies.csv", "ml100k": "u.item"}  # the NCF layout has none
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Raise `DataFormatError` unless `data_dir` is a directory, saying what it is instead."""
+    if data_dir.is_dir():
+        return
+    if not data_dir.exists():
+        raise DataFormatError(data_dir, "data directory not found")
+    if data_dir.name in RATINGS_FILES or data_dir.name.endswith(".train.rating"):
+        hint = f"pass the folder that holds it, {data_dir.parent}"
+    else:
+        hint = f"pass the folder that holds {', '.join(RATINGS_FILES)} or <name>.train.rating"
+    raise DataFormatError(data_dir, f"is a file, not a directory; {hint}")
+
+
 def detect_format(data_dir: Path) -> str:
     """Guess the layout from the file names in `data_dir`."""
-    if not data_dir.is_dir():
-        raise DataFormatError(data_dir, "data directory not found")
+    check_data_dir(data_dir)
     if (data_dir / "ratings.dat").exists():
         return "dat"
     if (data_dir / "ratings.csv").exists():
@@ -140,7 +156,7 @@ def read_dat(data_dir: Path, encoding: str = "latin-1") -> RawData:
     ratings_path = data_dir / "ratings.dat"
     ratings = _read_ratings(ratings_path, sep="::", encoding=encoding)
     movies, files = None, [ratings_path]
-    movies_path = data_dir / "movies.dat"
+    movies_path = data_dir / MOVIE_FILES["dat"]
     if _optional(movies_path):
         frame, first = read_fields(
             movies_path, read_bytes(movies_path), sep="::", names=(MOVIE_ID, TITLE, GENRES), encoding=encoding
@@ -168,7 +184,7 @@ def read_csv_layout(data_dir: Path, encoding: str = "utf-8") -> RawData:
         ratings_path, sep=",", encoding=encoding, header=("userId", "movieId", "rating", "timestamp"), low=0.5
     )
     movies, files = None, [ratings_path]
-    movies_path = data_dir / "movies.csv"
+    movies_path = data_dir / MOVIE_FILES["csv"]
     if _optional(movies_path):
         frame, first = read_fields(
             movies_path,
@@ -188,7 +204,7 @@ def read_ml100k(data_dir: Path, encoding: str = "latin-1") -> RawData:
     ratings_path = data_dir / "u.data"
     ratings = _read_ratings(ratings_path, sep="\t", encoding=encoding)
     movies, files = None, [ratings_path]
-    item_path = data_dir / "u.item"
+    item_path = data_dir / MOVIE_FILES["ml100k"]
     if _optional(item_path):
         names = (MOVIE_ID, TITLE, "release_date", "video_release_date", "url", *ML100K_GENRES)
         frame, first = read_fields(item_path, read_bytes(item_path), sep="|", names=names, encoding=encoding)
@@ -239,7 +255,9 @@ def _read_negatives(path: Path, test: pd.DataFrame, encoding: str) -> FixedTest:
     if mismatch.size:
         i = int(mismatch[0])
         raise DataFormatError(
-            path, f"(user,item) = ({values[i, 0]},{values[i, 1]}) does not match the test file's line {i + 1}", i + 1
+            path,
+            f"(user,item) = ({values[i, 0]},{values[i, 1]}) does not match the test file's line {i + 1}",
+            i + 1,
         )
     return FixedTest(values[:, 0], values[:, 1], values[:, 2:])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,15 @@ import pandas as pd
 
 from model.columns import LINE, MOVIE_ID, RATING, TIMESTAMP, USER_ID
 from model.data.errors import DataFormatError
-from model.data.formats import FORMATS, READERS, FixedTest, RawData, detect_format
+from model.data.formats import (
+    FORMATS,
+    MOVIE_FILES,
+    READERS,
+    FixedTest,
+    RawData,
+    check_data_dir,
+    detect_format,
+)
 from model.data.interactions import Interactions
 
 logger = logging.getLogger(__name__)
@@ -33,6 +41,8 @@ class Dataset:
         movies: movie metadata with raw ids (movie_id, title, year, genres) or None.
         files: the files read.
         fixed_test: a test split given by the files (NCF layout), else None.
+        unlisted_movie_ids: (k,) int64 raw ids (sorted) of rated movies the movie metadata does not list:
+            they have no title, year or genres. Empty when the layout has no metadata file at all.
     """
 
     name: str
@@ -46,6 +56,7 @@ class Dataset:
     movies: pd.DataFrame | None
     files: tuple[Path, ...]
     fixed_test: FixedTest | None = None
+    unlisted_movie_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def n_users(self) -> int:
@@ -94,7 +105,11 @@ class DataLoader:
     """
 
     def __init__(
-        self, data_dir: str | Path, format: str = "auto", min_rating: float | None = None, encoding: str | None = None
+        self,
+        data_dir: str | Path,
+        format: str = "auto",
+        min_rating: float | None = None,
+        encoding: str | None = None,
     ) -> None:
         if format != "auto" and format not in FORMATS:
             raise ValueError(f"format must be 'auto' or one of {FORMATS}, got {format!r}")
@@ -106,11 +121,12 @@ class DataLoader:
     def load(self) -> Dataset:
         """Parse and validate the files; raises `DataFormatError` on any malformed input."""
         start = time.perf_counter()
+        check_data_dir(self.data_dir)
         fmt = detect_format(self.data_dir) if self.format == "auto" else self.format
-        if not self.data_dir.is_dir():
-            raise DataFormatError(self.data_dir, "data directory not found")
         reader = READERS[fmt]
-        raw = reader(self.data_dir) if self.encoding is None else reader(self.data_dir, encoding=self.encoding)
+        raw = (
+            reader(self.data_dir) if self.encoding is None else reader(self.data_dir, encoding=self.encoding)
+        )
         dataset = self._to_dataset(raw)
         logger.info(
             "loaded %s (%s): %d users, %d items, %d interactions in %.2fs",
@@ -156,7 +172,23 @@ class DataLoader:
             movies=raw.movies,
             files=raw.files,
             fixed_test=raw.fixed_test,
+            unlisted_movie_ids=_unlisted_movies(raw, item_ids),
         )
+
+
+def _unlisted_movies(raw: RawData, item_ids: np.ndarray) -> np.ndarray:
+    """Raw ids of rated movies (`item_ids`, sorted) missing from the movie metadata; logs one warning."""
+    if raw.movies is None:
+        return np.empty(0, dtype=np.int64)
+    unlisted = np.setdiff1d(item_ids, raw.movies[MOVIE_ID].to_numpy(dtype=np.int64))
+    if unlisted.size:
+        logger.warning(
+            "%d rated movies are missing from %s (e.g. %s): they have no title, year or genres",
+            unlisted.size,
+            MOVIE_FILES[raw.format],
+            ", ".join(str(i) for i in unlisted[:5].tolist()),
+        )
+    return unlisted
 
 
 def _check_duplicates(raw: RawData) -> None:

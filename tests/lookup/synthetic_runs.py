@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from batch import contract
 from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, run_dir
 
 N_MOVIES = 40
@@ -103,3 +105,57 @@ def point_latest(output_dir: Path, run_id: str) -> None:
     tmp = Path(output_dir) / f".{LATEST}.tmp"
     tmp.write_text(run_id + "\n")
     os.replace(tmp, Path(output_dir) / LATEST)
+
+
+def _outside(run: Path) -> Path:
+    """A file beside the output directory (not under it), its content a copy of the run's movies table."""
+    secret = run.parents[2] / "outside" / "secret.parquet"
+    secret.parent.mkdir(exist_ok=True)
+    shutil.copy(run / MOVIES, secret)
+    return secret
+
+
+def _list_in_manifest(run: Path, key: str, file: Path) -> None:
+    """Add `key` to the manifest with the size and checksum of `file`, so only the key itself is wrong."""
+    manifest = json.loads((run / contract.MANIFEST).read_text())
+    manifest["files"][key] = {"sha256": contract.sha256_file(file), "bytes": file.stat().st_size}
+    (run / contract.MANIFEST).write_text(json.dumps(manifest))
+
+
+def absolute_key(run: Path) -> None:
+    secret = _outside(run)
+    _list_in_manifest(run, str(secret), secret)
+
+
+def dotdot_key(run: Path) -> None:
+    secret = _outside(run)
+    _list_in_manifest(run, f"../../../outside/{secret.name}", secret)
+
+
+def symlinked_file(run: Path) -> None:
+    secret = _outside(run)
+    (run / MOVIES).unlink()
+    (run / MOVIES).symlink_to(secret)
+
+
+def symlinked_directory(run: Path) -> None:
+    secret = _outside(run)
+    (run / "model").symlink_to(secret.parent, target_is_directory=True)
+    _list_in_manifest(run, f"model/{secret.name}", secret)
+
+
+def symlinked_manifest(run: Path) -> None:
+    secret = _outside(run).with_name(contract.MANIFEST)
+    (run / contract.MANIFEST).rename(secret)
+    (run / contract.MANIFEST).symlink_to(secret)
+
+
+# Published runs whose manifest reaches outside the run directory (checksums match), with the words of the
+# refusal: for `publish_corrupted`.
+ESCAPES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "absolute key": (absolute_key, "is not a plain relative path"),
+    "../ key": (dotdot_key, "is not a plain relative path"),
+    "symlinked file": (symlinked_file, f"{MOVIES}: a symbolic link"),
+    "symlink on the way": (symlinked_directory, "model: a symbolic link"),
+    "symlinked manifest": (symlinked_manifest, f"{contract.MANIFEST}: a symbolic link"),
+}

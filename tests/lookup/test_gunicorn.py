@@ -13,6 +13,7 @@ from live_server import live_server
 from synthetic_runs import publish_corrupted, write_run
 
 from batch.contract import RECOMMENDATIONS
+from lookup_service.reloader import FAILED_VERIFICATION
 
 RECS = "/v1/users/3/recommendations?n=5"
 
@@ -58,7 +59,8 @@ def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_pat
                 second,
                 bad,
             )
-            assert "sha256 does not match" in ready["reason"]
+            assert ready["reason"] == FAILED_VERIFICATION
+        assert len(_pids_logging(server, "sha256 does not match")) == 2
     access, errors = server.logs()
     assert f"run={second}" in access and '"GET /v1/users/3/recommendations?n=5 HTTP/1.1" 200' in access
     assert "Traceback" not in errors
