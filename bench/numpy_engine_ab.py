@@ -33,7 +33,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-MODULES = ("numpy_engine", "numpy_network", "numpy_optimizers", "numpy_sparse", "numpy_worker")
+MODULES = (
+    "numpy_engine",
+    "numpy_kernels",
+    "numpy_network",
+    "numpy_optimizers",
+    "numpy_parallel",
+    "numpy_sparse",
+    "numpy_worker",
+)
 
 
 def engine_at(revision: str, into: Path) -> type:
@@ -45,7 +53,7 @@ def engine_at(revision: str, into: Path) -> type:
         shown = subprocess.run(
             ["git", "show", f"{revision}:model/ncf/{module}.py"], cwd=ROOT, capture_output=True, text=True
         )
-        if shown.returncode == 0:  # numpy_worker is newer than some revisions
+        if shown.returncode == 0:  # some modules are newer than some revisions
             source = re.sub(r"from model\.ncf\.(numpy_\w+) import", r"from base_ncf.\1 import", shown.stdout)
             (package / f"{module}.py").write_text(source)
     sys.path.insert(0, str(into))

@@ -37,8 +37,9 @@ from threadpoolctl import threadpool_limits
 
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_engine import NumpyNCF
+from model.ncf.numpy_kernels import take_rows
 from model.ncf.numpy_network import Rows, backward, forward, log_loss_with_logits
-from model.ncf.numpy_optimizers import take_rows
+from model.ncf.numpy_parallel import StepRunner
 from model.ncf.numpy_sparse import row_selector, sum_rows
 from model.ncf.numpy_worker import StepHelper
 from model.ncf.params import init_params
@@ -107,7 +108,8 @@ def step_breakdown(model: NumpyNCF, users, items, labels, data_dir: str | None) 
     out_user, out_item = np.empty((half, width), np.float32), np.empty((half, width), np.float32)
     out = Rows(out_user[:, :f], out_item[:, width - f :], out_user[:, f:], out_item[:, : width - f])
     model._backprop(users, items, labels)
-    slices, squares, dense_parts, _, zeros = model._step_buffers(BATCH)
+    arrays = model._step_arrays(BATCH)
+    slices, squares, dense_parts, zeros = arrays.slices, arrays.squares, arrays.dense, arrays.zeros
     user_slices, user_squares = slices[:BATCH], squares[:BATCH]
     dense_grad = dense_parts[0].copy()
     rows, selector = row_selector(users)
@@ -213,20 +215,20 @@ def helper_round_trip() -> dict[str, float]:
     return result
 
 
-class _TaskTimer(NumpyNCF):
-    """The engine with its step's parallel tasks run one after the other, each timed in thread CPU; the
-    work it runs here while a helper would start (`first`) counts with the first task, as in the engine."""
+class _TaskTimer(StepRunner):
+    """Runs the engine's parallel tasks one after the other, each timed in thread CPU; the work the engine
+    runs itself while a helper would start (`first`) counts with the first task, as in the engine."""
 
     task_cpu: list[float]
     phase_max: list[float]
 
-    def _run(self, tasks, first=None):
+    def run(self, tasks, first=None):
         results, times = [], []
         for k, (name, args) in enumerate(tasks):
             start = time.thread_time()
             if k == 0 and first:
-                getattr(self, first[0])(*first[1])
-            results.append(getattr(self, name)(*args))
+                getattr(self._target, first[0])(*first[1])
+            results.append(getattr(self._target, name)(*args))
             times.append(time.thread_time() - start)
         self.task_cpu += times
         self.phase_max.append(max(times))
@@ -240,16 +242,17 @@ def critical_path(params, data_dir: str | None) -> dict[str, float]:
     median of 5 epochs of 30 batches."""
     n = 30 * BATCH
     u, i, y = examples(n, 2, data_dir)
-    model = _TaskTimer(NCFConfig(**COMPARISON_CONFIG), TrainConfig(batch_size=BATCH))
+    model = NumpyNCF(NCFConfig(**COMPARISON_CONFIG), TrainConfig(batch_size=BATCH))
     model.build(N_USERS, N_ITEMS, params)
+    model._runner = timer = _TaskTimer(model)
     rows = []
     for _ in range(5):
-        model.task_cpu, model.phase_max = [], []
+        timer.task_cpu, timer.phase_max = [], []
         start = time.thread_time()
         for first in range(0, n, BATCH):
             model.train_step(u[first : first + BATCH], i[first : first + BATCH], y[first : first + BATCH])
         total = time.thread_time() - start
-        rows.append((total, sum(model.task_cpu), total - sum(model.task_cpu) + sum(model.phase_max)))
+        rows.append((total, sum(timer.task_cpu), total - sum(timer.task_cpu) + sum(timer.phase_max)))
     total, tasks, path = (float(np.median(col)) * 1e3 / 30 for col in zip(*rows, strict=True))
     return {
         "CPU ms per step, all": round(total, 2),

@@ -46,13 +46,13 @@ def test_pretrained_numpy_neumf_on_ml100k_beats_itempop_by_far():
     assert result["hr@10"] >= itempop + 0.1, (result, itempop)
 
 
-def _trained(parts, threads, optimizer="adam", l2=0.0, epochs=2, probe_steps=0):
-    """A small NeuMF after `epochs` epochs of 6 batches, with the batch cut into `parts` parts run on
-    `threads` threads (every step when `probe_steps` is 0, else after the probe); returns (losses,
+def _trained(parts, processes, optimizer="adam", l2=0.0, epochs=2, probe_steps=0):
+    """A small NeuMF after `epochs` epochs of 6 batches, with the batch cut into `parts` parts run in
+    `processes` processes (every step when `probe_steps` is 0, else after the probe); returns (losses,
     params)."""
     config = NCFConfig(factors=4, layers=(16, 8, 4), l2=l2)
     model = NumpyNCF(config, TrainConfig(optimizer=optimizer, momentum=0.9, learning_rate=0.01, seed=3))
-    model.parts, model.processes, model.probe_steps = parts, threads, probe_steps
+    model.parts, model.processes, model.probe_steps = parts, processes, probe_steps
     model.build(50, 40, init_params(config, 50, 40, seed=1))
     rng = np.random.default_rng(7)
     users, items = rng.integers(0, 50, 6 * 256), rng.integers(0, 40, 6 * 256)
@@ -64,16 +64,16 @@ def _trained(parts, threads, optimizer="adam", l2=0.0, epochs=2, probe_steps=0):
 @pytest.mark.parametrize(
     ("optimizer", "l2"), [("adam", 0.0), ("adam", 0.01), ("sgd", 0.0)], ids=["adam", "adam-l2", "momentum"]
 )
-def test_threaded_training_step_gives_exactly_the_single_thread_weights(optimizer, l2):
-    """The threads only run the parts of a step in parallel; each writes its own outputs, so the weights
-    are bit-for-bit those of running the same parts one after the other, and repeatable."""
-    single = _trained(parts=2, threads=1, optimizer=optimizer, l2=l2)
-    threaded = _trained(parts=2, threads=2, optimizer=optimizer, l2=l2)
-    again = _trained(parts=2, threads=2, optimizer=optimizer, l2=l2)
-    probed = _trained(parts=2, threads=2, optimizer=optimizer, l2=l2, probe_steps=2)  # 1 and 2 mixed
-    assert single[0] == threaded[0] == again[0] == probed[0]
+def test_training_in_two_processes_gives_exactly_the_one_process_weights(optimizer, l2):
+    """The helper process only runs tasks of a step in parallel; each writes its own outputs, so the
+    weights are bit-for-bit those of running the same tasks one after the other, and repeatable."""
+    single = _trained(parts=2, processes=1, optimizer=optimizer, l2=l2)
+    helped = _trained(parts=2, processes=2, optimizer=optimizer, l2=l2)
+    again = _trained(parts=2, processes=2, optimizer=optimizer, l2=l2)
+    probed = _trained(parts=2, processes=2, optimizer=optimizer, l2=l2, probe_steps=2)  # 1 and 2 mixed
+    assert single[0] == helped[0] == again[0] == probed[0]
     for name, value in single[1].items():
-        for other in (threaded, again, probed):
+        for other in (helped, again, probed):
             np.testing.assert_array_equal(other[1][name], value, err_msg=name)
     assert single[0][1] < single[0][0]  # it trained: the comparison is not between untouched weights
 
@@ -82,20 +82,20 @@ def test_cutting_the_batch_into_parts_changes_weights_only_by_rounding():
     """Parts change only the order in which float32 gradients are added. Adam divides by sqrt(v), which
     magnifies that rounding for near-zero gradients: after 12 steps weights of size ~0.1 differ by ~2e-6,
     so the bound is 1e-5 (1e-4 relative, the cross-engine tolerance)."""
-    whole = _trained(parts=1, threads=1)
+    whole = _trained(parts=1, processes=1)
     for parts in (2, 3):  # 3: parts of unequal size
-        cut = _trained(parts=parts, threads=2)
+        cut = _trained(parts=parts, processes=2)
         np.testing.assert_allclose(cut[0], whole[0], rtol=1e-6)
         for name, value in whole[1].items():
             assert np.abs(value).max() > 0, name
             np.testing.assert_allclose(cut[1][name], value, rtol=0, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("threads_faster", [False, True])
-def test_the_probe_keeps_the_threads_only_when_they_were_faster(monkeypatch, threads_faster):
+@pytest.mark.parametrize("helpers_faster", [False, True])
+def test_the_probe_keeps_the_helpers_only_when_they_were_faster(monkeypatch, helpers_faster):
     """After 2 x probe_steps alternating steps the epoch continues with the faster setting (step times
     faked: 1 s for the faster setting, 5 s for the other)."""
-    import model.ncf.numpy_engine as engine
+    import model.ncf.numpy_parallel as parallel
 
     config = NCFConfig(factors=2, layers=(4, 2))
     model = NumpyNCF(config)
@@ -104,28 +104,28 @@ def test_the_probe_keeps_the_threads_only_when_they_were_faster(monkeypatch, thr
     pools, clock = [], iter(range(1000))
 
     def fake_perf_counter():
-        slow = (model._pool is not None) != threads_faster
+        slow = (model._runner._pool is not None) != helpers_faster
         return next(clock) * (5 if slow else 1)
 
     train_step = model.train_step
 
     def recording_step(*batch):
-        pools.append(model._pool is not None)
+        pools.append(model._runner._pool is not None)
         return train_step(*batch)
 
     model.train_step = recording_step
-    monkeypatch.setattr(engine.time, "perf_counter", fake_perf_counter)
+    monkeypatch.setattr(parallel.time, "perf_counter", fake_perf_counter)
     rng = np.random.default_rng(0)
     model.train_epoch(rng.integers(0, 10, 80), rng.integers(0, 8, 80), np.ones(80, np.float32), 8)
-    assert pools == [False, True, False, True] + [threads_faster] * 6
+    assert pools == [False, True, False, True] + [helpers_faster] * 6
 
 
-def _decayed(threads: int):
+def _decayed(processes: int):
     """A small NeuMF trained 2 epochs with AdamW-style decay and a learning rate changed between the
-    epochs (the trainer's schedule), with every step in `threads` processes; returns (losses, params)."""
+    epochs (the trainer's schedule), with every step in `processes` processes; returns (losses, params)."""
     config = NCFConfig(factors=4, layers=(16, 8, 4))
     model = NumpyNCF(config, TrainConfig(learning_rate=0.01, weight_decay=0.1, seed=3))
-    model.processes, model.probe_steps = threads, 0
+    model.processes, model.probe_steps = processes, 0
     model.build(50, 40, init_params(config, 50, 40, seed=1))
     rng = np.random.default_rng(8)
     users, items = (
@@ -141,13 +141,13 @@ def _decayed(threads: int):
 
 
 def test_the_helper_process_changes_nothing_and_is_stopped_after_the_epoch():
-    """With a helper process (threads=2) the step's halves and the user / item row updates run in two
+    """With a helper process (processes=2) the step's halves and the user / item row updates run in two
     processes over shared memory; weights and losses are bit-for-bit those of one process, also with
     weight decay, a learning-rate change between epochs and a short last batch, and no helper outlives
     its epoch."""
     import multiprocessing
 
-    single, helped = _decayed(threads=1), _decayed(threads=2)
+    single, helped = _decayed(processes=1), _decayed(processes=2)
     assert single[0] == helped[0] and single[0][1] < single[0][0]
     for name, value in single[1].items():
         np.testing.assert_array_equal(helped[1][name], value, err_msg=name)
@@ -159,13 +159,14 @@ def test_a_stalled_helper_neither_stalls_training_nor_changes_it(monkeypatch):
     offered and runs it itself: training completes, with the weights and losses of one process."""
     import signal
 
+    from model.ncf.numpy_parallel import StepRunner
     from model.ncf.numpy_worker import StepHelper
 
     started, close = [], StepHelper.close
-    start_helpers = NumpyNCF._start_helpers
+    start_helpers = StepRunner._start_helpers
 
-    def start_stopped(self):
-        helpers = start_helpers(self)
+    def start_stopped(self, count):
+        helpers = start_helpers(self, count)
         for helper in helpers:
             os.kill(helper._process.pid, signal.SIGSTOP)
         started.extend(helpers)
@@ -178,13 +179,13 @@ def test_a_stalled_helper_neither_stalls_training_nor_changes_it(monkeypatch):
     def waited(signum, frame):
         raise TimeoutError("training waited for the stopped helper")
 
-    single = _decayed(threads=1)
-    monkeypatch.setattr(NumpyNCF, "_start_helpers", start_stopped)
+    single = _decayed(processes=1)
+    monkeypatch.setattr(StepRunner, "_start_helpers", start_stopped)
     monkeypatch.setattr(StepHelper, "close", resume_and_close)
     previous = signal.signal(signal.SIGALRM, waited)
     signal.alarm(30)
     try:
-        stalled = _decayed(threads=2)
+        stalled = _decayed(processes=2)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

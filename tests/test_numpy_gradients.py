@@ -169,20 +169,25 @@ def test_row_selector_sums_the_same_without_scipys_compiled_kernel(monkeypatch):
 
 @pytest.mark.parametrize("batch", [1, 7, 12, 2048])
 @pytest.mark.parametrize("width", [1, 8, 33])
-def test_bias_adds_and_outer_products_on_long_rows_equal_the_broadcasts(batch, width):
-    """`_add_row` / `_outer` regroup (B, w) blocks into longer rows when w divides nicely (and fall back
-    on the plain broadcast when not): bit-for-bit the broadcast results."""
-    from model.ncf.numpy_network import _add_row, _outer
+def test_bias_adds_outer_products_and_relu_equal_their_plain_forms(batch, width):
+    """`add_row` / `outer` regroup (B, w) blocks into longer rows when w divides nicely (and fall back
+    on the plain broadcast when not), `relu` takes an array of zeros: bit-for-bit the plain results."""
+    from model.ncf.numpy_kernels import add_row, outer, relu
 
     rng = np.random.default_rng(batch * 100 + width)
     h = rng.normal(size=(batch, width)).astype(np.float32)
     row, column = rng.normal(size=width).astype(np.float32), rng.normal(size=batch).astype(np.float32)
     expected = h + row
-    _add_row(h, row)
+    add_row(h, row)
     np.testing.assert_array_equal(h, expected)
-    outer = _outer(column, row)
-    assert outer.shape == (batch, width) and outer.flags.c_contiguous
-    np.testing.assert_array_equal(outer, column[:, None] * row)
+    product = outer(column, row)
+    assert product.shape == (batch, width) and product.flags.c_contiguous
+    np.testing.assert_array_equal(product, column[:, None] * row)
+    expected = np.maximum(h, 0)
+    for zeros in (None, np.zeros(batch * width + 3, np.float32)):  # allocated, or the given zeros
+        rectified = h.copy()
+        relu(rectified, zeros)
+        np.testing.assert_array_equal(rectified, expected)
 
 
 def test_adam_with_scaled_moments_follows_the_keras_formulas_over_many_steps():

@@ -1,6 +1,9 @@
-"""SGD (with momentum) and Adam written out in NumPy, with dense and row-wise (lazy) updates.
+"""SGD (with momentum) and Adam written out in NumPy, with decoupled weight decay and dense and
+row-wise (lazy) updates.
 
 Formulas follow Keras 3 so that one step matches Keras' own step:
+- decoupled weight decay (AdamW / SGDW; `decay`): p *= 1 - lr * weight_decay, on every parameter, before
+  its update (the engine decays whole embedding tables, touched rows or not);
 - SGD:  v = momentum * v - lr * g;  p += v   (plain p -= lr * g when momentum is 0)
 - Adam: m += (g - m)(1 - b1);  v += (s - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps),
         lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), t = number of steps taken, s = g^2 for dense parameters.
@@ -20,14 +23,18 @@ Embedding rows (`update_rows`):
   (e.g. on the first step) and when every row is in every batch.
 - the caller keeps a table's rows and their optimizer state in one (1 + slots, n, w) block: the table,
   then each slot of state (for Adam M and V) for every row. The touched rows of all of them move in one
-  gather (`ndarray.take` along axis 1: (1 + slots, u, w), each slot's rows a contiguous block) and one
-  scatter (`np.put` on a void view, one opaque record per row, about twice as fast as 2-D fancy-index
-  assignment). The arithmetic runs on contiguous blocks (a ufunc on a strided (u, w) view calls its inner
-  loop once per row, which for w = 40 costs as much as the arithmetic).
+  gather (1 + slots, u, w) and one scatter (`model.ncf.numpy_kernels.take_block_rows`,
+  `put_block_rows`), and the update rules run on the gathered rows as on a dense parameter: on
+  contiguous blocks (a ufunc on a strided (u, w) view calls its inner loop once per row, which for w = 40
+  costs as much as the arithmetic).
 - the rows' gradients arrive as per-example slices with a `RowSelector` (`model.ncf.numpy_sparse`), and
   Adam adds their sums straight into its gathered moments (M = b1 M, then M += sum of the slices, in
   scipy's accumulating kernel): no separate sum arrays, no extra pass.
 All updates are in place and keep the parameter's dtype.
+
+All state (moments, velocities, the step count and the step size) lives in arrays allocated by the
+`zeros` the optimizer is given: the NumPy engine gives shared memory, so that the processes it forks to
+update some of the rows (`model.ncf.numpy_parallel`) read and write the same state.
 """
 
 from __future__ import annotations
@@ -38,45 +45,42 @@ from typing import Any
 
 import numpy as np
 
+from model.ncf.numpy_kernels import put_block_rows, take_block_rows
 from model.ncf.numpy_sparse import RowSelector
 
-
-def row_records(a: np.ndarray) -> np.ndarray:
-    """(n,) view of a C-contiguous (n, w) array with one opaque (void) element per row."""
-    return a.view(f"V{a.shape[1] * a.itemsize}").reshape(a.shape[0])  # (the string form is the quickest)
-
-
-def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """a[rows] for a C-contiguous (n, w) array and (u,) rows: (u, w), same dtype, copied row by row; for
-    (u, k) rows, the k rows of each side by side: (u, k w). (`ndarray.take` along axis 0 copies whole
-    rows too, and is ~15% quicker than taking from the `row_records` view, which needs more calls.)"""
-    taken = a.take(rows, axis=0)
-    return taken if rows.ndim == 1 else taken.reshape(rows.shape[0], -1)
-
-
-def take_block_rows(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """block[:, rows] for a C-contiguous (k, n, w) block and (u,) rows: a new C-contiguous (k, u, w)."""
-    return block.take(rows, axis=1)
-
-
-def put_block_rows(block: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-    """block[:, rows] = values for a C-contiguous (k, n, w) block, (u,) unique rows and (k, u, w) values,
-    scattering whole rows (one scatter per slot: ~10% quicker than one of flat indices into all k n)."""
-    for slot, slot_values in zip(block, values, strict=True):
-        row_records(slot).put(rows, row_records(slot_values))
+Zeros = Callable[[tuple[int, ...], Any], np.ndarray]  # zeros(shape, dtype), as np.zeros
 
 
 class Optimizer(ABC):
-    """In-place optimizer over named parameters; state is created on the first update of each name."""
+    """In-place optimizer over named parameters; state is created on the first update of each name.
+
+    Args:
+        learning_rate: step size (`learning_rate` may change between steps).
+        weight_decay: decoupled weight decay per unit of step size (0: none; see `decay`).
+        zeros: allocates the state (see the module docstring).
+    """
 
     needs_squared_row_grads = False  # whether `update_rows` wants the per-example squared gradients
 
-    def __init__(self, learning_rate: float) -> None:
-        self.learning_rate = learning_rate
-        self.iterations = 0
+    def __init__(self, learning_rate: float, weight_decay: float = 0.0, zeros: Zeros = np.zeros) -> None:
+        self.weight_decay = weight_decay
+        self.zeros = zeros
         self._state: dict[str, list[np.ndarray]] = {}
-        # Allocates the state: zeros(shape, dtype) (the NumPy engine puts it in shared memory).
-        self.zeros: Callable[[tuple[int, ...], Any], np.ndarray] = np.zeros
+        self._scalars = zeros((2,), np.float64)  # [step size, steps taken]
+        self.learning_rate = learning_rate
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self._scalars[0])
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._scalars[0] = value
+
+    @property
+    def iterations(self) -> int:
+        """Steps taken (`step` calls): t in Adam's bias correction."""
+        return int(self._scalars[1])
 
     @property
     def slots(self) -> int:
@@ -85,7 +89,13 @@ class Optimizer(ABC):
 
     def step(self) -> None:
         """Start a new training step (call once per batch, before its updates)."""
-        self.iterations += 1
+        self._scalars[1] += 1
+
+    def decay(self, param: np.ndarray) -> None:
+        """Decoupled weight decay of `param` (any shape) for this step, in place, before its update:
+        param *= 1 - learning_rate * weight_decay (nothing when weight_decay is 0)."""
+        if self.weight_decay:
+            param *= param.dtype.type(1.0 - self.learning_rate * self.weight_decay)
 
     def _slots(self, name: str, param: np.ndarray) -> list[np.ndarray]:
         if name not in self._state:
@@ -134,8 +144,15 @@ class Optimizer(ABC):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (heavy-ball) momentum."""
 
-    def __init__(self, learning_rate: float, momentum: float = 0.0) -> None:
-        super().__init__(learning_rate)
+    def __init__(
+        self,
+        learning_rate: float,
+        momentum: float = 0.0,
+        *,
+        weight_decay: float = 0.0,
+        zeros: Zeros = np.zeros,
+    ) -> None:
+        super().__init__(learning_rate, weight_decay, zeros)
         self.momentum = momentum
 
     @property
@@ -170,9 +187,16 @@ class Adam(Optimizer):
     needs_squared_row_grads = True
 
     def __init__(
-        self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7
+        self,
+        learning_rate: float,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        *,
+        weight_decay: float = 0.0,
+        zeros: Zeros = np.zeros,
     ) -> None:
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, weight_decay, zeros)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     @property
