@@ -1,10 +1,13 @@
-"""Summarise the ML-1M accuracy runs of bench/run_accuracy.sh into bench/results/neumf_accuracy.{json,md}.
+"""Fold the ML-1M accuracy runs of bench/run_accuracy.sh into bench/results/neumf_accuracy.{json,md}.
 
     .venv/bin/python bench/collect_accuracy.py
 
-Each run is `bench/results/neumf_runs/NAME.json` (the CLI's output) with `NAME.cmd` (its exact command) and
-an optional `NAME.note` (one line: what the run tested); `notes.md` there (runs stopped early) is appended.
-Rows keep the committed table's order; new runs follow in the order they finished.
+`bench/results/neumf_accuracy.json` is the record: one row per run (command, note, configuration,
+validation and test figures, seconds per stage). A new run is `bench/results/neumf_runs/NAME.json` (the
+CLI's output) with `NAME.cmd` (its exact command) and an optional `NAME.note` (one line: what the run
+tested); this script adds it to the record (or replaces the row of the same name), after which the files in
+`neumf_runs/` are scratch (git ignores them). Rows keep the record's order; new runs follow in the order
+they finished. Validation-only screens are in `bench/results/neumf_screens.md`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
     if "finetune_weight_decay" not in tcfg:
         return tcfg.get("weight_decay", 0.0)
     return command_value(argv, "--weight-decay", "weight_decay")
+
+
+def stage_seconds(result: dict) -> dict[str, float]:
+    """Wall seconds of the selection fit per stage: each pretrained tower, then the model itself."""
+    stages = {kind: history for kind, history in (result.get("pretrain_history") or {}).items()}
+    stages[result["config"]["kind"]] = result["history"]
+    return {kind: round(sum(epoch.get("seconds", 0.0) for epoch in h), 1) for kind, h in stages.items()}
 
 
 def row(path: Path) -> dict:
@@ -70,6 +80,9 @@ def row(path: Path) -> dict:
         "test_hr@10": result["test"]["sampled"]["hr@10"],
         "test_ndcg@10": result["test"]["sampled"]["ndcg@10"],
         "train_s": round(timings["fit_s"] + timings.get("refit_s", 0.0), 1),
+        "fit_s": round(timings["fit_s"], 1),
+        "refit_s": round(timings.get("refit_s", 0.0), 1),
+        "fit_stage_s": stage_seconds(result),
         "finished": path.stat().st_mtime,
     }
 
@@ -91,17 +104,18 @@ def pretrain(r: dict) -> str:
     return text
 
 
-def ordered(rows: list[dict]) -> list[dict]:
-    """Rows in the order of the committed table, then new runs in the order they finished (file times
-    alone are not kept by a fresh clone)."""
-    previous = RESULTS / "neumf_accuracy.json"
-    known = [r["name"] for r in json.loads(previous.read_text())] if previous.exists() else []
-    rank = {name: i for i, name in enumerate(known)}
-    return sorted(rows, key=lambda r: (rank.get(r["name"], len(known)), r["finished"]))
+def merged(record: list[dict], new: list[dict]) -> list[dict]:
+    """The record's rows in their order (a new run of the same name replacing its row), then the other new
+    runs in the order they finished."""
+    by_name = {r["name"]: r for r in new}
+    rows = [by_name.pop(r["name"], r) for r in record]
+    return rows + sorted(by_name.values(), key=lambda r: r["finished"])
 
 
 def main() -> None:
-    rows = ordered([row(p) for p in RUNS.glob("*.json")])
+    record_path = RESULTS / "neumf_accuracy.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else []
+    rows = merged(record, [row(p) for p in sorted(RUNS.glob("*.json"))])
     (RESULTS / "neumf_accuracy.json").write_text(json.dumps(rows, indent=2))
     lines = [
         "# NeuMF accuracy on MovieLens 1M (sampled protocol: test item vs 99 sampled negatives)",
@@ -113,9 +127,10 @@ def main() -> None:
         "jobs): noisy upper bounds; `neumf_wd0.1` and `neumf_wd0.2` ran on a quiet machine (load below 1).",
         "Selection rule for the defaults: highest validation HR@10. Exact commands below the table; the",
         "defaults changed between runs, so a command that leaves a setting to the defaults used those of its",
-        "time (the columns and each run's JSON `train_config` give the values it ran with). `best ep` 0 is a",
-        "pretrained NeuMF's fused start, kept because no fine-tuning epoch beat it on validation. The",
-        "`recency_defaults*` rows (session 6): seed 0 ran beside other fits, seeds 1-2 on an idle machine.",
+        "time (the columns give the values it ran with). `best ep` 0 is a pretrained NeuMF's fused start,",
+        "kept because no fine-tuning epoch beat it on validation. The `recency_defaults*` rows are the",
+        "current defaults: seed 0 ran beside other fits, seeds 1-2 and the NumPy engine on an idle machine.",
+        "Seconds per stage of each selection fit: `fit_stage_s` in neumf_accuracy.json.",
         "",
         "| run | model | factors | layers | batch | lr | opt | neg | recency | l2 | wd | drop | pretrain"
         " | refit | sched | best ep | val HR | val NDCG | test HR | test NDCG | train s | note |",
@@ -134,9 +149,7 @@ def main() -> None:
         )
     lines += ["", "## Commands", ""]
     lines += [f"- `{r['name']}`: `{r['command']}`" for r in rows]
-    notes = RUNS / "notes.md"
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+    lines += ["", "Validation-only screens (no test figures): [neumf_screens.md](neumf_screens.md)."]
     (RESULTS / "neumf_accuracy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
