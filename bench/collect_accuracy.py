@@ -16,40 +16,40 @@ import json
 from pathlib import Path
 
 from model.data.sampling import recency_label
-from model.ncf.config import TOWER_OVERRIDES, TOWERS, TrainConfig
+from model.ncf.config import TOWERS, TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "neumf_runs"
 
 
-def command_value(argv: list[str], flag: str, field: str) -> float:
-    """A run's `flag` value from its command, else the `TrainConfig` default of `field`. (A pretrained
-    NeuMF's saved train_config holds its fine-tuning rate and decay instead, so the command is the source of
-    truth for the pretraining stages' values.)"""
-    return float(argv[argv.index(flag) + 1]) if flag in argv else getattr(TrainConfig(), field)
+def command_value(argv: list[str], flags: tuple[str, ...], field: str) -> float:
+    """A run's value of `field` from its command (any of `flags`), else the `TrainConfig` default."""
+    for flag in flags:
+        if flag in argv:
+            return float(argv[argv.index(flag) + 1])
+    return getattr(TrainConfig(), field)
 
 
-def pretraining_weight_decay(argv: list[str], tcfg: dict) -> float:
-    """Runs made before `finetune_weight_decay` existed saved the one decay of all stages (or none: 0);
-    later ones may save the fine-tuning decay instead, so their command and the default are read."""
-    if "finetune_weight_decay" not in tcfg:
-        return tcfg.get("weight_decay", 0.0)
-    return command_value(argv, "--weight-decay", "weight_decay")
+def tower_settings(tcfg: dict) -> dict:
+    """Each pretrained tower's own settings (those set), as `gmf_batch_size`, `mlp_epochs`, ..."""
+    return {f"{kind}_{k}": v for kind in TOWERS for k, v in (tcfg.get(kind) or {}).items() if v is not None}
 
 
-def stage_seconds(result: dict) -> dict[str, float]:
+def stage_seconds(training: dict, kind: str) -> dict[str, float]:
     """Wall seconds of the selection fit per stage: each pretrained tower, then the model itself."""
-    stages = {kind: history for kind, history in (result.get("pretrain_history") or {}).items()}
-    stages[result["config"]["kind"]] = result["history"]
-    return {kind: round(sum(epoch.get("seconds", 0.0) for epoch in h), 1) for kind, h in stages.items()}
+    stages = dict(training.get("pretrain_history") or {})
+    stages[kind] = training["history"]
+    return {name: round(sum(epoch.get("seconds", 0.0) for epoch in h), 1) for name, h in stages.items()}
 
 
 def row(path: Path) -> dict:
+    """One record row from `python -m batch evaluate --json` output and its command."""
     result = json.loads(path.read_text())
     note = path.with_suffix(".note")
     argv = path.with_suffix(".cmd").read_text().split()
-    cfg, tcfg = result["config"], result["train_config"]
-    timings = result["timings"]
+    training = result["training"]
+    cfg, tcfg = training["hyperparameters"]["config"], training["hyperparameters"]["train_config"]
+    seconds = result["step_seconds"]
     return {
         "name": path.stem,
         "command": path.with_suffix(".cmd").read_text().strip(),
@@ -60,29 +60,29 @@ def row(path: Path) -> dict:
         "l2": cfg["l2"],
         "dropout": cfg["dropout"],
         "batch_size": tcfg["batch_size"],
-        "learning_rate": command_value(argv, "--lr", "learning_rate"),
-        "lr_schedule": tcfg.get("lr_schedule", "constant"),
+        "learning_rate": command_value(argv, ("--learning-rate", "--lr"), "learning_rate"),
+        "lr_schedule": tcfg["lr_schedule"],
         "optimizer": tcfg["optimizer"],
         "num_negatives": tcfg["num_negatives"],
-        "recent": recency_label(tcfg.get("recent_fraction", 0.0), tcfg.get("recent_weight", 1)),
-        "weight_decay": pretraining_weight_decay(argv, tcfg),
+        "recent": recency_label(tcfg["recent_fraction"], tcfg["recent_weight"]),
+        "weight_decay": command_value(argv, ("--weight-decay",), "weight_decay"),
         "pretrain": tcfg["pretrain"],
-        "finetune_learning_rate": tcfg.get("finetune_learning_rate"),
-        "finetune_weight_decay": tcfg.get("finetune_weight_decay"),
-        "pretrain_alpha": tcfg.get("pretrain_alpha", 0.5),
-        "towers": {k: tcfg[k] for k in TOWER_OVERRIDES if tcfg.get(k) is not None},  # their own settings
+        "finetune_learning_rate": tcfg["finetune_learning_rate"],
+        "finetune_weight_decay": tcfg["finetune_weight_decay"],
+        "pretrain_alpha": tcfg["pretrain_alpha"],
+        "towers": tower_settings(tcfg),
         "seed": tcfg["seed"],
-        "refit": result.get("refit", False),
-        "best_epoch": result["best_epoch"],
-        "epochs_run": result["history"][-1]["epoch"],
+        "refit": result["refit"],
+        "best_epoch": training["best_epoch"],
+        "epochs_run": training["history"][-1]["epoch"],
         "val_hr@10": result["validation"]["sampled"]["hr@10"],
         "val_ndcg@10": result["validation"]["sampled"]["ndcg@10"],
         "test_hr@10": result["test"]["sampled"]["hr@10"],
         "test_ndcg@10": result["test"]["sampled"]["ndcg@10"],
-        "train_s": round(timings["fit_s"] + timings.get("refit_s", 0.0), 1),
-        "fit_s": round(timings["fit_s"], 1),
-        "refit_s": round(timings.get("refit_s", 0.0), 1),
-        "fit_stage_s": stage_seconds(result),
+        "train_s": round(seconds["fit"] + seconds.get("refit", 0.0), 1),
+        "fit_s": round(seconds["fit"], 1),
+        "refit_s": round(seconds.get("refit", 0.0), 1),
+        "fit_stage_s": stage_seconds(training, cfg["kind"]),
         "finished": path.stat().st_mtime,
     }
 
