@@ -87,6 +87,6 @@ def test_relative_links_resolve(page: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_pages_describe_what_is(page: Path) -> None:
-    """No work-history narration ("session 3", "round 2", "was 452 s") in the pages."""
+    """No work-history narration in the pages: numbered sessions or rounds, old figures ("was" + a number)."""
     hits = re.findall(r".{0,30}\b(?:session|round|was) [0-9].{0,30}", page.read_text(), re.I)
     assert not hits, f"{page.relative_to(ROOT)}: {hits}"
