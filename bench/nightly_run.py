@@ -78,7 +78,7 @@ def main() -> None:
         "step_seconds": steps,
         "test": metrics["test"],
         "validation": metrics["validation"],
-        "best_epoch": metrics["best_epoch"],
+        "best_epoch": metrics["training"]["best_epoch"],
         "model_config": manifest["model_config"],
         "counts": manifest["counts"],
         "run_id": run_id,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One ML-1M accuracy run of the CLI: bench/run_accuracy.sh NAME [evaluate flags...]
-# Writes bench/results/neumf_runs/NAME.cmd (the exact command) and NAME.json (its output); the log goes to
-# NAME.log beside them (not committed). Summarise all runs with bench/collect_accuracy.py.
+# Writes bench/results/neumf_runs/NAME.cmd (the exact command), NAME.json (its output) and NAME.log (scratch,
+# ignored by git); bench/collect_accuracy.py folds the run into bench/results/neumf_accuracy.{json,md}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1

@@ -45,7 +45,7 @@ def markdown(report: dict) -> str:
         "# Container images: sizes and build times",
         "",
         f"Measured {report['measured_at']} by `{report['command']}` on a shared, noisy 2-core machine",
-        "(other helpers were building and testing at the same time: times are single runs, not medians).",
+        "(other jobs were building and testing at the same time: times are single runs, not medians).",
         f"Base image: `{report['base_image']}` ({report['podman']}, `podman build --isolation=chroot`).",
         f"Batch job in the batch image: `{report['batch_command']}`; published run `{report['run_id']}`,",
         f"its test metrics (ML-100K, leave-one-out): `{json.dumps(report['run_test_metrics'])}`.",

@@ -1,1 +1,0 @@
-.venv/bin/python -m batch evaluate --data-dir /work/shared/data/ml-1m --protocol sampled --json --model neumf --train-seed 1
