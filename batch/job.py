@@ -188,12 +188,12 @@ def write_recommendations(
 
 
 def movies_table(dataset: Dataset) -> pa.Table:
-    """movies.parquet: the data set's movie metadata, or bare ids when the layout has none."""
-    movies = dataset.movies
-    if movies is None:
-        movies = pd.DataFrame(
-            {MOVIE_ID: dataset.item_ids, TITLE: None, YEAR: None, GENRES: [[] for _ in dataset.item_ids]}
-        )
+    """movies.parquet: the data set's movie metadata, plus bare ids (no title, year or genres) for rated
+    movies it does not list, or only bare ids when the layout has none."""
+    bare_ids = dataset.item_ids if dataset.movies is None else dataset.unlisted_movie_ids
+    bare = pd.DataFrame({MOVIE_ID: bare_ids, TITLE: None, YEAR: None, GENRES: [[] for _ in bare_ids]})
+    parts = [frame for frame in (dataset.movies, bare) if frame is not None and len(frame)]
+    movies = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return pa.table(
         {
             MOVIE_ID: pa.array(movies[MOVIE_ID].to_numpy(), pa.int32()),

@@ -65,11 +65,10 @@ class PipelineResult:
 
 
 def data_gaps(dataset: Dataset) -> dict[str, Any]:
-    """Rated movies the data set's movie metadata lacks (published without title, year or genres)."""
-    missing = getattr(dataset, "movies_missing", None)
-    if missing is None:
-        return {"movies_without_metadata": 0, "movie_ids": []}
-    return {"movies_without_metadata": len(missing), "movie_ids": [int(m) for m in missing[:100]]}
+    """Rated movies the data set's movie metadata lacks (published without title, year or genres): how
+    many, and the first 100 raw ids."""
+    missing = dataset.unlisted_movie_ids
+    return {"unlisted_movies": int(missing.shape[0]), "unlisted_movie_ids": missing[:100].tolist()}
 
 
 def run_pipeline(settings: PipelineSettings, publish: bool, selection_only: bool = False) -> PipelineResult:

@@ -1,10 +1,8 @@
 """Each baseline on real ML-100K (validation item, sampled protocol) lands well above ItemPop.
 
-Needs NCF_DATA_DIR_100K; skipped when unset. Floors are set well below the measured figures (run
+Needs NCF_DATA_DIR_100K (the ml100k_dir fixture). Floors are set well below the measured figures (run
 `pytest tests/test_baselines_ml100k.py -s` to see them) and well above ItemPop's.
 """
-
-import os
 
 import numpy as np
 import pytest
@@ -20,8 +18,6 @@ from model.knn import ItemKNN
 
 pytestmark = pytest.mark.slow
 
-DATA_DIR = os.environ.get("NCF_DATA_DIR_100K")
-
 # Lighter settings than the ML-1M defaults where training time matters (the test budget is ~1 minute).
 MODELS = {
     "itemknn": lambda: ItemKNN(),
@@ -33,10 +29,8 @@ MODELS = {
 
 
 @pytest.fixture(scope="module")
-def evaluation():
-    if not DATA_DIR:
-        pytest.skip("NCF_DATA_DIR_100K is not set")
-    split = leave_one_out(DataLoader(DATA_DIR).load(), seed=0)
+def evaluation(ml100k_dir):
+    split = leave_one_out(DataLoader(ml100k_dir).load(), seed=0)
     evaluator = Evaluator(split, protocols=("sampled", "full"))
     itempop = evaluator.evaluate(ItemPop().fit(split.train), "validation")
     return split, evaluator, itempop

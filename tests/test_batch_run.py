@@ -307,9 +307,8 @@ def test_manifest_lists_every_file_with_size(published):
         assert entry["bytes"] == (directory / name).stat().st_size
 
 
-@pytest.mark.skipif(not os.environ.get("NCF_DATA_DIR_100K"), reason="NCF_DATA_DIR_100K not set")
-def test_ml100k_run_meets_the_contract(tmp_path):
-    data_dir = Path(os.environ["NCF_DATA_DIR_100K"])
+def test_ml100k_run_meets_the_contract(tmp_path, ml100k_dir):
+    data_dir = ml100k_dir
     assert_ok(
         run_batch(
             data_dir,
@@ -361,3 +360,19 @@ def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
     items = np.searchsorted(item_ids, first.movie_id.to_numpy())
     scores = model.score_users(users)[np.arange(len(users)), items]
     np.testing.assert_allclose(scores, first.score.to_numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_rated_movies_missing_from_movies_dat_are_published_bare_and_reported(fixture_dir, tmp_path):
+    data = tmp_path / "gaps"
+    shutil.copytree(fixture_dir[0], data)
+    lines = (data / "movies.dat").read_text().splitlines(keepends=True)
+    dropped = sorted(int(line.split("::")[0]) for line in lines[:2])
+    (data / "movies.dat").write_text("".join(lines[2:]))
+    proc = run_batch(data, tmp_path / "out", *FAST)
+    assert_ok(proc)
+    assert "2 rated movies" in proc.stderr or "2 rated movie" in proc.stderr
+    directory = run_dir(tmp_path / "out", read_latest(tmp_path / "out"))
+    metrics = json.loads((directory / METRICS).read_text())
+    assert metrics["data_gaps"] == {"unlisted_movies": 2, "unlisted_movie_ids": dropped}
+    movies = pd.read_parquet(directory / MOVIES).set_index("movie_id")
+    assert movies.loc[dropped, "title"].isna().all() and len(movies) == N_MOVIES

@@ -2,21 +2,18 @@
 Markdown and PNG with measured figures. Needs NCF_DATA_DIR_100K; skipped when unset."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-DATA_DIR = os.environ.get("NCF_DATA_DIR_100K")
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DATA_DIR, reason="NCF_DATA_DIR_100K is not set")
-def test_leaderboard_writes_its_three_files(tmp_path):
-    cmd = [sys.executable, str(ROOT / "bench" / "leaderboard.py"), "--data-dir", DATA_DIR]
+def test_leaderboard_writes_its_three_files(tmp_path, ml100k_dir):
+    cmd = [sys.executable, str(ROOT / "bench" / "leaderboard.py"), "--data-dir", str(ml100k_dir)]
     cmd += ["--out-dir", str(tmp_path), "--models", "itempop", "ease", "--no-search", "--timing-repeats", "1"]
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=300)
     report = json.loads((tmp_path / "leaderboard.json").read_text())
@@ -33,7 +30,7 @@ def test_leaderboard_writes_its_three_files(tmp_path):
 
     # --update re-runs only the named model and keeps the other rows; --render-only needs no data.
     (tmp_path / "leaderboard.md").unlink()
-    update = [*cmd[:2], "--data-dir", DATA_DIR, "--out-dir", str(tmp_path), "--models", "itempop"]
+    update = [*cmd[:2], "--data-dir", str(ml100k_dir), "--out-dir", str(tmp_path), "--models", "itempop"]
     subprocess.run([*update, "--no-search", "--no-refit", "--update"], check=True, cwd=ROOT, timeout=300)
     updated = {r["name"]: r for r in json.loads((tmp_path / "leaderboard.json").read_text())["models"]}
     assert updated["ease"] == rows["ease"]

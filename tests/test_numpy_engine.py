@@ -24,10 +24,8 @@ def test_registry_builds_numpy_models_with_options():
 
 
 @pytest.mark.slow
-def test_pretrained_numpy_neumf_on_ml100k_beats_itempop_by_far():
-    data_dir = os.environ.get("NCF_DATA_DIR_100K")
-    if not data_dir:
-        pytest.skip("NCF_DATA_DIR_100K not set")
+def test_pretrained_numpy_neumf_on_ml100k_beats_itempop_by_far(ml100k_dir):
+    data_dir = ml100k_dir
     from model.baselines import ItemPop
     from model.data import DataLoader, leave_one_out
     from model.evaluation import Evaluator
