@@ -44,7 +44,7 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(PY) scripts/lock_requirements.py
 
-## Build both images with podman and exercise them (root; see README "Containers"). Minutes, not in `test`.
+## Build both images with podman and exercise them (root; see docs/operations.md). Minutes, not in `test`.
 container-test:
 	bash scripts/container_test.sh
 

@@ -1,4 +1,4 @@
-"""Process exit codes of `ncf-batch`, documented in the README."""
+"""Process exit codes of `ncf-batch`, documented in docs/operations.md."""
 
 OK = 0
 FAILURE = 1  # anything unexpected

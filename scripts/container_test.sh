@@ -16,7 +16,7 @@
 # Settings (environment): NCF_DATA_DIR_100K (ML-100K, default ../shared/data/ml-100k), NCF_CONTAINER_WORK
 # (scratch, default /tmp/ncf-container-test), NCF_BASE_IMAGE (skip step 2 and use this image),
 # NCF_REBUILD_BASE=1 (rebuild the cached base), NCF_BATCH_ENV (extra KEY=VALUE settings of the batch job,
-# e.g. "NCF_MODEL=itempop NCF_MIN_TEST_HR=0" for a quick run; default none: the image's CMD as shipped),
+# e.g. "NCF_MODEL=itempop NCF_GATE__DEFAULT_FLOOR=0" for a quick run; default none: the image's CMD as shipped),
 # NCF_TEST_PORT (default 18080), NCF_CLEANUP=1 (remove the built images afterwards; the base stays).
 set -euo pipefail
 

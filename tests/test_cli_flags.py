@@ -75,23 +75,22 @@ def test_env_names_nested_settings(monkeypatch):
     assert s.models.ials.factors == 12 and s.train.mlp.epochs == 2 and s.gate.floor("my-data") == 0.3
 
 
-def test_bad_values_are_rejected():
-    with pytest.raises(ValueError, match="layers"):
-        settings("run", "--layers", "63,8")
-    with pytest.raises(ValueError, match="optimizer"):
-        settings("run", "--optimizer", "rmsprop")
-    with pytest.raises(ValueError, match="weight_decay"):
-        settings("evaluate", "--weight-decay", "-0.1")
-    with pytest.raises(ValueError, match="recent_fraction"):
-        settings("evaluate", "--recent-fraction", "1.5")
-    with pytest.raises(ValueError, match="factors"):
-        settings("run", "--ials-factors", "many")
-    with pytest.raises(ValueError, match="model"):
-        settings("run", "--model", "nope")
-    with pytest.raises(ValueError, match="JSON"):
-        settings("run", "--gate-floors", "ml-1m=0.7")
-    with pytest.raises(ValueError, match=r"gate\.protocol"):
-        settings("run", "--protocol", "sampled", "--gate-protocol", "full")
+BAD = [
+    ("layers", ["run", "--layers", "63,8"]),
+    ("optimizer", ["run", "--optimizer", "rmsprop"]),
+    ("weight_decay", ["evaluate", "--weight-decay", "-0.1"]),
+    ("recent_fraction", ["evaluate", "--recent-fraction", "1.5"]),
+    ("factors", ["run", "--ials-factors", "many"]),
+    ("model", ["run", "--model", "nope"]),
+    ("JSON", ["run", "--gate-floors", "ml-1m=0.7"]),
+    (r"gate\.protocol", ["run", "--protocol", "sampled", "--gate-protocol", "full"]),
+]
+
+
+@pytest.mark.parametrize(("message", "argv"), BAD)
+def test_bad_values_are_rejected_naming_the_setting(message, argv):
+    with pytest.raises(ValueError, match=message):
+        settings(*argv)
 
 
 def test_unknown_model_options_are_rejected():
