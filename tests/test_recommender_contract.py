@@ -1,7 +1,7 @@
 """`RecommenderContract`: what every model honours, baseline or NCF, as one test mixin.
 
-A subclass sets `name` (registered model name) and may override `options()` (small hyperparameters for a
-fast fit). The batch job relies on exactly these: fit returns self, refit gives a fresh fitted model with
+A subclass sets `name` (registered model name) and may set `options` (small hyperparameters for a fast
+fit). The batch job relies on exactly these: fit returns self, refit gives a fresh fitted model with
 the same hyperparameters, batched top-N masks what it is told to, save/load round-trips, and the report
 is JSON.
 """
@@ -9,6 +9,7 @@ is JSON.
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,13 +34,11 @@ def contract_data(seed: int = 0) -> tuple[Interactions, Interactions]:
 
 class RecommenderContract:
     name = "itempop"
-
-    def options(self) -> dict:
-        return {}
+    options: ClassVar[dict] = {}  # small hyperparameters for a fast fit
 
     def fitted(self) -> Recommender:
         train, _ = contract_data()
-        model = build_model(self.name, **self.options())
+        model = build_model(self.name, **self.options)
         assert model.fit(train) is model
         return model
 
@@ -101,44 +100,38 @@ class TestRandom(RecommenderContract):
 class TestItemKNN(RecommenderContract):
     name = "itemknn"
 
-    def options(self):
-        return {"k": 5}
+    options: ClassVar[dict] = {"k": 5}
 
 
 class TestBPR(RecommenderContract):
     name = "bpr"
 
-    def options(self):
-        return {"factors": 4, "iterations": 20}
+    options: ClassVar[dict] = {"factors": 4, "iterations": 20}
 
 
 class TestIALS(RecommenderContract):
     name = "ials"
 
-    def options(self):
-        return {"factors": 4, "iterations": 3, "num_threads": 1}
+    options: ClassVar[dict] = {"factors": 4, "iterations": 3, "num_threads": 1}
 
 
 class TestEALS(RecommenderContract):
     name = "eals"
 
-    def options(self):
-        return {"factors": 4, "iterations": 3}
+    options: ClassVar[dict] = {"factors": 4, "iterations": 3}
 
 
 class TestEASE(RecommenderContract):
     name = "ease"
 
-    def options(self):
-        return {"l2": 10.0}
+    options: ClassVar[dict] = {"l2": 10.0}
 
 
 class TestNeuMFNumpy(RecommenderContract):
     name = "neumf"
 
-    def options(self):
-        return {
-            "engine": "numpy",
-            "config": {"factors": 4, "layers": (8, 4)},
-            "train_config": {"epochs": 1, "batch_size": 64, "pretrain": False},
-        }
+    options: ClassVar[dict] = {
+        "engine": "numpy",
+        "config": {"factors": 4, "layers": (8, 4)},
+        "train_config": {"epochs": 1, "batch_size": 64, "pretrain": False},
+    }
