@@ -86,7 +86,13 @@ RUN p=$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
 # ---- batch: the nightly job; reads /data, publishes to /output, exits with ncf-batch's exit code ----
 FROM runtime AS batch
 ENV TF_CPP_MIN_LOG_LEVEL=2
+# libgomp1: the OpenMP runtime `implicit` (iALS, BPR) links against; every model's settings load at start.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=batch-build /opt/venv /opt/venv
+RUN python3 -c "import batch.cli, batch.job, model.als, model.bpr"
 USER 10001:10001
 VOLUME ["/data", "/output"]
 ENTRYPOINT ["ncf-batch"]

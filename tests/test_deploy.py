@@ -135,6 +135,13 @@ def test_batch_target_runs_the_job_as_non_root():
     assert '"/data"' in instruction(batch, "VOLUME")[0] and '"/output"' in instruction(batch, "VOLUME")[0]
 
 
+def test_batch_target_has_the_native_runtime_of_every_model_and_imports_them():
+    # implicit (iALS, BPR) links against libgomp, which slim Debian images lack; the job loads every
+    # model's settings at start, so without it even `ncf-batch run --help` fails in the image.
+    runs = " ".join(instruction(dockerfile_stages()["batch"], "RUN"))
+    assert "libgomp1" in runs and "import batch.cli, batch.job, model.als, model.bpr" in runs
+
+
 def test_service_target_has_healthcheck_and_no_tensorflow():
     stages = dockerfile_stages()
     service = stages["service"]
