@@ -61,6 +61,7 @@ class PipelineResult:
             "refit_training": self.final.report() if self.final is not self.model else None,
             "data_gaps": data_gaps(self.dataset),
             "step_seconds": dict(self.timer.seconds),
+            "step_peak_rss_mb": dict(self.timer.peak_rss_mb),
         }
 
 

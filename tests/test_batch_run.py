@@ -141,6 +141,8 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
         "write",
     }
     assert steps <= set(metrics["step_seconds"])
+    assert set(metrics["step_peak_rss_mb"]) == set(metrics["step_seconds"])
+    assert all(mb > 10 for mb in metrics["step_peak_rss_mb"].values())
     published_checks = metrics["quality_gate"]["published_model"]
     assert published_checks["finite"] and published_checks["overlap@10"] > 0.5
     assert metrics["refit"] and metrics["training"]["class"] == "model.baselines.ItemPop"
