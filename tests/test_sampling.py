@@ -164,13 +164,16 @@ def test_lookup_is_exact_at_movielens_25m_key_range():
     assert lookup.contains(q_users, q_items)[-users.size :].all()
 
 
-def test_lookup_from_csr_matches_the_interactions():
-    train = _toy()
+@pytest.mark.parametrize("dense", [True, False])
+def test_lookup_answers_every_cell_exactly(dense):
+    # dense: users x items <= 32 x pairs, a bitmap of the cells; else the hashed filter plus binary search
+    train = _toy() if dense else _toy(n_users=2000, n_items=1000, per_user=2)
     from_pairs, from_csr = PositiveLookup(train), PositiveLookup.from_csr(train.to_csr())
+    assert from_pairs._exact == from_csr._exact == dense
     users, items = np.divmod(np.arange(train.n_users * train.n_items), train.n_items)
-    dense = train.to_csr().toarray().astype(bool).ravel()
-    np.testing.assert_array_equal(from_pairs.contains(users, items), dense)
-    np.testing.assert_array_equal(from_csr.contains(users, items), dense)
+    cells = train.to_csr().toarray().astype(bool).ravel()
+    np.testing.assert_array_equal(from_pairs.contains(users, items), cells)
+    np.testing.assert_array_equal(from_csr.contains(users, items), cells)
 
 
 def test_lookup_of_nothing_contains_nothing():
