@@ -1,4 +1,9 @@
-"""`fetch-data`: download an official MovieLens zip from GroupLens, verify its MD5, extract atomically."""
+"""`fetch-data`: download an official MovieLens zip from GroupLens, verify its MD5, extract atomically.
+
+ML-100K ships `u.data`; ML-1M `::`-separated `ratings.dat`, `movies.dat`, `users.dat`; ML-10M the
+same layout without `users.dat`, in a folder `ml-10M100K`; ML-20M and ML-25M `ratings.csv` and
+`movies.csv`. Whatever the zip's top folder is called, its contents land in `dest`.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,21 @@ ARCHIVES = {
         "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
         "0e33842e24a9c977be4e0107933c0723",
         "u.data",
+    ),
+    "ml-10m": Archive(
+        "https://files.grouplens.org/datasets/movielens/ml-10m.zip",
+        "ce571fd55effeba0271552578f2648bd",
+        "ratings.dat",
+    ),
+    "ml-20m": Archive(
+        "https://files.grouplens.org/datasets/movielens/ml-20m.zip",
+        "cd245b17a1ae2cc31bb14903e1204af3",
+        "ratings.csv",
+    ),
+    "ml-25m": Archive(
+        "https://files.grouplens.org/datasets/movielens/ml-25m.zip",
+        "6b51fb2759a8657d3bfcbfc42b592ada",
+        "ratings.csv",
     ),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from model.base import Recommender
 from model.data.split import HeldOut, LeaveOneOutSplit
@@ -34,6 +35,13 @@ def sampled_ranks(model: Recommender, held: HeldOut, users_per_call: int = 16384
         scores = model.score(users, cand.ravel()).reshape(cand.shape)
         ranks[start : start + users_per_call] = positive_rank(scores)
     return ranks
+
+
+def _row_mask(rows: sp.csr_matrix) -> np.ndarray:
+    """(r, n_items) bool, True at the stored cells of a (r, n_items) CSR block."""
+    mask = np.zeros(rows.shape, dtype=bool)
+    mask[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = True
+    return mask
 
 
 class Evaluator:
@@ -66,13 +74,17 @@ class Evaluator:
         return sampled_ranks(model, held, users_per_call=self.chunk_users * 16)
 
     def full_ranks(self, model: Recommender, held: HeldOut) -> np.ndarray:
-        """(n,) int64 rank of each positive among every item the user has not interacted with."""
+        """(n,) int64 rank of each positive among every item the user has not interacted with.
+
+        One chunk of `chunk_users` users at a time: their (chunk, n_items) scores and a (chunk, n_items)
+        bool mask of their known items, set from the CSR rows of `split.known`.
+        """
         ranks = np.empty(len(held), dtype=np.int64)
         known = self.split.known
         for start in range(0, len(held), self.chunk_users):
             users = held.user_idx[start : start + self.chunk_users]
             scores = model.score_users(users)
-            excluded = known[users].toarray().astype(bool)
+            excluded = _row_mask(known[users])
             ranks[start : start + self.chunk_users] = full_rank(
                 scores, held.item_idx[start : start + self.chunk_users], excluded
             )

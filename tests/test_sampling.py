@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from scipy.stats import chisquare
 
-from model.data import Interactions, NegativeSampler
-from model.data.sampling import _DENSE_LIMIT, PositiveLookup, recency_rank, recent_mask, weighted_csr
+from model.data import Interactions, NegativeSampler, sample_candidates
+from model.data.positives import PositiveLookup
+from model.data.sampling import recency_rank, recent_mask, weighted_csr
+
+# NegativeSampler(_toy(n_users=3, n_items=12, per_user=4), num_negatives=2, seed=7).epoch(0) negatives
+NEGATIVES_SEED7 = [11, 8, 8, 10, 11, 9, 10, 2, 11, 3, 3, 10, 10, 5, 5, 9, 1, 9, 1, 5, 9, 3, 4, 3]
 
 
 def _toy(n_users=50, n_items=40, per_user=15, seed=0):
@@ -49,16 +55,12 @@ def test_negatives_cover_all_non_positives_roughly_uniformly():
     assert counts[allowed].min() > 0.9 * counts[allowed].mean()
 
 
-def test_sparse_lookup_agrees_with_dense(monkeypatch):
-    train = _toy()
-    dense = PositiveLookup(train)
-    monkeypatch.setattr("model.data.sampling._DENSE_LIMIT", 0)
-    sparse = PositiveLookup(train)
-    assert dense._dense is not None and sparse._keys is not None
-    rng = np.random.default_rng(0)
-    u, i = rng.integers(0, 50, 5000), rng.integers(0, 40, 5000)
-    np.testing.assert_array_equal(dense.contains(u, i), sparse.contains(u, i))
-    assert _DENSE_LIMIT > 6040 * 3706
+def test_negatives_are_unchanged_by_the_lookup():
+    """The rejection loop consumes the random stream as it always did: pinned draws for a fixed seed."""
+    train = _toy(n_users=3, n_items=12, per_user=4)
+    _, items, _ = NegativeSampler(train, num_negatives=2, seed=7).epoch(0)
+    assert not PositiveLookup(train).contains(np.repeat(train.user_idx, 2), items[len(train) :]).any()
+    np.testing.assert_array_equal(items[len(train) :], NEGATIVES_SEED7)
 
 
 def test_user_with_every_item_is_an_error():
@@ -140,3 +142,101 @@ def test_weighted_csr_rejects_bad_settings():
         weighted_csr(_interleaved(), 0.5, 0.0)
     with pytest.raises(ValueError, match="fraction"):
         weighted_csr(_interleaved(), -0.1, 2.0)
+
+
+def _random_pairs(n_users, n_items, n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_users, n).astype(np.int32), rng.integers(0, n_items, n).astype(np.int32)
+
+
+def test_lookup_is_exact_at_movielens_25m_key_range():
+    # keys u * n_items + i go past 2^32 here, and the filter is far smaller than the cell space
+    n_users, n_items = 162_541, 59_047
+    users, items = _random_pairs(n_users, n_items, 50_000, seed=0)
+    users, items = np.concatenate([users, users[:100]]), np.concatenate([items, items[:100]])  # duplicates
+    lookup = PositiveLookup(Interactions(users, items, n_users, n_items))
+    pairs = set(zip(users.tolist(), items.tolist(), strict=True))
+    assert len(lookup) == len(pairs)
+    q_users, q_items = _random_pairs(n_users, n_items, 50_000, seed=1)
+    q_users, q_items = np.concatenate([q_users, users]), np.concatenate([q_items, items])
+    expected = [pair in pairs for pair in zip(q_users.tolist(), q_items.tolist(), strict=True)]
+    np.testing.assert_array_equal(lookup.contains(q_users, q_items), expected)
+    assert lookup.contains(q_users, q_items)[-users.size :].all()
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_lookup_answers_every_cell_exactly(dense):
+    # dense: users x items <= 32 x pairs, a bitmap of the cells; else the hashed filter plus binary search
+    train = _toy() if dense else _toy(n_users=2000, n_items=1000, per_user=2)
+    from_pairs, from_csr = PositiveLookup(train), PositiveLookup.from_csr(train.to_csr())
+    assert from_pairs._exact == from_csr._exact == dense
+    users, items = np.divmod(np.arange(train.n_users * train.n_items), train.n_items)
+    cells = train.to_csr().toarray().astype(bool).ravel()
+    np.testing.assert_array_equal(from_pairs.contains(users, items), cells)
+    np.testing.assert_array_equal(from_csr.contains(users, items), cells)
+
+
+def test_lookup_of_nothing_contains_nothing():
+    empty = Interactions(np.zeros(0, np.int32), np.zeros(0, np.int32), 3, 4)
+    assert not PositiveLookup(empty).contains(np.array([0, 2]), np.array([3, 1])).any()
+
+
+def _known(rows, n_items):
+    """CSR of the given item lists, one row per user."""
+    users = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    items = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
+    return Interactions(users.astype(np.int32), items.astype(np.int32), len(rows), n_items).to_csr()
+
+
+def test_candidates_are_distinct_unknown_items_and_seeded():
+    rng = np.random.default_rng(0)
+    n_items = 300
+    # light users, a heavy one with exactly 99 unknown items left, and one with 100
+    rows = [rng.choice(n_items, size, replace=False) for size in (20, 1, 150, 201, 200, 60)]
+    known = _known(rows, n_items)
+    users = np.array([0, 1, 2, 3, 4, 5, 3, 0], dtype=np.int32)
+    held = np.array([rows[u][0] for u in users], dtype=np.int32)
+    cand = sample_candidates(users, held, known, 99, seed=3, chunk_users=3)
+    assert cand.shape == (8, 100) and cand.dtype == np.int32
+    np.testing.assert_array_equal(cand[:, 0], held)
+    for u, row in zip(users, cand[:, 1:], strict=True):
+        assert len(set(row.tolist())) == 99
+        assert not set(row.tolist()) & set(rows[u].tolist())
+        assert row.min() >= 0 and row.max() < n_items
+    # the user with 99 unknown items gets exactly those
+    assert set(cand[3, 1:].tolist()) == set(range(n_items)) - set(rows[3].tolist())
+    np.testing.assert_array_equal(cand, sample_candidates(users, held, known, 99, seed=3, chunk_users=3))
+    assert not np.array_equal(cand, sample_candidates(users, held, known, 99, seed=4, chunk_users=3))
+    with_lookup = sample_candidates(
+        users, held, known, 99, seed=3, chunk_users=3, lookup=PositiveLookup.from_csr(known)
+    )
+    np.testing.assert_array_equal(with_lookup, cand)
+
+
+def test_candidates_are_uniform_over_unknown_items():
+    n_items = 30
+    known = _known([np.arange(0, 30, 3)], n_items)  # 10 known, 20 unknown items
+    users = np.zeros(4000, dtype=np.int32)
+    cand = sample_candidates(users, np.zeros(4000, np.int32), known, 5, seed=0, chunk_users=1000)[:, 1:]
+    counts = np.bincount(cand.ravel(), minlength=n_items)
+    assert not counts[::3].any()
+    assert chisquare(np.delete(counts, np.arange(0, 30, 3))).pvalue > 1e-3
+
+
+def test_candidate_pairs_are_uniform_subsets():
+    # 2 of the 4 unknown items: each of the 6 pairs equally likely (sampling without replacement)
+    known = _known([[0, 5]], 6)
+    cand = sample_candidates(np.zeros(6000, np.int32), np.zeros(6000, np.int32), known, 2, seed=1)[:, 1:]
+    pair = np.sort(cand, axis=1)
+    codes = np.unique(pair[:, 0] * 6 + pair[:, 1], return_counts=True)
+    assert sorted(codes[0].tolist()) == [1 * 6 + 2, 1 * 6 + 3, 1 * 6 + 4, 2 * 6 + 3, 2 * 6 + 4, 3 * 6 + 4]
+    assert chisquare(codes[1]).pvalue > 1e-3
+    # and the order within a row is random too
+    assert 0.45 < np.mean(cand[:, 0] < cand[:, 1]) < 0.55
+
+
+def test_too_few_unknown_items_is_an_error():
+    known = _known([np.arange(8)], 10)
+    with pytest.raises(ValueError, match="fewer than 3 items"):
+        sample_candidates(np.array([0]), np.array([0]), known, 3, seed=0)
+    assert sample_candidates(np.array([0]), np.array([0]), sp.csr_matrix(known), 2, seed=0).shape == (1, 3)

@@ -15,38 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from model.data.interactions import Interactions
+from model.data.positives import PositiveLookup
 
-# Above this many (user, item) cells, membership tests use binary search instead of a dense bitmap.
-_DENSE_LIMIT = 400_000_000
-
-
-class PositiveLookup:
-    """Vectorized membership test "did user u interact with item i".
-
-    Uses a dense boolean matrix when n_users * n_items is small (ML-1M: 22 MB), else binary search over
-    sorted int64 keys `u * n_items + i`.
-    """
-
-    def __init__(self, interactions: Interactions) -> None:
-        self.n_items = interactions.n_items
-        keys = interactions.user_idx.astype(np.int64) * self.n_items + interactions.item_idx
-        cells = interactions.n_users * interactions.n_items
-        if cells <= _DENSE_LIMIT:
-            self._dense = np.zeros(cells, dtype=bool)
-            self._dense[keys] = True
-            self._keys = None
-        else:
-            self._dense = None
-            self._keys = np.unique(keys)
-
-    def contains(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        """(n,) bool: True where (user_idx[j], item_idx[j]) is a positive."""
-        keys = user_idx.astype(np.int64) * self.n_items + item_idx
-        if self._dense is not None:
-            return self._dense[keys]
-        pos = np.searchsorted(self._keys, keys)
-        pos = np.minimum(pos, len(self._keys) - 1)
-        return self._keys[pos] == keys
+# Cells (rows x draws) one rejection round of `distinct_negatives` may use: ~50 MB of temporaries.
+_CANDIDATE_BUDGET = 1 << 22
 
 
 def sample_negatives(
@@ -181,32 +153,95 @@ def sample_candidates(
     known: sp.csr_matrix,
     n_negatives: int,
     seed: int,
-    chunk_users: int = 2048,
+    chunk_users: int = 16384,
+    lookup: PositiveLookup | None = None,
 ) -> np.ndarray:
     """Evaluation candidates: the held-out positive in column 0, then `n_negatives` distinct negatives.
 
     Negatives are uniform without replacement over the items the user never interacted with (`known`,
-    (n_users, n_items) CSR of every interaction, all splits). Random keys per cell, known cells pushed to
-    the end, `argpartition` picks the smallest: exact, vectorized, memory bounded by `chunk_users`.
+    (n_users, n_items) CSR of every interaction, all splits): each row keeps the first `n_negatives`
+    distinct unknown items of a stream of uniform draws (`distinct_negatives`). Work and memory are
+    O(users x n_negatives), never O(users x items).
+
+    Args:
+        user_idx, positive_item: (n,) int, the users and their held-out items.
+        chunk_users: users drawn together (memory: a few chunk_users x n_negatives int arrays).
+        lookup: `PositiveLookup.from_csr(known)`, when the caller already has it.
 
     Returns:
-        (len(user_idx), 1 + n_negatives) int32.
+        (n, 1 + n_negatives) int32; the same for the same seed and chunk_users, whether or not `lookup` is
+        given.
     """
     n_items = known.shape[1]
-    counts = np.diff(known.indptr)[user_idx]
-    short = np.flatnonzero(n_items - counts < n_negatives)
+    unknown = n_items - np.diff(known.indptr)[user_idx]
+    short = np.flatnonzero(unknown < n_negatives)
     if short.size:
         raise ValueError(
-            f"user_idx {int(user_idx[short[0]])} has fewer than {n_negatives} items left to sample negatives from"
+            f"user_idx {int(user_idx[short[0]])} has fewer than {n_negatives} items left to sample "
+            "negatives from"
         )
+    lookup = lookup if lookup is not None else PositiveLookup.from_csr(known)
     rng = np.random.default_rng(seed)
     out = np.empty((user_idx.shape[0], 1 + n_negatives), dtype=np.int32)
     out[:, 0] = positive_item
     for start in range(0, user_idx.shape[0], chunk_users):
-        rows = user_idx[start : start + chunk_users]
-        keys = rng.random((rows.shape[0], n_items), dtype=np.float32)
-        sub = known[rows]
-        keys[np.repeat(np.arange(rows.shape[0]), np.diff(sub.indptr)), sub.indices] = 2.0
-        picked = np.argpartition(keys, n_negatives - 1, axis=1)[:, :n_negatives]
-        out[start : start + chunk_users, 1:] = picked
+        stop = start + chunk_users
+        out[start:stop, 1:] = distinct_negatives(
+            user_idx[start:stop], unknown[start:stop], lookup, n_negatives, rng
+        )
+    return out
+
+
+def distinct_negatives(
+    user_idx: np.ndarray, unknown: np.ndarray, lookup: PositiveLookup, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """k distinct items per user, uniform without replacement over the items `lookup` does not hold.
+
+    Vectorized rejection in rounds: every unfinished row draws a block of uniform items, items the user
+    interacted with and repeats of an item earlier in the row are rejected, the first k survivors stay, and
+    only the rows still short draw again. A row is the first k distinct unknown items of an i.i.d. uniform
+    stream, which is a uniform random k-subset (in random order).
+
+    Args:
+        user_idx: (n,) int users.
+        unknown: (n,) int number of items each user has no interaction with (>= k).
+        lookup: the known interactions.
+
+    Returns:
+        (n, k) int32.
+    """
+    n_items = lookup.n_items
+    picked = np.full((user_idx.shape[0], k), -1, dtype=np.int32)  # each row filled from the left
+    filled = np.zeros(user_idx.shape[0], dtype=np.int64)
+    todo = np.flatnonzero(filled < k)
+    while todo.size:
+        need = k - filled[todo]
+        # Draws that give each row its missing items in expectation (a draw is new with probability
+        # (unknown - filled) / n_items), with a margin; at most _CANDIDATE_BUDGET cells per round.
+        fresh = (unknown[todo] - filled[todo]) / n_items
+        wanted = int(np.ceil((need / fresh).max() * 1.2)) + 8
+        width = min(wanted, max(2 * k, _CANDIDATE_BUDGET // todo.size))
+        draws = rng.integers(0, n_items, size=(todo.size, width), dtype=np.int32)
+        cand = np.concatenate([picked[todo], draws], axis=1)
+        valid = cand >= 0
+        valid[:, k:] = ~lookup.contains(np.repeat(user_idx[todo], width), draws.ravel()).reshape(draws.shape)
+        valid &= ~_repeats(cand)
+        rank = np.cumsum(valid, axis=1)
+        rows, cols = np.nonzero(valid & (rank <= k))
+        block = np.full((todo.size, k), -1, dtype=np.int32)
+        block[rows, rank[rows, cols] - 1] = cand[rows, cols]
+        picked[todo] = block
+        filled[todo] = np.minimum(rank[:, -1], k)
+        todo = todo[filled[todo] < k]
+    return picked
+
+
+def _repeats(values: np.ndarray) -> np.ndarray:
+    """(r, c) bool: True where the value already occurs earlier in its row."""
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    repeat = np.zeros(values.shape, dtype=bool)
+    repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    out = np.empty_like(repeat)
+    np.put_along_axis(out, order, repeat, axis=1)
     return out

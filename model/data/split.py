@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from model.data.interactions import Interactions
 from model.data.loader import Dataset
+from model.data.positives import PositiveLookup
 from model.data.sampling import sample_candidates
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def leave_one_out(dataset: Dataset, seed: int = 0, n_negatives: int = N_NEGATIVE
     """
     n_users, n_items = dataset.n_users, dataset.n_items
     known = dataset.interactions().to_csr()
+    lookup = PositiveLookup.from_csr(known)
     ends, counts = _last_positions(dataset.user_idx, n_users)
     keep = np.ones(dataset.n_interactions, dtype=bool)
 
@@ -136,11 +138,10 @@ def leave_one_out(dataset: Dataset, seed: int = 0, n_negatives: int = N_NEGATIVE
         test = HeldOut(
             test_users,
             test_items,
-            sample_candidates(test_users, test_items, known, n_negatives, seed),
+            sample_candidates(test_users, test_items, known, n_negatives, seed, lookup=lookup),
         )
-    validation = HeldOut(
-        val_users, val_items, sample_candidates(val_users, val_items, known, n_negatives, seed + 1)
-    )
+    val_candidates = sample_candidates(val_users, val_items, known, n_negatives, seed + 1, lookup=lookup)
+    validation = HeldOut(val_users, val_items, val_candidates)
     logger.info(
         "leave-one-out split: %d train, %d validation, %d test users", len(train), len(validation), len(test)
     )
@@ -167,9 +168,12 @@ def inner_leave_one_out(dataset: Dataset, seed: int = 0, n_negatives: int = N_NE
     )
     split = leave_one_out(inner, seed=seed, n_negatives=n_negatives)
     known = dataset.interactions().to_csr()
+    lookup = PositiveLookup.from_csr(known)
 
     def resampled(held: HeldOut, candidate_seed: int) -> HeldOut:
-        candidates = sample_candidates(held.user_idx, held.item_idx, known, n_negatives, candidate_seed)
+        candidates = sample_candidates(
+            held.user_idx, held.item_idx, known, n_negatives, candidate_seed, lookup=lookup
+        )
         return HeldOut(held.user_idx, held.item_idx, candidates)
 
     return LeaveOneOutSplit(
