@@ -1,5 +1,6 @@
 """Command line: `python -m batch run ...` (the nightly job), `evaluate ...` (train and report figures,
-publishing nothing) and `fetch-data ...`.
+publishing nothing), `fetch-data ...` (an official MovieLens archive) and `synth-data ...` (a synthetic
+MovieLens-shaped set, for scale and speed checks only).
 
 `evaluate` and `run` take the same flags for everything they share (generated from `batch.settings`), and
 both go through `batch.pipeline.run_pipeline`. The only place that configures logging; JSON results go to
@@ -24,6 +25,7 @@ from batch.pipeline import run_pipeline
 from batch.quality import QualityGateError
 from batch.settings import EvaluateSettings, RunSettings
 from model.data import DataFormatError
+from model.data.synth import SHAPES, write_synthetic
 
 logger = logging.getLogger("batch")
 
@@ -43,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--dest", required=True, help="directory to create (the zip's folder becomes it)")
     fe.add_argument("--url", default=None, help="mirror URL instead of GroupLens (give --md5 with it)")
     fe.add_argument("--md5", default=None, help="expected MD5 of the zip at --url")
+
+    sy = sub.add_parser(
+        "synth-data",
+        help="write a synthetic MovieLens-shaped data set (CSV layout) for scale and speed checks only",
+    )
+    sy.add_argument("--shape", required=True, choices=sorted(SHAPES), help="real set whose sizes to copy")
+    sy.add_argument("--dest", required=True, help="directory to write ratings.csv, movies.csv, README.txt")
+    sy.add_argument("--seed", type=int, default=0, help="seed of every draw")
     return parser
 
 
@@ -81,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _print_summary(result)
         elif args.command == "run":
             return _run_job(args)
+        elif args.command == "synth-data":
+            print(write_synthetic(args.shape, args.dest, seed=args.seed))
         elif args.command == "fetch-data":
             fetch_dataset(args.dataset, args.dest, url=args.url, md5=args.md5)
     except DataFormatError as exc:

@@ -21,7 +21,7 @@ def settings(command: str, *flags: str) -> EvaluateSettings | RunSettings:
     return cls(**flags_to_settings(args, cls))
 
 
-@pytest.mark.parametrize("command", ["evaluate", "run", "fetch-data"])
+@pytest.mark.parametrize("command", ["evaluate", "run", "fetch-data", "synth-data"])
 def test_every_subcommand_help_works(command):
     proc = subprocess.run([sys.executable, "-m", "batch", command, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

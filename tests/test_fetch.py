@@ -117,11 +117,6 @@ def test_ml10m_layout_is_extracted(server, fixtures_dir, tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == ["movies.dat", "ratings.dat", "tags.dat"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model/data/formats.py read_dat accepts ratings 1..5 only; ML-10M's ratings.dat has half stars "
-    "0.5..5 (fix: read_dat passes low=0.5 to _read_ratings)",
-)
 def test_loader_reads_the_ml10m_layout(fixtures_dir):
     ds = DataLoader(fixtures_dir / "dat10m").load()
     assert (ds.format, ds.n_users, ds.n_items, ds.n_interactions) == ("dat", 3, 4, 8)

@@ -110,3 +110,17 @@ def test_distinct_movies_keeps_the_fixed_pairs():
 def test_unknown_shape():
     with pytest.raises(ValueError, match="unknown shape"):
         write_synthetic("ml-30m", "unused")
+
+
+def test_synth_data_command_writes_a_loadable_set(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "batch", "synth-data", "--shape", "ml-1m", "--dest", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(tmp_path / "s")
+    assert DataLoader(tmp_path / "s").load().n_interactions == 1_000_209

@@ -154,7 +154,7 @@ def _optional(path: Path) -> bool:
 
 def read_dat(data_dir: Path, encoding: str = "latin-1") -> RawData:
     ratings_path = data_dir / "ratings.dat"
-    ratings = _read_ratings(ratings_path, sep="::", encoding=encoding)
+    ratings = _read_ratings(ratings_path, sep="::", encoding=encoding, low=0.5)  # ML-10M: half stars
     movies, files = None, [ratings_path]
     movies_path = data_dir / MOVIE_FILES["dat"]
     if _optional(movies_path):

@@ -153,7 +153,9 @@ def read_fields(
     body = raw.replace(sep.encode(), _INTERNAL_SEP) if len(sep) > 1 else raw
     if len(sep) > 1 and sep[0].encode() != _INTERNAL_SEP and _INTERNAL_SEP in raw:
         offset = raw.find(_INTERNAL_SEP)
-        raise DataFormatError(path, f"tab character found; fields are separated by {sep!r}", _line_of_offset(raw, offset))
+        raise DataFormatError(
+            path, f"tab character found; fields are separated by {sep!r}", _line_of_offset(raw, offset)
+        )
     internal = _INTERNAL_SEP if len(sep) > 1 else sep.encode()
     check_field_counts(path, body, internal, len(names), first_line, sep)
     kwargs = dict(
@@ -174,8 +176,11 @@ def read_fields(
     return pd.read_csv(io.BytesIO(body), dtype=str, **kwargs), first_line
 
 
-def _read_quoted_csv(path: Path, raw: bytes, names: Sequence[str], encoding: str, first_line: int) -> pd.DataFrame:
-    """Quoted CSV (movies.csv titles may hold commas) through pyarrow, single-threaded so a bad row has a number."""
+def _read_quoted_csv(
+    path: Path, raw: bytes, names: Sequence[str], encoding: str, first_line: int
+) -> pd.DataFrame:
+    """Quoted CSV (movies.csv titles may hold commas) through pyarrow, single-threaded so a bad row has a
+    number."""
     bad_rows = []
 
     def on_bad_row(row: pacsv.InvalidRow) -> str:
@@ -213,7 +218,9 @@ def to_integers(
         bad = np.flatnonzero((arr < low) | (arr > high))
         if bad.size:
             i = int(bad[0])
-            raise DataFormatError(path, f"{column} must be an integer in [{low}, {high}], got {arr[i]}", first_line + i)
+            raise DataFormatError(
+                path, f"{column} must be an integer in [{low}, {high}], got {arr[i]}", first_line + i
+            )
         return arr
     values = pd.to_numeric(text, errors="coerce")
     arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -231,7 +238,9 @@ def to_integers(
     return arr.astype(np.int64)
 
 
-def to_ratings(path: Path, frame: pd.DataFrame, column: str, first_line: int, low: float, high: float) -> np.ndarray:
+def to_ratings(
+    path: Path, frame: pd.DataFrame, column: str, first_line: int, low: float, high: float
+) -> np.ndarray:
     """Convert a column to float32 ratings in [low, high]."""
     text = frame[column]
     if pd.api.types.is_numeric_dtype(text.dtype):
@@ -241,5 +250,7 @@ def to_ratings(path: Path, frame: pd.DataFrame, column: str, first_line: int, lo
     bad = ~np.isfinite(arr) | (arr < low) | (arr > high)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(path, f"{column} must be a number in [{low}, {high}], got {text.iloc[i]!r}", first_line + i)
+        raise DataFormatError(
+            path, f"{column} must be a number in [{low}, {high}], got {text.iloc[i]!r}", first_line + i
+        )
     return arr.astype(np.float32)
