@@ -13,7 +13,10 @@ loopback port; `run_wrk`):
   memory), RssFile (file pages mapped, shared page cache included) from /proc/<pid>/status; Pss and
   Private_Clean + Private_Dirty from /proc/<pid>/smaps_rollup;
 - req/s, p50/p99 and server CPU per request with wrk on random users (`GET /v1/users/<1..n>/
-  recommendations?n=10`), the servers taking turns, `--reps` rounds.
+  recommendations?n=10`), the servers taking turns, `--reps` rounds; each run is served as configured
+  (body cache on) and, for ml-25m and ml-1m, also with `NCF_BODY_CACHE_MB=0` (the -uncached servers);
+- the same requests to each server's Flask app called in this process (no server; process CPU clock, so
+  other jobs' load does not inflate it): what the run's size costs per request, without the noise.
 Also, in this process: the time of `write_serving_arrays`, `verify_run` and `load_run` on the ML-25M run.
 
     .venv/bin/python bench/lookup_scale.py
@@ -24,6 +27,7 @@ Writes bench/results/lookup_scale.json and .md. The machine is shared and noisy:
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -31,6 +35,7 @@ import platform
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,16 +45,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from load_test import Server, free_port, run_wrk
+from load_test_wsgi import cpu_us_per_request
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, run_dir, verify_run
 from batch.serving_arrays import write_serving_arrays
+from lookup_service.app import create_app
 from lookup_service.settings import ServerSettings, ServiceSettings
 from lookup_service.store import load_run
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 TOP_N = 50
-SHAPES = {"ml-25m": (162_541, 59_047, 209_171), "ml-1m": (6_040, 3_706, 3_952)}  # users, movies, max id
+# users, movies, largest movie id
+SHAPES = {
+    "ml-25m": (162_541, 59_047, 209_171),
+    "ml-1m": (6_040, 3_706, 3_952),
+    "ml-25m-movies-ml-1m-users": (6_040, 59_047, 209_171),
+}
 GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama"]
 GENRES += ["Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller"]
 
@@ -155,6 +167,43 @@ def worker_memory(server: Server, workers: int = 2) -> list[dict[str, float]]:
     return out
 
 
+GROWTH_PROBE = """
+import random, re, sys
+from pathlib import Path
+from lookup_service.app import create_app
+from lookup_service.settings import ServiceSettings
+
+def kb(key):
+    return int(re.search(key + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+
+before = {k: kb(k) for k in ("RssAnon", "RssFile")}
+app = create_app(ServiceSettings(output_dir=Path(sys.argv[1]), reload_interval_seconds=0, body_cache_mb=0))
+client = app.test_client()
+for _ in range(int(sys.argv[3])):
+    assert client.get(f"/v1/users/{random.randint(1, int(sys.argv[2]))}/recommendations").status_code == 200
+print({k: (kb(k) - v) / 1024 for k, v in before.items()})
+"""
+
+
+def memory_growth_by_users(work: Path, requests: int = 20_000) -> dict[str, dict[str, float]]:
+    """MB that loading a run and serving `requests` random users adds to a fresh process (body cache off):
+    RssAnon (private heap) and RssFile (mapped file pages), for ML-25M's catalogue with 162,541 users and
+    with 6,040 users."""
+    out = {}
+    for shape in ("ml-25m", "ml-25m-movies-ml-1m-users"):
+        if not (work / shape).exists():
+            write_synthetic_run(work / shape, shape, served=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", GROWTH_PROBE, str(work / shape), str(SHAPES[shape][0]), str(requests)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        growth = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+        out[shape] = {"rss_anon_mb": growth["RssAnon"], "rss_file_mb": growth["RssFile"]}
+    return out
+
+
 def in_process_timings(run: Path) -> dict[str, float]:
     started = time.perf_counter()
     verify_run(run)
@@ -163,6 +212,39 @@ def in_process_timings(run: Path) -> dict[str, float]:
     store = load_run(run)
     load = time.perf_counter() - started
     return {"verify_run_s": verify, "load_run_s": load, "memory_mapped": store.memory_mapped}
+
+
+def wsgi_cpu(
+    configs: dict[str, tuple[str, dict]], work: Path, users: dict[str, int], rounds: int, requests: int
+) -> dict[str, list[float]]:
+    """In this process, no server: process CPU per request (us) of each server's Flask app called directly
+    (bench/load_test_wsgi.py), after 20,000 warm-up requests, in interleaved rounds of `requests` random
+    users. Time lost to other jobs is not counted, so this separates what the run's size costs per request
+    from the noise of a shared machine."""
+    rng = np.random.default_rng(1)
+    apps = {}
+    for name, (run, env) in configs.items():
+        cache_mb = float(env.get("NCF_BODY_CACHE_MB", ServiceSettings().body_cache_mb))
+        settings = ServiceSettings(output_dir=work / run, reload_interval_seconds=0, body_cache_mb=cache_mb)
+        apps[name] = create_app(settings)
+        cpu_us_per_request(apps[name], "/v1/users/", rng.integers(1, users[name] + 1, 20_000))
+    out: dict[str, list[float]] = {name: [] for name in apps}
+    for _ in range(rounds):
+        for name, app in apps.items():
+            out[name].append(
+                cpu_us_per_request(app, "/v1/users/", rng.integers(1, users[name] + 1, requests))
+            )
+    return out
+
+
+PAIRS = [("ml-25m", "ml-1m"), ("ml-25m-uncached", "ml-1m-uncached"), ("ml-1m-parquet",)]
+
+
+def round_order(rep: int) -> list[str]:
+    """The servers in round `rep`: the pairs compared run back to back, which of a pair goes first
+    alternates, and the pairs rotate, so drifting load from other jobs falls on both sides of a ratio."""
+    pairs = PAIRS[rep % len(PAIRS) :] + PAIRS[: rep % len(PAIRS)]
+    return [name for pair in pairs for name in (pair if rep % 2 == 0 else pair[::-1])]
 
 
 def main() -> None:
@@ -177,6 +259,9 @@ def main() -> None:
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="ncf-scale-"))
     variants = {"ml-25m": ("ml-25m", True), "ml-1m": ("ml-1m", True), "ml-1m-parquet": ("ml-1m", False)}
+    uncached = {"NCF_BODY_CACHE_MB": "0"}
+    configs = {name: (name, {}) for name in variants}  # server name: (run, extra environment)
+    configs |= {"ml-25m-uncached": ("ml-25m", uncached), "ml-1m-uncached": ("ml-1m", uncached)}
     try:
         runs, writing, disk = {}, {}, {}
         for name, (shape, served) in variants.items():
@@ -187,6 +272,8 @@ def main() -> None:
             print(name, runs[name], writing[name], flush=True)
         timings = {name: in_process_timings(run_dir(work / name, runs[name])) for name in variants}
         print("in-process", timings, flush=True)
+        growth = memory_growth_by_users(work)
+        print("memory growth by users", growth, flush=True)
 
         startups = {name: [] for name in variants}
         for rep in range(args.starts):
@@ -197,22 +284,24 @@ def main() -> None:
                 finally:
                     server.stop()
         print("start-up to ready", startups, flush=True)
+        users = {name: SHAPES[variants[run][0]][0] for name, (run, _) in configs.items()}
+        wsgi = wsgi_cpu(configs, work, users, args.reps, 4000)
+        print("in-process WSGI us/request", wsgi, flush=True)
 
         servers = {
-            name: Server(work / name, free_port(), work, name, reload_interval=5.0) for name in variants
+            name: Server(work / run, free_port(), work, name, reload_interval=5.0, env=env)
+            for name, (run, env) in configs.items()
         }
         try:
             for server in servers.values():
                 server.wait_ready("/readyz")
             memory_loaded = {name: worker_memory(server) for name, server in servers.items()}
-            users = {name: SHAPES[shape][0] for name, (shape, _) in variants.items()}
             for name, server in servers.items():  # warm-up
                 run_wrk(server, "/v1/users/", users[name], 2, args.connections, args.threads)
             reps = []
             for rep in range(args.reps):
                 row = {}
-                names = list(servers)
-                for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                for name in round_order(rep):
                     row[name] = run_wrk(
                         servers[name],
                         "/v1/users/",
@@ -239,24 +328,46 @@ def main() -> None:
             "p50_ms": median(name, "p50_ms"),
             "p99_ms": median(name, "p99_ms"),
             "server_cpu_us_per_request": median(name, "server_cpu_us_per_request"),
-            "startup_to_ready_s": statistics.median(startups[name]),
+            "startup_to_ready_s": statistics.median(startups[run]),
+            "in_process_cpu_us_per_request": statistics.median(wsgi[name]),
             **{f"max_worker_{k}_loaded": max(w[k] for w in memory_loaded[name]) for k in MEMORY_KEYS},
             **{f"max_worker_{k}_after_load": max(w[k] for w in memory_after[name]) for k in MEMORY_KEYS},
             "failed_requests": sum(r[name]["non_2xx"] + r[name]["socket_errors"] for r in reps),
         }
-        for name in variants
+        for name, (run, _) in configs.items()
     }
-    big, small = per_run["ml-25m"], per_run["ml-1m"]
+    big = per_run["ml-25m"]
+
+    def ratio(a: str, b: str) -> float:
+        """Median over the rounds of req/s of server a over server b in the same round."""
+        return statistics.median(r[a]["requests_per_s"] / r[b]["requests_per_s"] for r in reps)
+
+    def cpu_ratio(a: str, b: str) -> float:
+        """Median over the rounds of b's server CPU per request over a's (higher is better for a)."""
+        return statistics.median(
+            r[b]["server_cpu_us_per_request"] / r[a]["server_cpu_us_per_request"] for r in reps
+        )
+
     summary = {
         "startup_to_ready_s": big["startup_to_ready_s"],
         "max_worker_private_mb": big["max_worker_private_mb_after_load"],
         "max_worker_pss_mb": big["max_worker_pss_mb_after_load"],
         "max_worker_rss_mb": big["max_worker_rss_mb_after_load"],
-        "requests_per_s_ratio_25m_over_1m": big["requests_per_s"] / small["requests_per_s"],
-        "requests_per_s_ratio_25m_over_1m_parquet": big["requests_per_s"]
-        / per_run["ml-1m-parquet"]["requests_per_s"],
+        "requests_per_s_ratio_25m_over_1m": ratio("ml-25m", "ml-1m"),
+        "requests_per_s_ratio_25m_over_1m_parquet": ratio("ml-25m", "ml-1m-parquet"),
+        "requests_per_s_ratio_25m_over_1m_uncached": ratio("ml-25m-uncached", "ml-1m-uncached"),
+        "cpu_per_request_ratio_1m_over_25m": cpu_ratio("ml-25m", "ml-1m"),
+        "cpu_per_request_ratio_1m_over_25m_parquet": cpu_ratio("ml-25m", "ml-1m-parquet"),
+        "cpu_per_request_ratio_1m_over_25m_uncached": cpu_ratio("ml-25m-uncached", "ml-1m-uncached"),
         "failed_requests": sum(r["failed_requests"] for r in per_run.values()),
+        "in_process_cpu_us_25m_minus_1m": big["in_process_cpu_us_per_request"]
+        - per_run["ml-1m"]["in_process_cpu_us_per_request"],
     }
+    # what that difference makes of the server's CPU per request (the 1m server's median)
+    server_us = per_run["ml-1m"]["server_cpu_us_per_request"]
+    summary["expected_ratio_from_in_process"] = server_us / (
+        server_us + summary["in_process_cpu_us_25m_minus_1m"]
+    )
     targets = {
         "startup_to_ready_s": ("<=", 2.0),
         "max_worker_private_mb": ("<=", 150),
@@ -264,6 +375,7 @@ def main() -> None:
         "max_worker_rss_mb": ("<=", 150),
         "requests_per_s_ratio_25m_over_1m": (">=", 0.9),
         "requests_per_s_ratio_25m_over_1m_parquet": (">=", 0.9),
+        "cpu_per_request_ratio_1m_over_25m": (">=", 0.9),
         "failed_requests": ("<=", 0),
     }
     met = {k: (summary[k] >= v if op == ">=" else summary[k] <= v) for k, (op, v) in targets.items()}
@@ -279,8 +391,10 @@ def main() -> None:
         "3,706 movies; each with served arrays (memory-mapped), and ml-1m-parquet the same ml-1m run "
         "without them (built in memory from the Parquet). ncf-serve (lookup_service/gunicorn_conf.py), "
         f"2 gthread workers x {ServerSettings().threads} threads, body cache "
-        f"{ServiceSettings().body_cache_mb:g} MB per worker; wrk -t{args.threads} -c{args.connections} "
-        f"-d{args.duration}s on 127.0.0.1, random user, n=10; the servers take turns each round",
+        f"{ServiceSettings().body_cache_mb:g} MB per worker (0 for the -uncached servers); wrk "
+        f"-t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, random user, n=10; in each "
+        "round the compared servers run back to back (`round_order`), ratios are medians of per-round "
+        "ratios",
         "summary": summary,
         "targets": {k: f"{op} {v}" for k, (op, v) in targets.items()},
         "targets_met": met,
@@ -288,6 +402,8 @@ def main() -> None:
         "writing_s": writing,
         "run_files_bytes": disk,
         "in_process": timings,
+        "in_process_wsgi_cpu_us_per_request": wsgi,
+        "memory_growth_by_users": growth,
         "startup_to_ready_s": startups,
         "worker_memory_loaded": memory_loaded,
         "worker_memory_after_load": memory_after,
@@ -338,21 +454,45 @@ def markdown(result: dict) -> str:
         f"{mark('requests_per_s_ratio_25m_over_1m')} |",
         f"| req/s ml-25m / ml-1m built from Parquet | {s['requests_per_s_ratio_25m_over_1m_parquet']:.2f} | "
         f">= 0.9 | {mark('requests_per_s_ratio_25m_over_1m_parquet')} |",
+        f"| server CPU per request, ml-1m / ml-25m (less sensitive to other jobs than req/s)"
+        f" | {s['cpu_per_request_ratio_1m_over_25m']:.2f} | >= 0.9 | "
+        f"{mark('cpu_per_request_ratio_1m_over_25m')} |",
+        "| the same, ml-1m built from Parquet / ml-25m | "
+        f"{s['cpu_per_request_ratio_1m_over_25m_parquet']:.2f} | | |",
+        f"| req/s and CPU ratios with the body cache off for both (`NCF_BODY_CACHE_MB=0`) | "
+        f"{s['requests_per_s_ratio_25m_over_1m_uncached']:.2f} and "
+        f"{s['cpu_per_request_ratio_1m_over_25m_uncached']:.2f} | | |",
         f"| failed requests | {s['failed_requests']} | 0 | {mark('failed_requests')} |",
         "",
-        "| run | req/s | p50 / p99 ms | server CPU us/req | ready s | worker MB loaded: RSS / RssAnon / "
-        "RssFile / PSS / private | after load |",
-        "|---|---|---|---|---|---|---|",
+        "| run | req/s | p50 / p99 ms | server CPU us/req | in-process CPU us/req | ready s | worker MB "
+        "loaded: RSS / RssAnon / RssFile / PSS / private | after load |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in runs.items():
         lines.append(
             f"| {name} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | "
-            f"{r['server_cpu_us_per_request']:.0f} | {r['startup_to_ready_s']:.2f} | {mb(r, 'loaded')} | "
+            f"{r['server_cpu_us_per_request']:.0f} | {r['in_process_cpu_us_per_request']:.0f} | "
+            f"{r['startup_to_ready_s']:.2f} | {mb(r, 'loaded')} | "
             f"{mb(r, 'after_load')} |"
         )
     timing = result["in_process"]["ml-25m"]
     writing = result["writing_s"]["ml-25m"]
+    growth = result["memory_growth_by_users"]
+    big_users, few_users = growth["ml-25m"], growth["ml-25m-movies-ml-1m-users"]
     lines += [
+        "",
+        "Memory against the number of users (a fresh process loads the run and serves 20,000 random users, "
+        "body cache off; the same 59,047-movie catalogue): 162,541 users add "
+        f"{big_users['rss_anon_mb']:.0f} MB of private heap (RssAnon) and {big_users['rss_file_mb']:.0f} MB "
+        f"of mapped file pages (RssFile, shared page cache); 6,040 users add {few_users['rss_anon_mb']:.0f} "
+        f"and {few_users['rss_file_mb']:.0f} MB.",
+        "",
+        "In-process CPU per request (the Flask app called directly, process CPU clock: not inflated by "
+        f"other jobs): ml-25m costs {s['in_process_cpu_us_25m_minus_1m']:.0f} us more than ml-1m; on the "
+        f"ml-1m server's {runs['ml-1m']['server_cpu_us_per_request']:.0f} us per request that predicts a "
+        f"req/s ratio of {s['expected_ratio_from_in_process']:.2f}. At ml-1m the body cache (16 MB per "
+        "worker) holds every user's body once warm; at ml-25m only a small share of them, so most requests "
+        "render (compare the -uncached rows).",
         "",
         f"ml-25m run on disk: {', '.join(f'{k} {v / 1e6:.1f} MB' for k, v in sorted(files.items()))}.",
         "",
