@@ -13,6 +13,7 @@ else a binary search).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import re
@@ -51,6 +52,7 @@ class IdIndex:
 
     def __init__(self, ids: np.ndarray, dense: bool = True) -> None:
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._sorted = memoryview(self.ids)  # `bisect` over it: no NumPy call per lookup
         max_id = int(self.ids[-1]) if len(self.ids) else -1
         self.dense: np.ndarray | None = None
         if dense and (not len(self.ids) or self.ids[0] >= 0) and max_id < 4 * len(self.ids) + DENSE_SLACK:
@@ -58,11 +60,11 @@ class IdIndex:
             self.dense[self.ids] = np.arange(len(self.ids), dtype=np.int32)
 
     def position(self, raw_id: int) -> int:
-        """Position of one raw id, -1 when unknown; O(1) with the dense table."""
+        """Position of one raw id, -1 when unknown; O(1) with the dense table, else a binary search."""
         if self.dense is not None:
             return int(self.dense[raw_id]) if 0 <= raw_id < len(self.dense) else -1
-        pos = int(np.searchsorted(self.ids, raw_id))
-        return pos if pos < len(self.ids) and self.ids[pos] == raw_id else -1
+        pos = bisect.bisect_left(self._sorted, raw_id)
+        return pos if pos < len(self._sorted) and self._sorted[pos] == raw_id else -1
 
     def positions(self, raw_ids: np.ndarray) -> np.ndarray:
         """(n,) int32 positions of many raw ids, -1 where unknown."""
