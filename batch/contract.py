@@ -8,6 +8,8 @@ Layout under the output directory:
       movies.parquet            movie_id int32, title string, year int16 (nullable), genres list<string>
       popular.parquet           rank int16, movie_id int32, score float32
       metrics.json              evaluation figures, history, step timings
+      serving/*.npy             recommendations as flat arrays the lookup service memory-maps
+                                (`batch/serving_arrays.py`); the Parquet stays the contract
       manifest.json             `Manifest`: ids, versions, counts, sha256 + size of every other file
       model/                    the saved model
 

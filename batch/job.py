@@ -34,6 +34,7 @@ from batch.contract import (
 )
 from batch.pipeline import run_pipeline
 from batch.quality import check_quality, published_model_checks
+from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
 from batch.steps import StepTimer
 from batch.version import code_version
@@ -106,6 +107,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             rows = write_recommendations(writer, production, dataset, known, settings, pause)
         with timer.step("write"):
             writer.write_table(MOVIES, movies_table(dataset))
+            write_serving_arrays(writer)
             writer.write_table(
                 POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.top_n)
             )

@@ -122,7 +122,7 @@ class RecommenderAPI:
                 source,
                 store.movie_fragments,
                 ranked.movie_pos[:n],
-                ranked.score_text[:n],
+                ranked.scores[:n],
             )
             if source == "model":
                 store.bodies.put(key, body)

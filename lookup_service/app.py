@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
+import pyarrow as pa
 from flask import Flask, Response, jsonify
 
 from lookup_service.api import ROUTES, RecommenderAPI
@@ -28,6 +29,9 @@ def create_app(settings: ServiceSettings | None = None, start_reloader: bool = T
     The app's `extensions["ncf"]` holds the `RunHolder` and the `Reloader` (None when polling is off).
     """
     settings = settings or ServiceSettings()
+    # The service reads a few tables per run; Arrow's default allocator (mimalloc) would keep ~30 MB of
+    # freed read buffers in every process, the system allocator returns them.
+    pa.set_memory_pool(pa.system_memory_pool())
     app = Flask(__name__)
     holder = RunHolder(settings.output_dir, int(settings.body_cache_mb * 2**20))
     holder.check()

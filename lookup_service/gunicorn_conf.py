@@ -2,8 +2,9 @@
 
 Values come from `ServerSettings` (environment `NCF_BIND`, `NCF_WORKERS`, ...). Choices:
 - one worker process per core: a lookup is a few microseconds of NumPy plus Flask and JSON in Python, so it
-  is CPU-bound under the GIL and only processes add throughput; each worker holds its own copy of the run
-  (a few MB for ML-1M) and polls LATEST itself.
+  is CPU-bound under the GIL and only processes add throughput. The run's per-user arrays are memory-mapped
+  (`serving/*.npy`), so all workers share one copy in the page cache; each worker holds the movies' JSON
+  fragments and its body cache privately, and polls LATEST itself.
 - `gthread` workers with 2 threads: for CPU work like sync workers, but they keep HTTP connections alive
   (no TCP handshake per request for clients and proxies), and a request read slowly from one client does
   not stall the worker (a sync worker, or a single thread, blocks until that request has arrived).

@@ -1,16 +1,24 @@
-"""`RunStore`: one verified run held in compact NumPy arrays, for O(1) lookups.
+"""`RunStore`: one verified run as flat NumPy arrays, for lookups without per-row Python objects.
 
-Recommendations are kept as flat arrays sorted by (user, rank) plus an offset per user, never as Python
-objects per row: for ML-1M (6,040 users x 50) that is ~2.4 MB of arrays. Raw ids map to positions through
-`IdIndex` (a dense int32 table indexed by raw id when ids are compact, else a binary search).
+Recommendations are flat arrays in (user, rank) order plus an offset per user. A run that carries the
+served arrays (`batch/serving_arrays.py`, `serving/*.npy`) is memory-mapped: every worker maps the same
+files, the page cache holds them once, and no per-user data is copied into a worker's private memory
+(users are found by binary search over the mapped ids). A run without them is built in memory from
+recommendations.parquet. Either way the arrays are checked before the store is served (bounds, order,
+counts, finite scores), after `verify_run` has checked every file's size and sha256 against the manifest.
+The movies table and its id index are held in memory: they grow with the catalogue, not with the users.
+Raw ids map to positions through `IdIndex` (a dense int32 table indexed by raw id when ids are compact,
+else a binary search).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,37 +28,43 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
+from batch.serving_arrays import LAYOUT, MOVIE_POS, OFFSETS, SCORES, USER_IDS, column_array, short_float32
 from lookup_service.body_cache import BodyCache
-from lookup_service.render import movie_fragment, score_texts, short_float32
+from lookup_service.render import movie_fragment
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 DENSE_SLACK = 1 << 20  # a dense id table may hold this many unused slots beyond 4 per id
+CHECK_BLOCK = 1 << 20  # mapped arrays are checked this many values at a time (bounded temporaries)
 
 
 class IdIndex:
     """Raw id -> position in a sorted array of unique ids, or -1.
 
     Args:
-        ids: (n,) sorted, unique int raw ids (a dense table when they are non-negative and compact).
+        ids: (n,) sorted, unique int raw ids, kept without a copy when already int64 and contiguous (a
+            memory-mapped array stays mapped).
+        dense: also build a dense table when the ids are non-negative and compact (private memory of
+            4 bytes per slot); without it every lookup is a binary search over `ids`.
     """
 
-    def __init__(self, ids: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, dense: bool = True) -> None:
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._sorted = memoryview(self.ids)  # `bisect` over it: no NumPy call per lookup
         max_id = int(self.ids[-1]) if len(self.ids) else -1
         self.dense: np.ndarray | None = None
-        if (not len(self.ids) or self.ids[0] >= 0) and max_id < 4 * len(self.ids) + DENSE_SLACK:
+        if dense and (not len(self.ids) or self.ids[0] >= 0) and max_id < 4 * len(self.ids) + DENSE_SLACK:
             self.dense = np.full(max_id + 1, -1, dtype=np.int32)
             self.dense[self.ids] = np.arange(len(self.ids), dtype=np.int32)
 
     def position(self, raw_id: int) -> int:
-        """Position of one raw id, -1 when unknown; O(1) with the dense table."""
+        """Position of one raw id, -1 when unknown; O(1) with the dense table, else a binary search."""
         if self.dense is not None:
             return int(self.dense[raw_id]) if 0 <= raw_id < len(self.dense) else -1
-        pos = int(np.searchsorted(self.ids, raw_id))
-        return pos if pos < len(self.ids) and self.ids[pos] == raw_id else -1
+        pos = bisect.bisect_left(self._sorted, raw_id)
+        return pos if pos < len(self._sorted) and self._sorted[pos] == raw_id else -1
 
     def positions(self, raw_ids: np.ndarray) -> np.ndarray:
         """(n,) int32 positions of many raw ids, -1 where unknown."""
@@ -61,13 +75,27 @@ class IdIndex:
         return np.where(found, clipped, -1).astype(np.int32)
 
 
+class MovieList(Sequence[dict[str, Any]]):
+    """The run's movies in movie id order, held only as their JSON fragments (`render.movie_fragment`,
+    which responses are built from); `movies[pos]` decodes one movie's dict (movie_id, title, year, genres)
+    from its fragment. ~60,000 movies take ~8 MB this way, against ~40 MB as Python dicts and lists."""
+
+    def __init__(self, fragments: list[bytes]) -> None:
+        self.fragments = fragments
+
+    def __len__(self) -> int:
+        return len(self.fragments)
+
+    def __getitem__(self, pos: int) -> dict[str, Any]:  # type: ignore[override]
+        return json.loads(self.fragments[pos][:-1] + b"}")
+
+
 @dataclass(frozen=True)
 class RankedList:
     """One user's (or the popular) list: positions into `RunStore.movies` and scores, best first."""
 
     movie_pos: np.ndarray  # (k,) int32
-    scores: np.ndarray  # (k,) float64: the float32 scores as short decimals (`render.short_float32`)
-    score_text: np.ndarray  # (k,) bytes (NumPy S): each score's JSON number (`render.score_texts`)
+    scores: np.ndarray  # (k,) float64: the float32 scores as short decimals (`short_float32`)
 
 
 @dataclass(frozen=True)
@@ -81,11 +109,13 @@ class RunStore:
         offsets: (n_users + 1,) int64; user position u owns rows offsets[u]:offsets[u+1].
         rec_movie_pos: (n_recs,) int32 position of the recommended movie in `movies`.
         rec_scores: (n_recs,) float64, the float32 scores as short decimals.
-        rec_score_text: (n_recs,) bytes (NumPy S), their JSON numbers.
+        memory_mapped: True when `users.ids`, `offsets`, `rec_movie_pos` and `rec_scores` are views of the
+            run's memory-mapped served arrays, False when they were built in memory from the Parquet.
         popular: the popularity fallback list.
         movie_index: raw movie id -> position in `movies`.
-        movies: one JSON-ready dict per movie (movie_id, title, year, genres); metadata, not per-row data.
-        movie_fragments: each movie's JSON prefix for `render.recommendations_json`.
+        movies: the movies in movie id order, each read as a JSON-ready dict (movie_id, title, year,
+            genres); metadata, not per-row data.
+        movie_fragments: each movie's JSON prefix for `render.recommendations_json` (what `movies` holds).
         bodies: rendered response bodies of this run by (user_id, n), filled by the API on first use and
             dropped with the store on reload.
     """
@@ -96,10 +126,10 @@ class RunStore:
     offsets: np.ndarray
     rec_movie_pos: np.ndarray
     rec_scores: np.ndarray
-    rec_score_text: np.ndarray
+    memory_mapped: bool
     popular: RankedList
     movie_index: IdIndex
-    movies: list[dict[str, Any]]
+    movies: MovieList
     movie_fragments: list[bytes]
     bodies: BodyCache
 
@@ -117,9 +147,7 @@ class RunStore:
         if pos < 0:
             return None
         start, stop = self.offsets[pos], self.offsets[pos + 1]
-        return RankedList(
-            self.rec_movie_pos[start:stop], self.rec_scores[start:stop], self.rec_score_text[start:stop]
-        )
+        return RankedList(self.rec_movie_pos[start:stop], self.rec_scores[start:stop])
 
     def movie(self, movie_id: int) -> dict[str, Any] | None:
         pos = self.movie_index.position(movie_id)
@@ -131,7 +159,8 @@ LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
 
 def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     """Verify a run directory against its manifest and load it, with an empty `BodyCache` of
-    `body_cache_bytes` (0: no caching).
+    `body_cache_bytes` (0: no caching): memory-mapping its served arrays when the manifest lists them,
+    else building the arrays from recommendations.parquet.
 
     Raises:
         RunInvalid: the run breaks the contract (checksums, schemas, ranks, unknown movies).
@@ -145,22 +174,37 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     if len(movie_ids) and np.any(np.diff(movie_ids[order]) == 0):
         raise RunInvalid(f"{path / MOVIES}: duplicate movie_id")
     movie_index = IdIndex(movie_ids[order])
-    rows = movies_table.to_pylist()
-    movies = [
-        {MOVIE_ID: r[MOVIE_ID], TITLE: r[TITLE], YEAR: r[YEAR], GENRES: r[GENRES] or []}
-        for r in (rows[i] for i in order.tolist())
+    columns = {name: movies_table.column(name).to_pylist() for name in (MOVIE_ID, TITLE, YEAR, GENRES)}
+    fragments = [
+        movie_fragment(
+            {
+                MOVIE_ID: columns[MOVIE_ID][i],
+                TITLE: columns[TITLE][i],
+                YEAR: columns[YEAR][i],
+                GENRES: columns[GENRES][i] or [],
+            }
+        )
+        for i in order.tolist()
     ]
+    del columns, movies_table
+    movies = MovieList(fragments)
 
-    users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
+    mapped = [name for name in LAYOUT if name in manifest.files]
+    if mapped and len(mapped) < len(LAYOUT):
+        raise RunInvalid(f"{path}: the manifest lists {mapped} but not all of {list(LAYOUT)}")
+    if mapped:
+        users, offsets, rec_movie_pos, rec_scores = _map_served_arrays(path, manifest, len(movies))
+    else:
+        users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
     popular = _load_popular(path, manifest, movie_index)
     metrics = json.loads((path / METRICS).read_text())
-    fragments = [movie_fragment(m) for m in movies]
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     logger.info(
-        "loaded run %s: %d users, %d recommendations, %d movies in %.2fs",
+        "loaded run %s: %d users, %d recommendations (%s), %d movies in %.2fs",
         manifest.run_id,
         len(users.ids),
         len(rec_scores),
+        "memory-mapped" if mapped else "from Parquet",
         len(movies),
         time.perf_counter() - started,
     )
@@ -171,13 +215,57 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
         offsets,
         rec_movie_pos,
         rec_scores,
-        score_texts(rec_scores),
+        bool(mapped),
         popular,
         movie_index,
         movies,
         fragments,
         BodyCache(body_cache_bytes),
     )
+
+
+def _map_served_arrays(
+    path: Path, manifest: Manifest, n_movies: int
+) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """Memory-map the served arrays (read only) and check them in blocks: dtypes and lengths, user ids
+    strictly increasing, 1..top_n rows per user, movie positions inside `movies`, finite scores, and as
+    many rows as recommendations.parquet (its footer only)."""
+    arrays = {name: _map(path / name, dtype) for name, dtype in LAYOUT.items()}
+    user_ids, offsets = arrays[USER_IDS], arrays[OFFSETS]
+    movie_pos, scores = arrays[MOVIE_POS], arrays[SCORES]
+    n_rows = pq.ParquetFile(path / RECOMMENDATIONS).metadata.num_rows
+    if len(offsets) != len(user_ids) + 1 or len(movie_pos) != n_rows or len(scores) != n_rows:
+        raise RunInvalid(
+            f"{path}: served arrays of {len(user_ids)} users, {len(offsets)} offsets, {len(movie_pos)} "
+            f"movies and {len(scores)} scores for {n_rows} rows in {RECOMMENDATIONS}"
+        )
+    if offsets[0] != 0 or offsets[-1] != n_rows:
+        raise RunInvalid(f"{path / OFFSETS}: must run from 0 to {n_rows}")
+    for start in range(0, len(user_ids), CHECK_BLOCK):
+        ids = user_ids[max(start - 1, 0) : start + CHECK_BLOCK]
+        if np.any(ids[1:] <= ids[:-1]):
+            raise RunInvalid(f"{path / USER_IDS}: not strictly increasing")
+        counts = np.diff(offsets[start : start + CHECK_BLOCK + 1])
+        if np.any(counts < 1) or np.any(counts > manifest.top_n):
+            raise RunInvalid(f"{path / OFFSETS}: a user has no rows or more than top_n {manifest.top_n}")
+    for start in range(0, n_rows, CHECK_BLOCK):
+        block = movie_pos[start : start + CHECK_BLOCK]
+        if block.min() < 0 or block.max() >= n_movies:
+            raise RunInvalid(f"{path / MOVIE_POS}: positions outside the {n_movies} movies of {MOVIES}")
+        if not np.all(np.isfinite(scores[start : start + CHECK_BLOCK])):
+            raise RunInvalid(f"{path / SCORES}: scores must be finite")
+    return IdIndex(user_ids, dense=False), offsets, movie_pos, scores
+
+
+def _map(file: Path, dtype: np.dtype) -> np.ndarray:
+    """A 1-D `.npy` of `dtype` mapped read only, as a plain ndarray view (which keeps the mapping open)."""
+    try:
+        array = np.lib.format.open_memmap(file, mode="r")
+    except ValueError as exc:
+        raise RunInvalid(f"{file}: not a mappable .npy file: {exc}") from None
+    if array.dtype != dtype or array.ndim != 1:
+        raise RunInvalid(f"{file}: expected a 1-D {dtype} array, found {array.dtype} {array.shape}")
+    return np.asarray(array)
 
 
 def _load_recommendations(
@@ -213,24 +301,15 @@ def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> Ranke
         raise RunInvalid(f"{path / POPULAR}: empty")
     movie_pos = _movie_positions(path / POPULAR, _column(table, MOVIE_ID, np.int32)[order], movie_index)
     scores = _finite_scores(path / POPULAR, _column(table, SCORE, np.float32)[order])
-    scores = scores[: manifest.top_n]
-    return RankedList(movie_pos[: manifest.top_n], scores, score_texts(scores))
+    return RankedList(movie_pos[: manifest.top_n], scores[: manifest.top_n])
 
 
 def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:
-    """A null-free fixed-width column as a NumPy array, copied out of the Arrow buffers.
-
-    (Not `to_numpy()`: in pyarrow that imports pandas, ~40 MB more per worker.)
-    """
-    column = table.column(name)
-    if column.null_count:
-        raise RunInvalid(f"column {name} has {column.null_count} nulls")
-    width = np.dtype(dtype).itemsize
-    parts = [
-        np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * width)
-        for chunk in column.chunks
-    ]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+    """`column_array`, a null refusing the run."""
+    try:
+        return column_array(table, name, dtype)
+    except ValueError as exc:
+        raise RunInvalid(str(exc)) from None
 
 
 def _finite_scores(file: Path, scores: np.ndarray) -> np.ndarray:

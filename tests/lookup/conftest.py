@@ -1,4 +1,7 @@
-"""Fixtures of the lookup service tests: an output directory with one small published run, and the app."""
+"""Fixtures of the lookup service tests: an output directory with one small published run, and the app.
+
+The run carries the served arrays (memory-mapped by the service) unless a module overrides `served_from`
+(test_api.py runs every test on both kinds of run)."""
 
 from __future__ import annotations
 
@@ -23,8 +26,15 @@ def output_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run_id(output_dir: Path) -> str:
-    return write_run(output_dir)
+def served_from() -> str:
+    """Which store serves the run: "mapped" (it has served arrays, as the job writes it) or "parquet"
+    (it has none, as a run of an older job)."""
+    return "mapped"
+
+
+@pytest.fixture
+def run_id(output_dir: Path, served_from: str) -> str:
+    return write_run(output_dir, serving_arrays=served_from == "mapped")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Small contract-conformant run directories for the lookup service tests, written with `RunWriter`."""
+"""Small contract-conformant run directories for the lookup service tests, written with `RunWriter`, with or
+without the served arrays (`batch/serving_arrays.py`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pyarrow as pa
 
 from batch import contract
 from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, run_dir
+from batch.serving_arrays import SERVING_DIR, write_serving_arrays
 
 N_MOVIES = 40
 GENRE_NAMES = ["Action", "Comedy", "Drama", "Sci-Fi"]
@@ -31,17 +33,23 @@ def movies_table(n_movies: int = N_MOVIES) -> pa.Table:
     )
 
 
-def recommendations_table(user_ids: np.ndarray, movie_ids: np.ndarray, top_n: int, seed: int) -> pa.Table:
-    """Each user gets `top_n` distinct movies, scores descending with rank; rows shuffled on disk."""
+def recommendations_table(
+    user_ids: np.ndarray, movie_ids: np.ndarray, top_n: int, seed: int, ragged: bool = False
+) -> pa.Table:
+    """Each user gets `top_n` distinct movies (`ragged`: user i gets top_n - i % 3, as when fewer movies
+    are unrated), scores descending with rank; rows shuffled."""
     rng = np.random.default_rng(seed)
     picks = np.argsort(rng.random((len(user_ids), len(movie_ids))), axis=1)[:, :top_n]
     scores = np.sort(rng.random((len(user_ids), top_n)).astype(np.float32), axis=1)[:, ::-1]
+    counts = top_n - np.arange(len(user_ids)) % 3 if ragged else np.full(len(user_ids), top_n)
+    keep = np.arange(top_n)[None, :] < counts[:, None]
+    rows, cols = np.nonzero(keep)
     table = pa.table(
         {
-            "user_id": np.repeat(user_ids, top_n).astype(np.int32),
-            "rank": np.tile(np.arange(1, top_n + 1, dtype=np.int16), len(user_ids)),
-            "movie_id": movie_ids[picks].ravel().astype(np.int32),
-            "score": scores.ravel(),
+            "user_id": user_ids[rows].astype(np.int32),
+            "rank": (cols + 1).astype(np.int16),
+            "movie_id": movie_ids[picks][keep].astype(np.int32),
+            "score": scores[keep],
         }
     )
     return table.take(pa.array(rng.permutation(table.num_rows)))
@@ -54,9 +62,14 @@ def write_run(
     seed: int = 0,
     run_id: str | None = None,
     edit_staging: Callable[[Path], None] | None = None,
+    serving_arrays: bool = False,
+    ragged: bool = False,
+    row_group_size: int | None = None,
 ) -> str:
     """Write and publish one run (LATEST then names it); returns its run id.
 
+    `serving_arrays`: recommendations.parquet sorted by (user_id, rank), as the job writes it, and the
+    served arrays written from it; else its rows are shuffled and there are no served arrays.
     `edit_staging(staging_dir)` runs just before the manifest is written (to plant bad content whose
     checksums still match).
     """
@@ -65,7 +78,12 @@ def write_run(
     writer = RunWriter(output_dir, run_id=run_id)
     writer.write_table(MOVIES, movies)
     movie_ids = movies.column("movie_id").to_numpy()
-    writer.write_table(RECOMMENDATIONS, recommendations_table(user_ids, movie_ids, top_n, seed))
+    recs = recommendations_table(user_ids, movie_ids, top_n, seed, ragged)
+    if serving_arrays:
+        recs = recs.sort_by([("user_id", "ascending"), ("rank", "ascending")])
+    writer.write_table(RECOMMENDATIONS, recs, row_group_size=row_group_size)
+    if serving_arrays:
+        write_serving_arrays(writer)
     popular = pa.table(
         {
             "rank": np.arange(1, top_n + 1, dtype=np.int16),
@@ -98,6 +116,19 @@ def publish_corrupted(output_dir: Path, corrupt: Callable[[Path], None], **kwarg
     shutil.rmtree(scratch)
     point_latest(output_dir, run_id)
     return run_id
+
+
+def copy_without_serving_arrays(run: Path, output_dir: Path) -> str:
+    """Copy a published run into `output_dir` without its served arrays (as a run of an older job: the
+    manifest no longer lists them), point LATEST there; returns the run id."""
+    copy = run_dir(output_dir, run.name)
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / SERVING_DIR)
+    manifest = json.loads((copy / contract.MANIFEST).read_text())
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith(f"{SERVING_DIR}/")}
+    (copy / contract.MANIFEST).write_text(json.dumps(manifest))
+    point_latest(output_dir, run.name)
+    return run.name
 
 
 def point_latest(output_dir: Path, run_id: str) -> None:

@@ -17,6 +17,12 @@ from lookup_service.settings import ServiceSettings
 from lookup_service.store import RunStore
 
 
+@pytest.fixture(params=["mapped", "parquet"])
+def served_from(request) -> str:
+    """Every test here runs on a run with served arrays and on one without (`conftest.run_id`)."""
+    return request.param
+
+
 def test_recommendations_for_a_known_user_match_the_parquet(client, output_dir, run_id):
     response = client.get("/v1/users/7/recommendations?n=5")
     assert response.status_code == 200
@@ -213,13 +219,16 @@ def reference_body(store: RunStore, user_id: int, n: int) -> RecommendationsResp
 
 
 @pytest.mark.parametrize("body_cache_mb", [0, 16])
-def test_rendered_bodies_equal_the_pydantic_model_for_every_user_and_n(output_dir, run_id, body_cache_mb):
+def test_rendered_bodies_equal_the_pydantic_model_for_every_user_and_n(
+    output_dir, run_id, body_cache_mb, served_from
+):
     """The hot endpoint renders JSON from per-movie fragments (and, with the cache on, serves the rendered
     bytes again); first and repeated answers must equal `RecommendationsResponse` byte for byte."""
     settings = ServiceSettings(output_dir=output_dir, reload_interval_seconds=0, body_cache_mb=body_cache_mb)
     app = create_app(settings)
     client = app.test_client()
     store = app.extensions["ncf"]["holder"].store
+    assert store.memory_mapped == (served_from == "mapped")
     assert any(m["title"] == TRICKY_TITLE for m in store.movies)
     for user_id in [*store.users.ids.tolist(), 5000, 31]:
         for n, query in [(10, ""), (1, "?n=1"), (2, "?n=2"), (7, "?n=7&fallback=popular"), (20, "?n=20")]:

@@ -1,5 +1,6 @@
-"""The real gunicorn server on a loopback port: hot reload across workers, refusal of a bad run, access logs,
-graceful shutdown with a request in flight."""
+"""The real gunicorn server on a loopback port: hot reload across workers (runs with memory-mapped served
+arrays, as the job writes them), refusal of a bad run, access logs, graceful shutdown with a request in
+flight."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from live_server import live_server
 from synthetic_runs import publish_corrupted, write_run
 
-from batch.contract import RECOMMENDATIONS
+from batch.serving_arrays import SCORES
 from lookup_service.reloader import FAILED_VERIFICATION
 
 RECS = "/v1/users/3/recommendations?n=5"
@@ -30,12 +31,12 @@ def _pids_logging(server, text: str) -> set[str]:
 
 
 def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_path):
-    first = write_run(output_dir, seed=1)
+    first = write_run(output_dir, seed=1, serving_arrays=True)
     with live_server(output_dir, tmp_path, workers=2) as server:
         status, headers, body = server.get(RECS)
         assert (status, headers["X-Run-Id"], body["run_id"]) == (200, first, first)
 
-        second = write_run(output_dir, seed=2)
+        second = write_run(output_dir, seed=2, serving_arrays=True)
         # each of the 2 workers polls LATEST and swaps in the new run on its own
         assert server.wait_until(
             lambda: len(_pids_logging(server, f"now serving run {second}")) == 2, timeout=30
@@ -43,11 +44,11 @@ def test_gunicorn_hot_reloads_new_runs_and_refuses_a_bad_one(output_dir, tmp_pat
         assert _all_served_by(server, second)
 
         def flip(run):
-            data = bytearray((run / RECOMMENDATIONS).read_bytes())
-            data[100] ^= 0xFF
-            (run / RECOMMENDATIONS).write_bytes(bytes(data))
+            data = bytearray((run / SCORES).read_bytes())
+            data[200] ^= 0xFF
+            (run / SCORES).write_bytes(bytes(data))
 
-        bad = publish_corrupted(output_dir, flip, seed=3)
+        bad = publish_corrupted(output_dir, flip, seed=3, serving_arrays=True)
         refusal = f"refused run {bad}, still serving {second}"
         assert server.wait_until(lambda: len(_pids_logging(server, refusal)) == 2, timeout=30)
         assert _all_served_by(server, second)

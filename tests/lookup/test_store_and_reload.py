@@ -13,10 +13,11 @@ import pytest
 from synthetic_runs import ESCAPES, point_latest, publish_corrupted, write_run
 
 from batch.contract import MANIFEST, MOVIES, POPULAR, RECOMMENDATIONS, RunInvalid, run_dir
+from batch.serving_arrays import short_float32
 from lookup_service.app import create_app
 from lookup_service.body_cache import ENTRY_OVERHEAD_BYTES, BodyCache
 from lookup_service.reloader import FAILED_VERIFICATION, Reloader, RunHolder
-from lookup_service.render import score_texts, short_float32
+from lookup_service.render import score_texts
 from lookup_service.schemas import RecommendedMovie
 from lookup_service.settings import ServiceSettings
 from lookup_service.store import IdIndex, load_run
@@ -241,7 +242,7 @@ def test_score_texts_are_the_json_numbers_pydantic_writes():
     differ, and responses must be what `RecommendationsResponse.model_dump_json()` writes."""
     raw = [0.0, -0.0, 1.0, 0.5, 0.850624204, 1e-7, 1.5e-5, 1e-4, 123456789.0, 1e16, 3.4e38, -2.5, 1e-300]
     scores = np.concatenate([raw, short_float32(np.random.default_rng(0).random(1000, dtype=np.float32))])
-    texts = score_texts(scores).tolist()
+    texts = score_texts(scores)
     movie = {"movie_id": 1, "title": "t", "year": None, "genres": []}
     expected = [
         RecommendedMovie(**movie, rank=1, score=s).model_dump_json().rsplit(":", 1)[1][:-1].encode()
@@ -249,7 +250,7 @@ def test_score_texts_are_the_json_numbers_pydantic_writes():
     ]
     assert texts == expected
     assert [float(t) for t in texts] == scores.tolist()
-    assert score_texts(np.empty(0)).tolist() == []
+    assert score_texts(np.empty(0)) == []
 
 
 def _many_row_groups(staging: Path) -> None:
