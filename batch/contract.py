@@ -5,8 +5,12 @@ Layout under the output directory:
     LATEST                      one line: the run id of the newest published run (replaced atomically)
     runs/<run_id>/
       recommendations.parquet   user_id int32, rank int16 (1..N), movie_id int32, score float32
+      candidates.parquet        the same columns, ranks 1..C (C = `candidates` >= N): the deeper list that
+                                request-time filters pick from; its first N ranks are recommendations.parquet
       movies.parquet            movie_id int32, title string, year int16 (nullable), genres list<string>
-      popular.parquet           rank int16, movie_id int32, score float32
+      popular.parquet           rank int16, movie_id int32, score float32 (ranks 1..C)
+      similar_movies.parquet    movie_id int32, rank int16 (1..K), similar_movie_id int32, score float32
+      history.parquet           user_id int32, rank int16 (1 = newest), movie_id int32, timestamp int64
       metrics.json              evaluation figures, history, step timings
       serving/*.npy             recommendations as flat arrays the lookup service memory-maps
                                 (`batch/serving_arrays.py`); the Parquet stays the contract
@@ -43,6 +47,9 @@ STAGING_PREFIX = ".staging-"
 RECOMMENDATIONS = "recommendations.parquet"
 MOVIES = "movies.parquet"
 POPULAR = "popular.parquet"
+CANDIDATES = "candidates.parquet"
+SIMILAR_MOVIES = "similar_movies.parquet"
+HISTORY = "history.parquet"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
 MODEL_DIR = "model"
@@ -59,8 +66,29 @@ MOVIES_SCHEMA = pa.schema(
     ]
 )
 POPULAR_SCHEMA = pa.schema([("rank", pa.int16()), ("movie_id", pa.int32()), ("score", pa.float32())])
-TABLE_SCHEMAS = {RECOMMENDATIONS: RECOMMENDATIONS_SCHEMA, MOVIES: MOVIES_SCHEMA, POPULAR: POPULAR_SCHEMA}
+SIMILAR_MOVIES_SCHEMA = pa.schema(
+    [
+        ("movie_id", pa.int32()),
+        ("rank", pa.int16()),
+        ("similar_movie_id", pa.int32()),
+        ("score", pa.float32()),
+    ]
+)
+HISTORY_SCHEMA = pa.schema(
+    [("user_id", pa.int32()), ("rank", pa.int16()), ("movie_id", pa.int32()), ("timestamp", pa.int64())]
+)
+TABLE_SCHEMAS = {
+    RECOMMENDATIONS: RECOMMENDATIONS_SCHEMA,
+    MOVIES: MOVIES_SCHEMA,
+    POPULAR: POPULAR_SCHEMA,
+    CANDIDATES: RECOMMENDATIONS_SCHEMA,
+    SIMILAR_MOVIES: SIMILAR_MOVIES_SCHEMA,
+    HISTORY: HISTORY_SCHEMA,
+}
 REQUIRED_FILES = (RECOMMENDATIONS, MOVIES, POPULAR, METRICS)
+# Written by every run of the current job; a run of an older job lacks them and is still served (without
+# request-time depth, similar movies or history). When the manifest lists one, its schema is checked.
+OPTIONAL_TABLES = (CANDIDATES, SIMILAR_MOVIES, HISTORY)
 
 
 class RunInvalid(Exception):
@@ -88,6 +116,9 @@ class Manifest(BaseModel):
     )
     counts: dict[str, int] = Field(default_factory=dict)
     top_n: int
+    candidates: int | None = Field(None, description="ranks per user in candidates.parquet (>= top_n)")
+    similar_k: int | None = Field(None, description="most similar movies kept per movie")
+    history: int | None = Field(None, description="newest rated movies kept per user in history.parquet")
     files: dict[str, FileEntry]
 
 
@@ -127,7 +158,8 @@ def run_dir(output_dir: Path, run_id: str) -> Path:
 
 
 def verify_run(path: Path) -> Manifest:
-    """Check a run directory against its manifest (files present, sizes, sha256, table schemas).
+    """Check a run directory against its manifest (files present, sizes, sha256, table schemas: the four
+    required files' always, the optional tables' when the manifest lists them).
 
     Every file the manifest lists must be a regular file inside `path` reached through no symbolic link:
     a key that is absolute, holds `..` or an empty part, or leads through a symlink refuses the run, so a
@@ -159,6 +191,8 @@ def verify_run(path: Path) -> Manifest:
         if sha256_file(file) != entry.sha256:
             raise RunInvalid(f"{file}: sha256 does not match the manifest")
     for name, schema in TABLE_SCHEMAS.items():
+        if name in OPTIONAL_TABLES and name not in manifest.files:
+            continue
         try:
             actual = pq.read_schema(path / name)
         except (pa.ArrowException, OSError) as exc:

@@ -19,14 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from batch.contract import (
+    CANDIDATES,
+    HISTORY,
     METRICS,
     MODEL_DIR,
     MOVIES,
     POPULAR,
     RECOMMENDATIONS,
+    SIMILAR_MOVIES,
     Manifest,
     RunWriter,
     prune,
@@ -36,11 +40,13 @@ from batch.pipeline import run_pipeline
 from batch.quality import check_quality, published_model_checks
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
+from batch.similar import history_table, similar_movies_batches
 from batch.steps import StepTimer
 from batch.version import code_version
 from model.base import Recommender
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
 from model.data import Dataset
+from model.data.interactions import Interactions
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +115,13 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             writer.write_table(MOVIES, movies_table(dataset))
             write_serving_arrays(writer)
             writer.write_table(
-                POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.top_n)
+                POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.depth)
             )
             production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
+        with timer.step("similar"):
+            similar_rows = write_similar_movies(writer, trained_on, dataset.item_ids, settings)
+        with timer.step("history"):
+            writer.write_table(HISTORY, history_table(dataset, settings.history))
         metrics = {**result.report(settings), "quality_gate": gate}
         writer.write_json(METRICS, metrics)
         with timer.step("publish"):
@@ -126,8 +136,12 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
                     "movies": dataset.n_items,
                     "interactions": dataset.n_interactions,
                     "rows": rows,
+                    "similar_rows": similar_rows,
                 },
                 top_n=settings.top_n,
+                candidates=settings.depth,
+                similar_k=settings.similar_k,
+                history=settings.history,
             )
     except BaseException:
         writer.abort()
@@ -151,13 +165,14 @@ def write_recommendations(
     settings: RunSettings,
     pause: PausePoint,
 ) -> int:
-    """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk.
+    """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk: the top
+    `settings.depth` movies into candidates.parquet and their first `top_n` into recommendations.parquet.
 
-    Lists come from the model's own batched `recommend` (rated movies, `known`, masked before the top-n
-    selection; NCF scores with the structured all-items scorer of its engine, XLA-compiled for Keras,
-    `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies)
-    float32 score matrix plus the scorer's own bounded working set; the output of a chunk is
-    (chunk_users, top_n) rows. Returns the number of rows written.
+        Lists come from the model's own batched `recommend` (rated movies, `known`, masked before the top-n
+        selection; NCF scores with the structured all-items scorer of its engine, XLA-compiled for Keras,
+        `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies)
+        float32 score matrix plus the scorer's own bounded working set; the output of a chunk is
+        (chunk_users, depth) rows. Returns the number of rows written to recommendations.parquet.
     """
     n_users, chunk = dataset.n_users, settings.chunk_users
     logger.info(
@@ -168,10 +183,10 @@ def write_recommendations(
         chunk * dataset.n_items * 4 / 1e6,
     )
     rows = 0
-    with writer.open_table(RECOMMENDATIONS) as out:
+    with writer.open_table(RECOMMENDATIONS) as out, writer.open_table(CANDIDATES) as deep:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
-            items, best, unrated = model.recommend(users, settings.top_n, known[users])
+            items, best, unrated = model.recommend(users, settings.depth, known[users])
             keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
             user_rows, rank_cols = np.nonzero(keep)
             table = pa.table(
@@ -182,10 +197,27 @@ def write_recommendations(
                     SCORE: pa.array(best[keep], pa.float32()),
                 }
             )
-            out.write_table(table)
-            rows += table.num_rows
+            deep.write_table(table)
+            top = table.filter(pc.less_equal(table.column(RANK), settings.top_n))
+            out.write_table(top)
+            rows += top.num_rows
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
+    return rows
+
+
+def write_similar_movies(
+    writer: RunWriter, interactions: Interactions, item_ids: np.ndarray, settings: RunSettings
+) -> int:
+    """similar_movies.parquet from the interactions the published model was trained on, one row group per
+    block of `similar_chunk_items` movies (`batch.similar`); returns the number of rows."""
+    rows = 0
+    with writer.open_table(SIMILAR_MOVIES) as out:
+        for table in similar_movies_batches(
+            interactions, item_ids, settings.similar_k, settings.similar_chunk_items
+        ):
+            out.write_table(table)
+            rows += table.num_rows
     return rows
 
 

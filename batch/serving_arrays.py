@@ -1,4 +1,5 @@
-"""The served arrays: `recommendations.parquet` laid out as flat `.npy` files the lookup service memory-maps.
+"""The served arrays: `candidates.parquet` (the per-user lists `candidates` deep; `recommendations.parquet`
+in a run without it) laid out as flat `.npy` files the lookup service memory-maps.
 
 The job writes them into `serving/` of the run, beside the Parquet (which stays the contract for downstream
 readers), and `RunWriter.publish` lists them in the manifest with their sha256 like every other file:
@@ -25,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.contract import MOVIES, RECOMMENDATIONS, RunWriter
+from batch.contract import CANDIDATES, MOVIES, RECOMMENDATIONS, RunWriter
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
 
 SERVING_DIR = "serving"
@@ -81,18 +82,25 @@ def _npy_header(file: BinaryIO, dtype: np.dtype, length: int) -> None:
     np.lib.format.write_array_header_1_0(file, header)
 
 
-def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, run: Path) -> np.ndarray:
+def served_source(files: object) -> str:
+    """The Parquet the served arrays are laid out from: candidates.parquet when the run has it (`files`:
+    names of the run's files), else recommendations.parquet."""
+    return CANDIDATES if CANDIDATES in files else RECOMMENDATIONS
+
+
+def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, source: Path) -> np.ndarray:
     """Positions of `movie_ids` in `sorted_movies`; ValueError when one is not there."""
     pos = np.searchsorted(sorted_movies, movie_ids)
     found = sorted_movies[np.minimum(pos, len(sorted_movies) - 1)] == movie_ids if len(sorted_movies) else []
     if len(found) != len(movie_ids) or not np.all(found):
-        raise ValueError(f"{run / RECOMMENDATIONS}: movie ids missing from {MOVIES}")
+        raise ValueError(f"{source}: movie ids missing from {MOVIES}")
     return pos
 
 
 def write_serving_arrays(writer: RunWriter) -> None:
-    """Write the served arrays of the run staged by `writer`, from its recommendations.parquet and
-    movies.parquet (both must be written already); see the module docstring for the layout.
+    """Write the served arrays of the run staged by `writer`, from its candidates.parquet (or, without it,
+    recommendations.parquet) and movies.parquet (both must be written already); see the module docstring
+    for the layout.
 
     Reads the recommendations one row group at a time and appends to the files, so memory is one row group
     plus 16 bytes per user.
@@ -103,10 +111,11 @@ def write_serving_arrays(writer: RunWriter) -> None:
             a movie id.
     """
     run = writer.staging
+    source = run / served_source({p.name for p in run.iterdir()})
     sorted_movies = np.sort(column_array(pq.read_table(run / MOVIES, columns=[MOVIE_ID]), MOVIE_ID, np.int32))
     if np.any(sorted_movies[1:] == sorted_movies[:-1]):
         raise ValueError(f"{run / MOVIES}: duplicate movie_id")
-    recs = pq.ParquetFile(run / RECOMMENDATIONS)
+    recs = pq.ParquetFile(source)
     n_rows = recs.metadata.num_rows
     (run / SERVING_DIR).mkdir(exist_ok=True)
     user_ids: list[np.ndarray] = []
@@ -126,13 +135,11 @@ def write_serving_arrays(writer: RunWriter) -> None:
             new_user = user != previous_user
             in_order = np.where(new_user, (user > previous_user) & (rank == 1), rank == previous_rank + 1)
             if not np.all(in_order):
-                raise ValueError(
-                    f"{run / RECOMMENDATIONS}: rows are not sorted by ({USER_ID}, {RANK}) with ranks 1..k"
-                )
-            pos = _positions(sorted_movies, column_array(table, MOVIE_ID, np.int32), run)
+                raise ValueError(f"{source}: rows are not sorted by ({USER_ID}, {RANK}) with ranks 1..k")
+            pos = _positions(sorted_movies, column_array(table, MOVIE_ID, np.int32), source)
             score = column_array(table, SCORE, np.float32)
             if not np.all(np.isfinite(score)):
-                raise ValueError(f"{run / RECOMMENDATIONS}: scores must be finite")
+                raise ValueError(f"{source}: scores must be finite")
             movie_pos.write(pos.astype(LAYOUT[MOVIE_POS]).tobytes())
             scores.write(short_float32(score).astype(LAYOUT[SCORES]).tobytes())
             user_ids.append(user[new_user])

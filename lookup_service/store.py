@@ -27,8 +27,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
-from batch.serving_arrays import LAYOUT, MOVIE_POS, OFFSETS, SCORES, USER_IDS, column_array, short_float32
+from batch.contract import (
+    CANDIDATES,
+    METRICS,
+    MOVIES,
+    POPULAR,
+    Manifest,
+    RunInvalid,
+    verify_run,
+)
+from batch.serving_arrays import (
+    LAYOUT,
+    MOVIE_POS,
+    OFFSETS,
+    SCORES,
+    USER_IDS,
+    column_array,
+    served_source,
+    short_float32,
+)
 from lookup_service.body_cache import BodyCache
 from lookup_service.render import movie_fragment
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
@@ -141,6 +158,11 @@ class RunStore:
     def top_n(self) -> int:
         return self.manifest.top_n
 
+    @property
+    def depth(self) -> int:
+        """Movies per user the served lists hold (`candidates` of the run; top_n for a run without it)."""
+        return list_depth(self.manifest)
+
     def for_user(self, user_id: int) -> RankedList | None:
         """The user's recommendations, or None for a user the run does not know. O(1)."""
         pos = self.users.position(user_id)
@@ -155,6 +177,12 @@ class RunStore:
 
 
 LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
+
+
+def list_depth(manifest: Manifest) -> int:
+    """Ranks per user in the served lists: the run's `candidates` when it has candidates.parquet, else
+    top_n."""
+    return manifest.candidates if CANDIDATES in manifest.files and manifest.candidates else manifest.top_n
 
 
 def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
@@ -228,16 +256,18 @@ def _map_served_arrays(
     path: Path, manifest: Manifest, n_movies: int
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
     """Memory-map the served arrays (read only) and check them in blocks: dtypes and lengths, user ids
-    strictly increasing, 1..top_n rows per user, movie positions inside `movies`, finite scores, and as
-    many rows as recommendations.parquet (its footer only)."""
+    strictly increasing, 1..depth rows per user, movie positions inside `movies`, finite scores, and as
+    many rows as the Parquet they were laid out from (its footer only)."""
     arrays = {name: _map(path / name, dtype) for name, dtype in LAYOUT.items()}
     user_ids, offsets = arrays[USER_IDS], arrays[OFFSETS]
     movie_pos, scores = arrays[MOVIE_POS], arrays[SCORES]
-    n_rows = pq.ParquetFile(path / RECOMMENDATIONS).metadata.num_rows
+    source = served_source(manifest.files)
+    depth = list_depth(manifest)
+    n_rows = pq.ParquetFile(path / source).metadata.num_rows
     if len(offsets) != len(user_ids) + 1 or len(movie_pos) != n_rows or len(scores) != n_rows:
         raise RunInvalid(
             f"{path}: served arrays of {len(user_ids)} users, {len(offsets)} offsets, {len(movie_pos)} "
-            f"movies and {len(scores)} scores for {n_rows} rows in {RECOMMENDATIONS}"
+            f"movies and {len(scores)} scores for {n_rows} rows in {source}"
         )
     if offsets[0] != 0 or offsets[-1] != n_rows:
         raise RunInvalid(f"{path / OFFSETS}: must run from 0 to {n_rows}")
@@ -246,8 +276,8 @@ def _map_served_arrays(
         if np.any(ids[1:] <= ids[:-1]):
             raise RunInvalid(f"{path / USER_IDS}: not strictly increasing")
         counts = np.diff(offsets[start : start + CHECK_BLOCK + 1])
-        if np.any(counts < 1) or np.any(counts > manifest.top_n):
-            raise RunInvalid(f"{path / OFFSETS}: a user has no rows or more than top_n {manifest.top_n}")
+        if np.any(counts < 1) or np.any(counts > depth):
+            raise RunInvalid(f"{path / OFFSETS}: a user has no rows or more than {depth}")
     for start in range(0, n_rows, CHECK_BLOCK):
         block = movie_pos[start : start + CHECK_BLOCK]
         if block.min() < 0 or block.max() >= n_movies:
@@ -271,22 +301,22 @@ def _map(file: Path, dtype: np.dtype) -> np.ndarray:
 def _load_recommendations(
     path: Path, manifest: Manifest, movie_index: IdIndex
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
-    table = pq.ParquetFile(path / RECOMMENDATIONS).read()
+    source = path / served_source(manifest.files)
+    depth = list_depth(manifest)
+    table = pq.ParquetFile(source).read()
     user = _column(table, USER_ID, np.int32)
     rank = _column(table, RANK, np.int16)
     order = np.lexsort((rank, user))
     user, rank = user[order], rank[order]
     movie = _column(table, MOVIE_ID, np.int32)[order]
-    scores = _finite_scores(path / RECOMMENDATIONS, _column(table, SCORE, np.float32)[order])
+    scores = _finite_scores(source, _column(table, SCORE, np.float32)[order])
     user_ids, starts, counts = np.unique(user, return_index=True, return_counts=True)
     expected_rank = np.arange(len(user)) - np.repeat(starts, counts) + 1
     if not np.array_equal(rank, expected_rank):
-        raise RunInvalid(f"{path / RECOMMENDATIONS}: ranks are not 1..k for every user")
-    if len(counts) and counts.max() > manifest.top_n:
-        raise RunInvalid(
-            f"{path / RECOMMENDATIONS}: a user has {counts.max()} rows, top_n is {manifest.top_n}"
-        )
-    movie_pos = _movie_positions(path / RECOMMENDATIONS, movie, movie_index)
+        raise RunInvalid(f"{source}: ranks are not 1..k for every user")
+    if len(counts) and counts.max() > depth:
+        raise RunInvalid(f"{source}: a user has {counts.max()} rows, the lists hold at most {depth}")
+    movie_pos = _movie_positions(source, movie, movie_index)
     offsets = np.append(starts, len(user)).astype(np.int64)
     return IdIndex(user_ids), offsets, movie_pos, scores
 
@@ -301,7 +331,8 @@ def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> Ranke
         raise RunInvalid(f"{path / POPULAR}: empty")
     movie_pos = _movie_positions(path / POPULAR, _column(table, MOVIE_ID, np.int32)[order], movie_index)
     scores = _finite_scores(path / POPULAR, _column(table, SCORE, np.float32)[order])
-    return RankedList(movie_pos[: manifest.top_n], scores[: manifest.top_n])
+    depth = list_depth(manifest)
+    return RankedList(movie_pos[:depth], scores[:depth])
 
 
 def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:

@@ -23,6 +23,8 @@ import pytest
 
 from batch import exit_codes
 from batch.contract import (
+    CANDIDATES,
+    HISTORY,
     LATEST,
     MANIFEST,
     METRICS,
@@ -31,6 +33,7 @@ from batch.contract import (
     POPULAR,
     RECOMMENDATIONS,
     RUNS_DIR,
+    SIMILAR_MOVIES,
     STAGING_PREFIX,
     TABLE_SCHEMAS,
     read_latest,
@@ -122,7 +125,9 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
     assert manifest.dataset["name"] == data_dir.name
     for name in ("ratings.dat", "movies.dat"):
         assert manifest.dataset["files"][name] == sha256_file(data_dir / name)
-    assert set(manifest.files) >= {RECOMMENDATIONS, MOVIES, POPULAR, METRICS}
+    assert set(manifest.files) >= {RECOMMENDATIONS, MOVIES, POPULAR, METRICS, CANDIDATES, SIMILAR_MOVIES}
+    assert HISTORY in manifest.files
+    assert (manifest.candidates, manifest.similar_k, manifest.history) == (200, 20, 10)
     assert manifest.code_version
     metrics = json.loads((run_dir(published, run_id) / METRICS).read_text())
     for which in ("validation", "test"):
@@ -139,6 +144,8 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
         "gate",
         "score",
         "write",
+        "similar",
+        "history",
     }
     assert steps <= set(metrics["step_seconds"])
     assert set(metrics["step_peak_rss_mb"]) == set(metrics["step_seconds"])
@@ -209,7 +216,7 @@ def test_parquet_has_declared_types_in_pyarrow_pandas_and_duckdb(published):
     top = con.execute(
         f"SELECT movie_id, score FROM read_parquet('{directory / POPULAR}') ORDER BY rank"
     ).fetchall()
-    assert len(top) == TOP_N and top[0][0] == 3  # the Zipf head is the most popular
+    assert len(top) == N_MOVIES and top[0][0] == 3  # every movie (candidates 200 > 60); Zipf head first
     assert all(a[1] >= b[1] for a, b in itertools.pairwise(top))
 
 
@@ -378,3 +385,39 @@ def test_rated_movies_missing_from_movies_dat_are_published_bare_and_reported(fi
     assert metrics["data_gaps"] == {"unlisted_movies": 2, "unlisted_movie_ids": dropped}
     movies = pd.read_parquet(directory / MOVIES).set_index("movie_id")
     assert movies.loc[dropped, "title"].isna().all() and len(movies) == N_MOVIES
+
+
+def test_candidates_extend_the_published_lists_and_similar_and_history_follow_the_ratings(
+    published, fixture_dir
+):
+    _, ratings = fixture_dir
+    directory = run_dir(published, read_latest(published))
+    recs = pd.read_parquet(directory / RECOMMENDATIONS)
+    deep = pd.read_parquet(directory / CANDIDATES)
+    unrated = N_MOVIES - ratings.groupby("user_id").size()
+    assert deep.groupby("user_id").size().to_dict() == np.minimum(200, unrated).to_dict()
+    head = deep[deep["rank"] <= TOP_N].reset_index(drop=True)
+    pd.testing.assert_frame_equal(head, recs)
+    rated = set(zip(ratings.user_id, ratings.movie_id, strict=True))
+    assert not any((u, m) in rated for u, m in zip(deep.user_id, deep.movie_id, strict=True))
+    assert len(pd.read_parquet(directory / POPULAR)) == ratings.movie_id.nunique()  # 200 deep, 60 movies
+
+    similar = pd.read_parquet(directory / SIMILAR_MOVIES)
+    assert (similar.movie_id != similar.similar_movie_id).all() and (similar.score > 0).all()
+    assert similar.groupby("movie_id").size().max() == 20
+    raters = ratings.groupby("movie_id").user_id.apply(set)
+    some = similar[similar["rank"] == 1].head(5)
+    for movie, other, score in zip(some.movie_id, some.similar_movie_id, some.score, strict=True):
+        a, b = raters[movie], raters[other]
+        assert score == pytest.approx(len(a & b) / np.sqrt(len(a) * len(b)), rel=1e-5)
+
+    history = pd.read_parquet(directory / HISTORY)
+    newest = (
+        ratings.sort_values(["user_id", "timestamp"], kind="stable")
+        .groupby("user_id")
+        .tail(10)
+        .iloc[::-1]
+        .sort_values("user_id", kind="stable")
+    )
+    assert history.movie_id.tolist() == newest.movie_id.tolist()
+    assert history.groupby("user_id")["rank"].apply(list).map(lambda r: r == list(range(1, len(r) + 1))).all()

@@ -149,7 +149,7 @@ INCONSISTENT = {
     "nan score": (_edit_array(SCORES, _set(5, np.nan)), "scores must be finite"),
     "movie position past the end": (_edit_array(MOVIE_POS, _set(3, 40)), "positions outside the 40"),
     "negative movie position": (_edit_array(MOVIE_POS, _set(-1, -1)), "positions outside"),
-    "more rows than top_n": (_edit_array(OFFSETS, _set(1, 21)), "more than top_n 20"),
+    "more rows than top_n": (_edit_array(OFFSETS, _set(1, 21)), "a user has no rows or more than 20"),
     "a user without rows": (_edit_array(OFFSETS, _set(2, 20)), "a user has no rows"),
     "user ids out of order": (_edit_array(USER_IDS, lambda a: a[::-1]), "not strictly increasing"),
     "float32 scores": (
