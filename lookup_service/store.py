@@ -29,9 +29,11 @@ import pyarrow.parquet as pq
 
 from batch.contract import (
     CANDIDATES,
+    HISTORY,
     METRICS,
     MOVIES,
     POPULAR,
+    SIMILAR_MOVIES,
     Manifest,
     RunInvalid,
     verify_run,
@@ -48,7 +50,8 @@ from batch.serving_arrays import (
 )
 from lookup_service.body_cache import BodyCache
 from lookup_service.render import movie_fragment
-from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
+from lookup_service.rules import CatalogFacts, NeighbourLists
+from model.columns import GENRES, MOVIE_ID, RANK, SCORE, SIMILAR_MOVIE_ID, TIMESTAMP, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +138,9 @@ class RunStore:
         movie_fragments: each movie's JSON prefix for `render.recommendations_json` (what `movies` holds).
         bodies: rendered response bodies of this run by (user_id, n), filled by the API on first use and
             dropped with the store on reload.
+        facts: per movie position, what request-time rules read (genre membership, year, popularity rank).
+        similar: each movie's most similar movies (similar_movies.parquet; empty lists without it).
+        history: each user's newest rated movies (history.parquet; None without it), `Recent`.
     """
 
     manifest: Manifest
@@ -149,6 +155,9 @@ class RunStore:
     movies: MovieList
     movie_fragments: list[bytes]
     bodies: BodyCache
+    facts: CatalogFacts
+    similar: NeighbourLists
+    history: Recent | None
 
     @property
     def run_id(self) -> str:
@@ -174,6 +183,27 @@ class RunStore:
     def movie(self, movie_id: int) -> dict[str, Any] | None:
         pos = self.movie_index.position(movie_id)
         return self.movies[pos] if pos >= 0 else None
+
+    @property
+    def similar_k(self) -> int:
+        return self.manifest.similar_k or 0 if SIMILAR_MOVIES in self.manifest.files else 0
+
+
+@dataclass(frozen=True)
+class Recent:
+    """history.parquet in memory: user position u owns rows offsets[u]:offsets[u + 1], newest first."""
+
+    users: IdIndex
+    offsets: np.ndarray
+    movie_pos: np.ndarray
+    timestamps: np.ndarray
+
+    def of(self, user_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        pos = self.users.position(user_id)
+        if pos < 0:
+            return None
+        start, stop = self.offsets[pos], self.offsets[pos + 1]
+        return self.movie_pos[start:stop], self.timestamps[start:stop]
 
 
 LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
@@ -214,6 +244,8 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
         )
         for i in order.tolist()
     ]
+    genre_lists = [columns[GENRES][i] or [] for i in order.tolist()]
+    years = [columns[YEAR][i] for i in order.tolist()]
     del columns, movies_table
     movies = MovieList(fragments)
 
@@ -225,6 +257,9 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     else:
         users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
     popular = _load_popular(path, manifest, movie_index)
+    facts = CatalogFacts.build(genre_lists, years, popular.movie_pos)
+    similar = _load_similar(path, manifest, movie_index)
+    history = _load_history(path, manifest, movie_index) if HISTORY in manifest.files else None
     metrics = json.loads((path / METRICS).read_text())
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     logger.info(
@@ -249,7 +284,59 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
         movies,
         fragments,
         BodyCache(body_cache_bytes),
+        facts,
+        similar,
+        history,
     )
+
+
+def _grouped(
+    file: Path, table: pa.Table, key: str, movie: str, value: str, dtype: type[np.generic], limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of a (key, rank, movie, value) table sorted by (key, rank), checked: ranks 1..k per key with
+    k <= limit. Returns (keys (g,), starts (g,), counts (g,), movie ids (rows,), values (rows,))."""
+    keys = _column(table, key, np.int32)
+    rank = _column(table, RANK, np.int16)
+    order = np.lexsort((rank, keys))
+    keys, rank = keys[order], rank[order]
+    unique, starts, counts = np.unique(keys, return_index=True, return_counts=True)
+    if not np.array_equal(rank, np.arange(len(keys)) - np.repeat(starts, counts) + 1):
+        raise RunInvalid(f"{file}: ranks are not 1..k for every {key}")
+    if len(counts) and counts.max() > limit:
+        raise RunInvalid(f"{file}: a {key} has {counts.max()} rows, the manifest allows {limit}")
+    return unique, starts, counts, _column(table, movie, np.int32)[order], _column(table, value, dtype)[order]
+
+
+def _load_similar(path: Path, manifest: Manifest, movie_index: IdIndex) -> NeighbourLists:
+    """similar_movies.parquet as flat arrays by movie position (every list empty when the run has none)."""
+    n_movies = len(movie_index.ids)
+    if SIMILAR_MOVIES not in manifest.files:
+        empty = np.zeros(n_movies + 1, dtype=np.int64)
+        return NeighbourLists(empty, np.empty(0, np.int32), np.empty(0, np.float64))
+    file = path / SIMILAR_MOVIES
+    table = pq.ParquetFile(file).read()
+    movies, _, counts, similar, scores = _grouped(
+        file, table, MOVIE_ID, SIMILAR_MOVIE_ID, SCORE, np.float32, manifest.similar_k or 0
+    )
+    owners = _movie_positions(file, movies, movie_index)
+    neighbours = _movie_positions(file, similar, movie_index)
+    if np.any(neighbours == np.repeat(owners, counts)):
+        raise RunInvalid(f"{file}: a movie is listed as similar to itself")
+    per_movie = np.zeros(n_movies, dtype=np.int64)
+    per_movie[owners] = counts
+    offsets = np.concatenate([[0], np.cumsum(per_movie)]).astype(np.int64)
+    # rows are sorted by movie id, which is movie position order, so they already line up with `offsets`
+    return NeighbourLists(offsets, neighbours, _finite_scores(file, scores))
+
+
+def _load_history(path: Path, manifest: Manifest, movie_index: IdIndex) -> Recent:
+    file = path / HISTORY
+    table = pq.ParquetFile(file).read()
+    users, starts, _, movies, times = _grouped(
+        file, table, USER_ID, MOVIE_ID, TIMESTAMP, np.int64, manifest.history or 0
+    )
+    offsets = np.append(starts, len(movies)).astype(np.int64)
+    return Recent(IdIndex(users), offsets, _movie_positions(file, movies, movie_index), times)
 
 
 def _map_served_arrays(
