@@ -29,24 +29,28 @@ def test_every_operation_honours_its_schema(output_dir):
     assert len(operations) == 8
     statuses = {}
     for operation in operations:
-        limit = SIMILAR_K if operation.path.endswith("/similar") else top_n
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
-        def check(case, operation=operation, limit=limit):
-            given_values = {**(case.query or {}), **(case.body if isinstance(case.body, dict) else {})}
-            n = given_values.get("n")
-            run_specific = (isinstance(n, int) and n > limit) or any(
-                isinstance(given_values.get(name), str) and given_values[name] not in GENRE_NAMES
-                for name in ("genre", "exclude_genre")
-            )
-            response = case.call_and_validate(
-                excluded_checks=[positive_data_acceptance] if run_specific else None
-            )
-            statuses.setdefault(operation.label, set()).add(response.status_code)
-
-        check()
+        _fuzz(operation, SIMILAR_K if operation.path.endswith("/similar") else top_n, statuses)
 
     assert all(500 not in seen for seen in statuses.values()), statuses
     assert {200, 404, 422} <= set().union(*statuses.values()), statuses
     assert {200, 422} <= statuses["POST /v1/recommendations"], statuses
+
+
+def _fuzz(operation, limit: int, statuses: dict[str, set[int]]) -> None:
+    """Run one operation's strategy; `limit`: the largest n the served run accepts for it."""
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(case):
+        given_values = {**(case.query or {}), **(case.body if isinstance(case.body, dict) else {})}
+        n = given_values.get("n")
+        run_specific = (isinstance(n, int | float) and n > limit) or any(
+            isinstance(given_values.get(name), str) and given_values[name] not in GENRE_NAMES
+            for name in ("genre", "exclude_genre")
+        )
+        response = case.call_and_validate(
+            excluded_checks=[positive_data_acceptance] if run_specific else None
+        )
+        statuses.setdefault(operation.label, set()).add(response.status_code)
+
+    check()
