@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from batch.beyond_accuracy import beyond_accuracy, drift
 from batch.contract import (
     CANDIDATES,
     HISTORY,
@@ -37,7 +38,7 @@ from batch.contract import (
     sha256_file,
 )
 from batch.pipeline import run_pipeline
-from batch.quality import check_quality, published_model_checks
+from batch.quality import check_drift, check_quality, published_model_checks
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
 from batch.similar import history_table, similar_movies_batches
@@ -122,7 +123,22 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             similar_rows = write_similar_movies(writer, trained_on, dataset.item_ids, settings)
         with timer.step("history"):
             writer.write_table(HISTORY, history_table(dataset, settings.history))
-        metrics = {**result.report(settings), "quality_gate": gate}
+        with timer.step("beyond_accuracy"):
+            figures = beyond_accuracy(
+                writer.staging,
+                dataset.item_ids,
+                trained_on.item_counts(),
+                dataset.n_users,
+                settings.top_n,
+            )
+            drifted = drift(writer.staging, settings.output_dir)
+            check_drift(drifted, settings.gate)
+        metrics = {
+            **result.report(settings),
+            "quality_gate": gate,
+            "beyond_accuracy": figures,
+            "drift": drifted,
+        }
         writer.write_json(METRICS, metrics)
         with timer.step("publish"):
             manifest = writer.publish(

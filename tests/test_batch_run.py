@@ -146,10 +146,18 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
         "write",
         "similar",
         "history",
+        "beyond_accuracy",
     }
     assert steps <= set(metrics["step_seconds"])
     assert set(metrics["step_peak_rss_mb"]) == set(metrics["step_seconds"])
     assert all(mb > 10 for mb in metrics["step_peak_rss_mb"].values())
+    figures = metrics["beyond_accuracy"]
+    assert figures["k"] == 10 and figures["users"] == N_USERS and figures["catalogue_movies"] == N_MOVIES
+    assert 0 < figures["coverage"] <= figures["coverage_top_n"] <= 1 and 0 <= figures["gini"] < 1
+    assert figures["mean_popularity_rank"] >= 1 and figures["novelty"] > 0
+    # every movie of the fixture is Comedy|Drama but one without genres, which few lists hold
+    assert 0 < figures["intra_list_diversity"] < 0.1
+    assert metrics["drift"]["previous_run"] is None
     published_checks = metrics["quality_gate"]["published_model"]
     assert published_checks["finite"] and published_checks["overlap@10"] > 0.5
     assert metrics["refit"] and metrics["training"]["class"] == "model.baselines.ItemPop"
@@ -421,3 +429,30 @@ def test_candidates_extend_the_published_lists_and_similar_and_history_follow_th
     )
     assert history.movie_id.tolist() == newest.movie_id.tolist()
     assert history.groupby("user_id")["rank"].apply(list).map(lambda r: r == list(range(1, len(r) + 1))).all()
+
+
+def test_drift_is_measured_against_latest_and_can_refuse_a_run(published, fixture_dir, tmp_path):
+    output = tmp_path / "out"
+    shutil.copytree(published, output)
+    previous = read_latest(output)
+    assert_ok(run_batch(fixture_dir[0], output, *FAST))
+    metrics = json.loads((run_dir(output, read_latest(output)) / METRICS).read_text())
+    same = metrics["drift"]
+    assert same["previous_run"] == previous and same["users_compared"] == N_USERS
+    assert same["mean_overlap"] == 1.0 and same["changed_share"] == 0.0  # ItemPop again: the same lists
+    before = snapshot(output)
+    flags = [
+        *FAST,
+        "--model",
+        "random",
+        "--no-refit",
+        "--gate-max-drop",
+        "1",
+        "--gate-min-drift-overlap",
+        "0.9",
+    ]
+    proc = run_batch(fixture_dir[0], output, *flags)
+    assert proc.returncode == exit_codes.QUALITY_GATE, proc.stderr[-2000:]
+    assert "of their movies with the published run" in proc.stderr
+    assert snapshot(output) == before
+    assert not list((output / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
