@@ -118,6 +118,7 @@ class Manifest(BaseModel):
     top_n: int
     candidates: int | None = Field(None, description="ranks per user in candidates.parquet (>= top_n)")
     similar_k: int | None = Field(None, description="most similar movies kept per movie")
+    similar_source: str | None = Field(None, description="embedding or cooccurrence (batch.similar)")
     history: int | None = Field(None, description="newest rated movies kept per user in history.parquet")
     files: dict[str, FileEntry]
 

@@ -41,7 +41,7 @@ from batch.pipeline import run_pipeline
 from batch.quality import check_drift, check_quality, published_model_checks
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
-from batch.similar import history_table, similar_movies_batches
+from batch.similar import history_table, item_vectors, similar_movies_batches
 from batch.steps import StepTimer
 from batch.version import code_version
 from model.base import Recommender
@@ -120,7 +120,9 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             )
             production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
         with timer.step("similar"):
-            similar_rows = write_similar_movies(writer, trained_on, dataset.item_ids, settings)
+            similar_source, similar_rows = write_similar_movies(
+                writer, production, trained_on, dataset.item_ids, settings
+            )
         with timer.step("history"):
             writer.write_table(HISTORY, history_table(dataset, settings.history))
         with timer.step("beyond_accuracy"):
@@ -157,6 +159,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
                 top_n=settings.top_n,
                 candidates=settings.depth,
                 similar_k=settings.similar_k,
+                similar_source=similar_source,
                 history=settings.history,
             )
     except BaseException:
@@ -223,18 +226,28 @@ def write_recommendations(
 
 
 def write_similar_movies(
-    writer: RunWriter, interactions: Interactions, item_ids: np.ndarray, settings: RunSettings
-) -> int:
-    """similar_movies.parquet from the interactions the published model was trained on, one row group per
-    block of `similar_chunk_items` movies (`batch.similar`); returns the number of rows."""
+    writer: RunWriter,
+    model: Recommender,
+    interactions: Interactions,
+    item_ids: np.ndarray,
+    settings: RunSettings,
+) -> tuple[str, int]:
+    """similar_movies.parquet, one row group per block of `similar_chunk_items` movies (`batch.similar`):
+    from the published model's item embeddings (`similar_source` "embedding", when it has them), else from
+    the interactions it was trained on. Returns (the source used, the number of rows)."""
+    vectors = model.item_embeddings() if settings.similar_source == "embedding" else None
+    source = "embedding" if vectors is not None else "cooccurrence"
+    if vectors is None:
+        vectors = item_vectors(interactions)
     rows = 0
     with writer.open_table(SIMILAR_MOVIES) as out:
         for table in similar_movies_batches(
-            interactions, item_ids, settings.similar_k, settings.similar_chunk_items
+            vectors, item_ids, settings.similar_k, settings.similar_chunk_items
         ):
             out.write_table(table)
             rows += table.num_rows
-    return rows
+    logger.info("similar movies from %s: %d rows", source, rows)
+    return source, rows
 
 
 def movies_table(dataset: Dataset) -> pa.Table:

@@ -191,8 +191,18 @@ class RunSettings(PipelineSettings):
         description="ranked movies kept per user in candidates.parquet and the served arrays, for "
         "request-time filters (genre, year, exclusions); at least top_n are kept",
     )
+    similar_source: Literal["embedding", "cooccurrence"] = Field(
+        "embedding",
+        description="similar movies by the cosine of the published model's item embeddings (NCF: GMF's; "
+        "models without embeddings use co-occurrence) or of the movies' interaction columns "
+        "(co-occurrence); chosen on ML-1M validation fold-in HR@10 (bench/results/foldin.md)",
+    )
     similar_k: int = Field(
-        20, ge=1, le=32767, description="most similar movies kept per movie (similar_movies.parquet)"
+        100,
+        ge=1,
+        le=32767,
+        description="most similar movies kept per movie (similar_movies.parquet); chosen on ML-1M "
+        "validation fold-in HR@10",
     )
     similar_chunk_items: int = Field(
         256,

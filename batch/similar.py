@@ -1,11 +1,13 @@
 """Similar movies and recent history, precomputed by the job for the lookup service.
 
-Similar movies: the cosine of the movies' interaction columns (item-item co-occurrence cosine over every
-interaction the published model was trained on): sim(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|), U_i the users
-who rated movie i. It needs only the interactions, so it works alike for every registered model, and it
-gave a better fold-in HR@10 on the ML-1M validation items than the cosine of NeuMF's GMF item embeddings
-(bench/foldin.py, docs/similar-movies.md). Computed `chunk_items` movies at a time: one
-(chunk_items, n_movies) block of similarities, its top K per row kept, never the whole movies x movies matrix.
+Similar movies are the cosine of item vectors, from one of two sources (`similar_source`):
+- `embedding`: the published model's item embeddings (`Recommender.item_embeddings`; NCF: GMF's);
+- `cooccurrence`: the movies' interaction columns over every interaction the published model was trained
+  on, sim(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|), U_i the users who rated movie i; it needs only the
+  interactions, so it works for every model, and is what models without embeddings use.
+Which one, and K, were chosen on the fold-in HR@10 of the ML-1M validation items (bench/foldin.py,
+docs/similar-movies.md). Computed `chunk_items` movies at a time: one (chunk_items, n_movies) block of
+similarities, its top K per row kept, never the whole movies x movies matrix.
 """
 
 from __future__ import annotations
@@ -74,10 +76,11 @@ def cosine_top_k(
 
 
 def similar_movies_batches(
-    interactions: Interactions, item_ids: np.ndarray, k: int, chunk_items: int
+    vectors: sp.csr_matrix | np.ndarray, item_ids: np.ndarray, k: int, chunk_items: int
 ) -> Iterator[pa.Table]:
-    """similar_movies.parquet, one table per block of movies (raw ids, ranks 1..k', score > 0 only)."""
-    for rows, items, scores in cosine_top_k(item_vectors(interactions), k, chunk_items):
+    """similar_movies.parquet from (n_items, d) item vectors, one table per block of movies (raw ids,
+    ranks 1..k', score > 0 only)."""
+    for rows, items, scores in cosine_top_k(vectors, k, chunk_items):
         keep = np.isfinite(scores)  # the -inf entries are not neighbours; they are always at the end
         row, col = np.nonzero(keep)
         yield pa.table(

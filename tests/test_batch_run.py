@@ -127,7 +127,8 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
         assert manifest.dataset["files"][name] == sha256_file(data_dir / name)
     assert set(manifest.files) >= {RECOMMENDATIONS, MOVIES, POPULAR, METRICS, CANDIDATES, SIMILAR_MOVIES}
     assert HISTORY in manifest.files
-    assert (manifest.candidates, manifest.similar_k, manifest.history) == (200, 20, 10)
+    assert (manifest.candidates, manifest.similar_k, manifest.history) == (200, 100, 10)
+    assert manifest.similar_source == "cooccurrence"  # ItemPop has no item embeddings
     assert manifest.code_version
     metrics = json.loads((run_dir(published, run_id) / METRICS).read_text())
     for which in ("validation", "test"):
@@ -370,6 +371,17 @@ def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
 
     model = NCFModel.load(directory / "model")
     user_ids, item_ids = load_id_maps(directory / "model")
+    # similar movies: the cosine of the published model's GMF item embeddings
+    assert manifest.similar_source == "embedding"
+    embedding = model.get_params()["gmf/item_embedding"].astype(np.float64)
+    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    similar = pd.read_parquet(directory / SIMILAR_MOVIES)
+    best = similar[similar["rank"] == 1].head(5)
+    a, b = np.searchsorted(item_ids, best.movie_id), np.searchsorted(item_ids, best.similar_movie_id)
+    np.testing.assert_allclose(best.score, np.sum(unit[a] * unit[b], axis=1), rtol=1e-4)
+    cosine = unit[a[0]] @ unit.T
+    cosine[a[0]] = -np.inf
+    assert b[0] == int(np.argmax(cosine))
     assert user_ids.shape == (N_USERS,) and item_ids.shape == (N_MOVIES,)
     recs = pd.read_parquet(directory / RECOMMENDATIONS)
     first = recs[recs["rank"] == 1].head(5)
@@ -412,7 +424,7 @@ def test_candidates_extend_the_published_lists_and_similar_and_history_follow_th
 
     similar = pd.read_parquet(directory / SIMILAR_MOVIES)
     assert (similar.movie_id != similar.similar_movie_id).all() and (similar.score > 0).all()
-    assert similar.groupby("movie_id").size().max() == 20
+    assert similar.groupby("movie_id").size().max() == N_MOVIES - 1  # K = 100 > the 59 other movies
     raters = ratings.groupby("movie_id").user_id.apply(set)
     some = similar[similar["rank"] == 1].head(5)
     for movie, other, score in zip(some.movie_id, some.similar_movie_id, some.score, strict=True):

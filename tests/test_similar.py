@@ -68,7 +68,8 @@ def test_dense_vectors_give_the_same_neighbours_as_sparse():
 def test_similar_movies_table_has_raw_ids_ranks_and_no_self_or_unrated_movie():
     interactions = random_interactions(2)
     item_ids = np.arange(interactions.n_items, dtype=np.int64) * 10 + 5
-    frame = pd.concat(t.to_pandas() for t in similar_movies_batches(interactions, item_ids, 3, 4))
+    batches = similar_movies_batches(item_vectors(interactions), item_ids, 3, 4)
+    frame = pd.concat(t.to_pandas() for t in batches)
     assert (frame.movie_id != frame.similar_movie_id).all()
     assert (frame.score > 0).all()
     lonely = int(item_ids[-1])
