@@ -280,6 +280,7 @@ class RecommenderAPI:
             dataset=m.dataset,
             counts=m.counts,
             metrics=store.metrics,
+            genres=sorted(store.facts.genres),
         )
         return json_response(body, run_id=m.run_id)
 

@@ -142,6 +142,7 @@ class ModelResponse(BaseModel):
     dataset: dict[str, Any]
     counts: dict[str, int]
     metrics: dict[str, Any] = Field(description="metrics.json of the run.")
+    genres: list[str] = Field(description="The genres of the run's movies (what `genre=` accepts).")
 
 
 class HealthResponse(BaseModel):

@@ -159,7 +159,10 @@ def write_run(
         }
     )
     writer.write_table(POPULAR, popular)
-    writer.write_json(METRICS, {"test": {"sampled": {"hr@10": 0.5, "ndcg@10": 0.3}}})
+    metrics = {"test": {"sampled": {"hr@10": 0.5, "ndcg@10": 0.3}}}
+    if extras:
+        metrics["beyond_accuracy"] = {"k": 10, "coverage": 0.625, "gini": 0.4}
+    writer.write_json(METRICS, metrics)
     if edit_staging is not None:
         edit_staging(writer.staging)
     writer.publish(
