@@ -14,7 +14,7 @@ from batch.serving_arrays import short_float32
 from lookup_service.errors import ApiError, validation_message
 from lookup_service.openapi import Route
 from lookup_service.reloader import RunHolder
-from lookup_service.render import recommendations_json, similar_json
+from lookup_service.render import new_user_json, recommendations_json, similar_json
 from lookup_service.rules import Rules, fold_in
 from lookup_service.schemas import (
     ErrorResponse,
@@ -30,7 +30,6 @@ from lookup_service.schemas import (
     ReadyResponse,
     RecommendationsQuery,
     RecommendationsResponse,
-    RecommendedMovie,
     SimilarMoviesResponse,
     SimilarQuery,
     UserPath,
@@ -222,18 +221,16 @@ class RecommenderAPI:
             n,
             lambda candidates: rules.allowed(store.facts, candidates),
         )
-        short = short_float32(scores.astype(np.float32))
-        response = NewUserResponse(
-            run_id=store.run_id,
-            source="similar" if from_lists else "popular",
-            unknown_liked=sorted(set(liked_ids[liked < 0].tolist())),
-            recommendations=[
-                RecommendedMovie(**store.movies[p], rank=rank, score=s)
-                for rank, (p, s) in enumerate(zip(pos.tolist(), short.tolist(), strict=True), start=1)
-            ],
+        body = new_user_json(
+            store.run_id,
+            "similar" if from_lists else "popular",
+            sorted(set(liked_ids[liked < 0].tolist())),
+            store.movie_fragments,
+            pos,
+            short_float32(scores.astype(np.float32)),
             complete=len(pos) == n,
         )
-        return json_response(response, run_id=store.run_id)
+        return json_response(body, run_id=store.run_id)
 
     def history(self, path: UserPath) -> Response:
         """The newest movies the user rated, newest first."""

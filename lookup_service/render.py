@@ -68,6 +68,24 @@ def similar_json(
     return b'%s%s],"complete":%s}' % (head, list_json(fragments, movie_pos, scores), _BOOL[complete])
 
 
+def new_user_json(
+    run_id: str,
+    source: str,
+    unknown: list[int],
+    fragments: list[bytes],
+    movie_pos: np.ndarray,
+    scores: np.ndarray,
+    complete: bool,
+) -> bytes:
+    """One UTF-8 `NewUserResponse` body."""
+    head = b'{"run_id":%s,"source":"%s","unknown_liked":[%s],"recommendations":[' % (
+        json.dumps(run_id).encode(),
+        source.encode(),
+        b",".join(b"%d" % u for u in unknown),
+    )
+    return b'%s%s],"complete":%s}' % (head, list_json(fragments, movie_pos, scores), _BOOL[complete])
+
+
 def list_json(fragments: list[bytes], movie_pos: np.ndarray, scores: np.ndarray) -> bytes:
     """The items of a ranked list, `{..movie..,"rank":1,"score":0.5},{..}`, without the brackets."""
     n = len(movie_pos)

@@ -236,3 +236,35 @@ def test_fold_in_work_is_bounded_by_the_liked_lists():
     assert scores.tolist() == pytest.approx([1.3, 0.1])
     pos, scores, from_lists = fold_in(lists, popular, rank, np.array([1]), 2, everything)
     assert pos.tolist() == [3, 2] and from_lists == 0 and scores.tolist() == [0, 0]  # no list: popular
+
+
+@pytest.mark.parametrize("liked", [[6, 30, 60], [], [7, 6, 7000], [120]])
+def test_new_user_bodies_equal_the_pydantic_model_byte_for_byte(app, client, liked):
+    """The POST body is rendered from the movie fragments; it must be what `NewUserResponse` writes."""
+    from batch.serving_arrays import short_float32
+    from lookup_service.schemas import NewUserResponse, RecommendedMovie
+
+    store = app.extensions["ncf"]["holder"].store
+    positions = store.movie_index.positions(np.array(liked, dtype=np.int64))
+    pos, scores, from_lists = fold_in(
+        store.similar,
+        store.popular.movie_pos,
+        store.facts.popular_rank,
+        positions[positions >= 0],
+        7,
+        lambda c: np.ones(len(c), dtype=bool),
+    )
+    expected = NewUserResponse(
+        run_id=store.run_id,
+        source="similar" if from_lists else "popular",
+        unknown_liked=sorted({m for m, p in zip(liked, positions.tolist(), strict=True) if p < 0}),
+        recommendations=[
+            RecommendedMovie(**store.movies[p], rank=r, score=s)
+            for r, (p, s) in enumerate(
+                zip(pos.tolist(), short_float32(scores.astype(np.float32)).tolist(), strict=True), start=1
+            )
+        ],
+        complete=len(pos) == 7,
+    )
+    response = client.post("/v1/recommendations", json={"liked": liked, "n": 7})
+    assert response.get_data() == expected.model_dump_json().encode()
