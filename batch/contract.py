@@ -12,7 +12,7 @@ Layout under the output directory:
       similar_movies.parquet    movie_id int32, rank int16 (1..K), similar_movie_id int32, score float32
       history.parquet           user_id int32, rank int16 (1 = newest), movie_id int32, timestamp int64
       metrics.json              evaluation figures, history, step timings
-      serving/*.npy             recommendations as flat arrays the lookup service memory-maps
+      serving/*.npy             candidates as flat arrays the lookup service memory-maps
                                 (`batch/serving_arrays.py`); the Parquet stays the contract
       manifest.json             `Manifest`: ids, versions, counts, sha256 + size of every other file
       model/                    the saved model

@@ -6,7 +6,7 @@ Similar movies are the cosine of item vectors, from one of two sources (`similar
   on, sim(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|), U_i the users who rated movie i; it needs only the
   interactions, so it works for every model, and is what models without embeddings use.
 Which one, and K, were chosen on the fold-in HR@10 of the ML-1M validation items (bench/foldin.py,
-docs/similar-movies.md). Computed `chunk_items` movies at a time: one (chunk_items, n_movies) block of
+docs/beyond-top-n.md). Computed `chunk_items` movies at a time: one (chunk_items, n_movies) block of
 similarities, its top K per row kept, never the whole movies x movies matrix.
 """
 
