@@ -193,7 +193,9 @@ class RecommenderAPI:
             raise ApiError(
                 404, "not_found", f"movie {path.movie_id} is not in run {store.run_id}", store.run_id
             )
-        n = _n(query.n, min(self.default_n, max(store.similar_k, 1)), store.similar_k, store.run_id)
+        if store.similar_k == 0:
+            raise ApiError(404, "not_found", f"run {store.run_id} has no similar movies", store.run_id)
+        n = _n(query.n, min(self.default_n, store.similar_k), store.similar_k, store.run_id)
         movie_pos, scores = store.similar.of(pos)
         keep = np.flatnonzero(_rules(store, query).allowed(store.facts, movie_pos))[:n]
         body = similar_json(

@@ -268,3 +268,21 @@ def test_new_user_bodies_equal_the_pydantic_model_byte_for_byte(app, client, lik
     )
     response = client.post("/v1/recommendations", json={"liked": liked, "n": 7})
     assert response.get_data() == expected.model_dump_json().encode()
+
+
+def test_a_run_of_an_older_job_still_answers_without_similar_movies_or_history(output_dir):
+    """No candidates, similar movies or history in the run: lists top_n deep, similar and history 404,
+    new users get popular movies."""
+    from synthetic_runs import write_run
+
+    from lookup_service.app import create_app
+    from lookup_service.settings import ServiceSettings
+
+    write_run(output_dir, seed=3)
+    client = create_app(ServiceSettings(output_dir=output_dir, reload_interval_seconds=0)).test_client()
+    assert client.get("/v1/movies/6/similar").status_code == 404
+    assert client.get("/v1/users/1/history").status_code == 404
+    body = client.post("/v1/recommendations", json={"liked": [6], "n": 3}).json
+    assert body["source"] == "popular" and len(body["recommendations"]) == 3
+    filtered = client.get("/v1/users/1/recommendations?n=20&genre=Drama").json
+    assert 0 < len(filtered["recommendations"]) < 20 and filtered["complete"] is False

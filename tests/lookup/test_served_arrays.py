@@ -80,7 +80,7 @@ def test_ml100k_job_run_answers_the_same_mapped_and_from_parquet(tmp_path, ml100
     assert (run / MOVIE_POS).is_file()
     copy_without_serving_arrays(run, tmp_path / "parquet")
     mapped, _ = _assert_same_responses(output, tmp_path / "parquet", list(range(1, 944)), ["", "?n=50"])
-    assert len(mapped.users.ids) == 943 and len(mapped.rec_scores) == 943 * 50
+    assert len(mapped.users.ids) == 943 and len(mapped.rec_scores) == 943 * 200  # candidates, 200 deep
 
 
 def _is_mapped(array: np.ndarray) -> bool:
