@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--note", default="")
+    parser.add_argument("--out", default="load_test_endpoints", help="results file stem in bench/results")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="ncf-endpoints-") as work:
@@ -222,7 +223,7 @@ def main() -> None:
         "in_process": inproc,
         "gunicorn_2_workers": gunicorn,
     }
-    (RESULTS / "load_test_endpoints.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
     base_in, base_g = inproc["user"]["p99_ms"], gunicorn["user"]["p99_ms"]
     lines = [
         "# Lookup service endpoints side by side",
@@ -248,7 +249,7 @@ def main() -> None:
         "`similar` answer 404 for the few random ids the run lacks (counted in non-2xx).",
         "",
     ]
-    (RESULTS / "load_test_endpoints.md").write_text("\n".join(lines))
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
