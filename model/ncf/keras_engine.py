@@ -5,24 +5,23 @@ engine-neutral parameter names of `model.ncf.params` (so `get_params` / `set_par
 It outputs logits; the log loss is computed from logits (numerically stable) and `score` applies the
 sigmoid.
 
-Training (`train_epoch`): each step updates the dense layers and the embedding tables with the engine's
-`Optimizer` (`model.ncf.keras_optimizer`: Adam or SGD with momentum, decoupled weight decay on every row
-at O(1) cost per step). With `TrainConfig.embedding_updates` "dense" (the default) every row of the tables
-takes Adam's (or momentum's) update at every step, as Keras' own optimizers do, at a cost O(table rows)
-per step; with "lazy", only the batch's rows and their moments change, as in the NumPy engine, at a cost
-O(batch) whatever the size of the tables. Lazy updates of a side's (users' or items') tables are
-computed row-wise, or, when the tables have at most `WHOLE_TABLE_ROWS` rows per example of the batch
-(ML-1M's, at the default 4,096 examples), by masked passes over the whole tables, which is then cheaper;
-the results are the same.
+Training (`train_epoch`): with `TrainConfig.embedding_updates` "dense" (the default) each step is Keras'
+own optimizer (`make_optimizer`: Adam / AdamW, or SGD) over every variable, so every row of the embedding
+tables takes Adam's (or momentum's) update at every step, at a cost O(table rows) per step. With "lazy",
+the engine's `LazyOptimizer` (`model.ncf.keras_optimizer`) changes only the batch's rows and their moments,
+as in the NumPy engine, at a cost O(batch) whatever the size of the tables (large catalogues). Lazy updates
+of a side's (users' or items') tables are computed row-wise, or, when the tables have at most
+`WHOLE_TABLE_ROWS` rows per example of the batch (ML-1M's, at the default 4,096 examples), by masked
+passes over the whole tables, which is then cheaper; the results are the same.
 The epoch goes to TensorFlow in slices of at most `SLICE_BATCHES` full mini-batches (arrays reshaped to
 (batches, batch_size), the last slice padded to the same shape): each slice is one call of a
 `tf.function` whose `tf.range` loop walks over its batches, so there is no per-batch Python work and the
 inputs held by TensorFlow do not grow with the epoch; the trailing partial batch gets one more call.
-With every side updated whole, a slice's loop and steps are one XLA program; with a row-wise side, the
-loop and the rows' gathers and scatters run as TensorFlow ops and each step's computation between them is
-one XLA program (`_core`): TensorFlow's own row gathers and scatters are faster than XLA's on CPU (a
-row-wise step took 20-27% less CPU time this way than compiled whole, in scratch A/Bs on ML-1M- and
-ML-20M-sized tables). Nothing is XLA-compiled when dropout is on (see `build`).
+With dense updates, or every side updated whole, a slice's loop and steps are one XLA program; with a
+row-wise side, the loop and the rows' gathers and scatters run as TensorFlow ops and each step's
+computation between them is one XLA program (`_core`): TensorFlow's own row gathers and scatters are
+faster than XLA's on CPU (a row-wise step took 20-27% less CPU time this way than compiled whole, in
+A/B step timings on ML-1M- and ML-20M-sized tables). Nothing is XLA-compiled when dropout is on (see `build`).
 Scoring runs XLA-compiled forward passes over chunks of pairs (padded to a power of two, so few shapes
 compile); `score_users` scores every item at once with the structured trick of `model.ncf.scoring` (same
 maths, compiled).
@@ -39,8 +38,8 @@ import numpy as np
 import tensorflow as tf
 
 from model.ncf.base import NCFModel
-from model.ncf.config import NCFConfig
-from model.ncf.keras_optimizer import FOLD_BELOW, Optimizer
+from model.ncf.config import NCFConfig, TrainConfig
+from model.ncf.keras_optimizer import FOLD_BELOW, LazyOptimizer
 from model.ncf.params import Params, check_params, uses_gmf, uses_mlp
 
 SIDES = ("user", "item")
@@ -117,6 +116,16 @@ class NCFNetwork(keras.Model):
         return named
 
 
+def make_optimizer(train_config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam, or SGD with optional momentum, at `train_config.learning_rate`, with the decoupled weight
+    decay of `train_config.weight_decay` when it is non-zero (Adam then is AdamW): the dense updates."""
+    decay = train_config.weight_decay or None  # Keras 3: decoupled, every variable, before the update
+    lr = train_config.learning_rate
+    if train_config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
+    return keras.optimizers.SGD(learning_rate=lr, momentum=train_config.momentum, weight_decay=decay)
+
+
 class KerasNCF(NCFModel):
     """NCF model trained and scored by Keras 3 / TensorFlow (see `NCFModel` for the interface)."""
 
@@ -131,16 +140,22 @@ class KerasNCF(NCFModel):
         self._vars = self.network.named_variables()
         self._tables = {name: var for name, var in self._vars.items() if name.endswith("_embedding")}
         self._dense = [var for name, var in self._vars.items() if name not in self._tables]
-        sides = {side: [var for name, var in self._tables.items() if _side(name) == side] for side in SIDES}
-        self.optimizer = Optimizer(self.train_config, self._dense, sides)
+        self.lazy = self.train_config.embedding_updates == "lazy"
+        if self.lazy:
+            sides = {s: [v for n, v in self._tables.items() if _side(n) == s] for s in SIDES}
+            self.optimizer = LazyOptimizer(self.train_config, self._dense, sides)
+        else:
+            self.optimizer = make_optimizer(self.train_config)
+            self.optimizer.build(list(self._vars.values()))
         self.set_params(params)
         # XLA on CPU makes Keras' dropout masks ~40x slower (measured 14 K vs 223 K samples/s for the
         # ML-1M MLP tower at dropout 0.2), so the training loop is compiled by XLA only without dropout.
         xla = self.config.dropout == 0.0
-        # Two loops over a slice of batches: when every side is updated whole, the loop and its steps are
-        # one compiled program; when a side is updated row-wise, the loop and the rows' gathers and
-        # scatters run as TensorFlow ops (faster per row than XLA's on CPU) and each step's computation
-        # between them (`_core`) is compiled.
+        # Dense updates: the loop over a slice and Keras' steps are one compiled program. Lazy updates:
+        # when every side is updated whole, the same; when a side is updated row-wise, the loop and the
+        # rows' gathers and scatters run as TensorFlow ops (faster per row than XLA's on CPU) and each
+        # step's computation between them (`_core`) is compiled.
+        self._train_slice_dense = tf.function(self._dense_slice_impl, jit_compile=xla, reduce_retracing=True)
         self._train_slice_whole = tf.function(
             lambda *args: self._train_slice_impl(*args, rowwise=(), core=self._core_impl),
             jit_compile=xla,
@@ -164,7 +179,42 @@ class KerasNCF(NCFModel):
 
     # --- training -----------------------------------------------------------------------------------
     def set_learning_rate(self, learning_rate: float) -> None:
-        self.optimizer.set_learning_rate(learning_rate)
+        if self.lazy:
+            self.optimizer.set_learning_rate(learning_rate)
+        else:
+            self.optimizer.learning_rate = learning_rate
+
+    # dense updates: Keras' optimizer over every variable
+    def _dense_loss(self, users, items, labels):
+        logits = self.network((users, items), training=True)
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        if self.config.l2 > 0.0:
+            loss += self.config.l2 * self._penalty(users, items)
+        return loss
+
+    def _penalty(self, users, items):
+        """Squared L2 norm of the batch's embedding rows (per example) plus of every kernel."""
+        rows = []
+        for name, var in self._tables.items():
+            rows.append(tf.reduce_sum(tf.square(tf.gather(var, users if _side(name) == "user" else items))))
+        batch = tf.cast(tf.shape(users)[0], tf.float32)
+        kernels = [tf.reduce_sum(tf.square(v)) for n, v in self._vars.items() if n.endswith("kernel")]
+        return tf.add_n(rows) / batch + tf.add_n(kernels)
+
+    def _dense_slice_impl(self, users, items, labels, n_batches):
+        """users, items (s, b) int32; labels (s, b) float32; one Keras optimizer step on each of the first
+        `n_batches` rows -> the sum of their batch mean losses."""
+        trainable = list(self._vars.values())
+        total = tf.constant(0.0, tf.float32)
+        for i in tf.range(n_batches):
+            with tf.GradientTape() as tape:
+                loss = self._dense_loss(users[i], items[i], labels[i])
+            grads = tape.gradient(loss, trainable)
+            self.optimizer.apply_gradients(zip(grads, trainable, strict=True))
+            total += loss
+        return total
+
+    # lazy updates: `LazyOptimizer`, the batch's rows only
 
     def _train_step(self, users, items, labels, rowwise, core):
         """One optimizer step on one mini-batch: users, items (b,) int32, labels (b,) float32 -> its mean
@@ -232,8 +282,10 @@ class KerasNCF(NCFModel):
         return total
 
     def _train_slice(self, users, items, labels, n_batches: int) -> float:
-        """`_train_slice_impl` on NumPy arrays: by `_train_slice_whole` when every side is updated whole,
-        else by `_train_slice_rowwise`."""
+        """One slice of batches on NumPy arrays: by `_train_slice_dense` (dense updates), else by
+        `_train_slice_whole` when every side is updated whole, else by `_train_slice_rowwise`."""
+        if not self.lazy:
+            return float(self._train_slice_dense(users, items, labels, tf.constant(n_batches, tf.int32)))
         rowwise = tuple(side for side in SIDES if not self.optimizer.whole_table(side, users.shape[1]))
         args = (users, items, labels, tf.constant(n_batches, tf.int32))
         if rowwise:
@@ -254,8 +306,9 @@ class KerasNCF(NCFModel):
             np.ascontiguousarray(item_idx, dtype=np.int32),
             np.ascontiguousarray(labels, dtype=np.float32),
         ]
-        opt = self.optimizer
-        between_folds = opt.steps_between_folds()  # (the scale must stay far from float32 underflow)
+        opt = self.optimizer if self.lazy else None
+        # (lazy updates: the scale must stay far from float32 underflow)
+        between_folds = opt.steps_between_folds() if opt else n_full
         try:
             if n_full:
                 per_call = min(SLICE_BATCHES, n_full)  # one compiled shape: (per_call, batch_size)
@@ -265,13 +318,15 @@ class KerasNCF(NCFModel):
                     n = min(per_call, n_full - start, between_folds)
                     parts = [_padded(a[start : start + n], per_call) for a in full]
                     total += self._train_slice(*parts, n) * batch_size
-                    opt.fold(below=FOLD_BELOW)
+                    if opt:
+                        opt.fold(below=FOLD_BELOW)
                     start += n
             if cut < m:
                 tail = [a[None, cut:] for a in arrays]
                 total += self._train_slice(*tail, 1) * (m - cut)
         finally:
-            opt.fold()  # the tables hold the parameters again
+            if opt:
+                opt.fold()  # the tables hold the parameters again
         return total / max(m, 1)
 
     # --- scoring ------------------------------------------------------------------------------------
@@ -349,4 +404,4 @@ def _padded(batches: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-__all__ = ["SLICE_BATCHES", "KerasNCF", "NCFNetwork"]
+__all__ = ["SLICE_BATCHES", "KerasNCF", "NCFNetwork", "make_optimizer"]

@@ -1,23 +1,19 @@
-"""`Optimizer`: Adam or SGD (with momentum) for the Keras engine, with dense or lazy (row-wise) updates of
-the embedding tables; lazy updates cost O(batch) per step, not O(embedding tables).
+"""`LazyOptimizer`: Adam or SGD (with momentum) for the Keras engine's lazy embedding updates
+(`TrainConfig.embedding_updates` "lazy"): only the batch's rows of the embedding tables and their moments
+change, so a step costs O(batch), not O(embedding tables). Dense updates use Keras' own optimizers
+(`model.ncf.keras_engine.make_optimizer`).
 
 The update rules are those of `model.ncf.numpy_optimizers` (themselves Keras 3's formulas):
 - dense parameters (kernels, biases): decoupled weight decay first (p -= p * lr * wd), then Adam
   (m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps),
   t = steps taken) or SGD (v = momentum v - lr g; p += v, or p -= lr g without momentum).
-- embedding tables, by `TrainConfig.embedding_updates` (read with `getattr`, default `DEFAULT_UPDATES`):
-  - "dense": Keras' own semantics. Every row takes the update at every step, rows outside the batch with
-    a zero gradient, so a row absent from the batch still moves while its momentum is non-zero. Cost
-    O(table rows) per step.
-  - "lazy": the NumPy engine's semantics. Only the rows in the batch, and only their moments (or
-    velocities), change; the bias correction uses the global step count t. Cost O(batch) per step.
-  Either way a row's gradient is the sum of its per-example slices, and Adam's second moment adds the
-  sum of the slices' squares (not the square of their sum), as Keras does with the `tf.IndexedSlices`
-  of an Embedding and the NumPy engine does too. Plain SGD (no momentum) moves only the batch's rows in
-  both semantics.
+- embedding tables: only the rows in the batch, and only their moments (or velocities), change; the bias
+  correction uses the global step count t (the NumPy engine's semantics). A row's gradient is the sum of
+  its per-example slices, and Adam's second moment adds the sum of the slices' squares (not the square of
+  their sum), as Keras does with the `tf.IndexedSlices` of an Embedding and the NumPy engine does too.
 - decoupled weight decay on embedding tables: every row of every table shrinks by (1 - lr * wd) at every
-  step, in the batch or not (both semantics, both engines). Here this costs O(1) per step: the tables
-  hold the parameters divided by one shared scalar `scale` (parameter = scale * stored row), a step
+  step, in the batch or not (as Keras' AdamW and the NumPy engine do). Here this costs O(1) per step: the
+  tables hold the parameters divided by one shared scalar `scale` (parameter = scale * stored row), a step
   multiplies `scale` by (1 - lr * wd), and a touched row is stored as (its decayed value - the
   optimizer's step) / scale. `fold` multiplies the scale back into the tables (O(tables), scale = 1): the
   engine calls it between slices of an epoch once the scale is below `FOLD_BELOW` (slices of at most
@@ -27,9 +23,8 @@ The update rules are those of `model.ncf.numpy_optimizers` (themselves Keras 3's
   to float32 rounding. A learning rate times weight decay of 1 or more (every row multiplied by zero or
   less at each step) is refused.
 
-Two ways to update a side's rows (users or items), chosen per call (`whole_table`): dense semantics with
-state (Adam, momentum) always update the whole tables; lazy ones (and plain SGD) either way, by the sizes,
-with the same results up to float32 rounding:
+Two ways to update a side's rows (users or items), chosen per call by the sizes (`whole_table`), with the
+same results up to float32 rounding:
 - row-wise (tables with more rows than `WHOLE_TABLE_ROWS` times the batch): the engine gathers the batch's
   rows of the side's tables and of their state (`gather_rows`, outside XLA: see `model.ncf.keras_engine`),
   `update_rows` computes their new values (compiled with the rest of the step) and `scatter_rows` writes
@@ -41,10 +36,10 @@ with the same results up to float32 rounding:
   distinct rows): examples that share a row compute bit-identical new values from identical inputs, so the
   scatter writes the same values to that row whatever the order of the duplicates. A side's tables (GMF
   and MLP embeddings) each have their own optimizer state variables. Cost O(batch).
-- whole-table (dense semantics; lazy ones with small tables, e.g. ML-1M's 6,040 users and 3,706 items at
+- whole-table (small tables, e.g. ML-1M's 6,040 users and 3,706 items at
   4,096 examples a batch): the sums are segment sums into table-sized arrays and the update runs over
-  every row (for lazy semantics, masked to the rows the batch touched): contiguous passes with no gathers
-  or scatters of state, for lazy semantics cheaper than the row-wise way while a table has at most a small
+  every row, masked to the rows the batch touched: contiguous passes with no gathers or scatters of
+  state, cheaper than the row-wise way while a table has at most a small
   multiple of the batch's rows. Cost O(rows). Where the two ways cost the same depends on the model
   (scratch A/Bs, step times): NeuMF at 4,096 examples a batch, whole-table 18% quicker with ML-1M's tables
   (1.5 rows per example), the same at 2 rows per example, 27% slower at 3; GMF at 2,048 (NeuMF's
@@ -61,7 +56,6 @@ import tensorflow as tf
 
 from model.ncf.config import TrainConfig
 
-DEFAULT_UPDATES = "dense"  # `TrainConfig.embedding_updates` when the configuration has no such field
 FOLD_BELOW = 2.0**-20  # fold the scale into the tables when it falls below this
 # A side's tables are updated whole when they have at most this many rows per example of the batch.
 WHOLE_TABLE_ROWS = 3
@@ -88,27 +82,17 @@ class _Side:
         self.representative = tf.Variable(tf.zeros((self.rows,), tf.int32), trainable=False)
 
 
-def embedding_updates(train_config: TrainConfig) -> str:
-    """ "dense" or "lazy": how `train_config` has the embedding tables updated (see the module docstring)."""
-    updates = getattr(train_config, "embedding_updates", DEFAULT_UPDATES)
-    if updates not in ("dense", "lazy"):
-        raise ValueError(f"embedding_updates must be 'dense' or 'lazy', not {updates!r}")
-    return updates
-
-
-class Optimizer:
-    """Adam or SGD over dense variables and embedding tables (see the module docstring).
+class LazyOptimizer:
+    """Adam or SGD over dense variables and embedding tables, lazy on the tables (see the module docstring).
 
     Args:
-        train_config: `optimizer`, `learning_rate`, `momentum`, `weight_decay` and `embedding_updates`
-            are read.
+        train_config: `optimizer`, `learning_rate`, `momentum` and `weight_decay` are read.
         dense: the dense variables (updated whole).
         sides: "user" / "item" -> the embedding tables looked up by that side's indices (decayed through
             `scale`).
     """
 
     def __init__(self, train_config: TrainConfig, dense: list, sides: dict[str, list]) -> None:
-        self.lazy = embedding_updates(train_config) == "lazy"
         self.adam = train_config.optimizer == "adam"
         self.momentum = float(train_config.momentum) if not self.adam else 0.0
         self.weight_decay = float(train_config.weight_decay)
@@ -124,11 +108,9 @@ class Optimizer:
         self.tables = [table for side in self.sides.values() for table in side.tables]
 
     def whole_table(self, side: str, batch: int) -> bool:
-        """Whether a batch of `batch` examples updates `side`'s tables whole (else row-wise): always for
-        dense semantics with state (Adam, momentum), else when the tables have at most `WHOLE_TABLE_ROWS`
-        rows per example."""
-        has_state = self.adam or bool(self.momentum)
-        return (has_state and not self.lazy) or self.sides[side].rows <= WHOLE_TABLE_ROWS * batch
+        """Whether a batch of `batch` examples updates `side`'s tables whole (else row-wise): when the
+        tables have at most `WHOLE_TABLE_ROWS` rows per example."""
+        return self.sides[side].rows <= WHOLE_TABLE_ROWS * batch
 
     # --- a step: `begin_step`, then `update_dense` and each side's update (any order) ------------------
     def begin_step(self) -> tf.Tensor:
@@ -218,9 +200,8 @@ class Optimizer:
         penalties: list[tf.Tensor] | None,
         scale: tf.Tensor,
     ) -> tuple[list[tf.Tensor], list[list[tf.Tensor]]]:
-        """The update of one side's batch rows (either semantics: the rows outside the batch are not
-        touched, which for dense semantics is right only without state, plain SGD), as new values per
-        example (no variable changes: the caller writes them with `scatter_rows`).
+        """The update of one side's batch rows (the rows outside the batch are not touched), as new values
+        per example (no variable changes: the caller writes them with `scatter_rows`).
 
         Args:
             stored, slots, representative: from `gather_rows`.
@@ -260,14 +241,13 @@ class Optimizer:
         penalties: list[tf.Tensor] | None,
         scale: tf.Tensor,
     ) -> None:
-        """The update of every row of one side's tables for a batch on rows `indices` (b,) int32 (lazy
-        semantics: kept for the batch's rows only); `grads`, `penalties` and `scale` as for `update_rows`."""
+        """The update of one side's tables for a batch on rows `indices` (b,) int32, computed for every row
+        and kept for the batch's rows only; `grads`, `penalties` and `scale` as for `update_rows`."""
         s = self.sides[side]
-        if self.lazy:
-            touched = tf.math.unsorted_segment_max(tf.ones_like(indices), indices, s.rows)[:, None] > 0
+        touched = tf.math.unsorted_segment_max(tf.ones_like(indices), indices, s.rows)[:, None] > 0
 
         def keep(new: tf.Tensor, old: tf.Tensor) -> tf.Tensor:
-            return tf.where(touched, new, old) if self.lazy else new
+            return tf.where(touched, new, old)
 
         def row_sums(values: tf.Tensor) -> tf.Tensor:
             return tf.math.unsorted_segment_sum(values, indices, s.rows)
@@ -302,4 +282,4 @@ class Optimizer:
         self.learning_rate.assign(learning_rate)
 
 
-__all__ = ["DEFAULT_UPDATES", "Optimizer", "embedding_updates", "tf_variable"]
+__all__ = ["LazyOptimizer", "tf_variable"]
