@@ -398,3 +398,19 @@ def test_without_refit_the_scoring_pass_gives_the_full_ranking_test_figures(fixt
     for key in ("hr@10", "ndcg@10"):
         assert metrics["test"]["full"][key] == expected[key]
     assert 0 < expected["hr@10"] < 1  # a figure that can tell a wrong rank
+
+
+def test_large_catalogue_profile_runs_and_sets_what_it_documents(fixture_dir, tmp_path):
+    """deploy/profiles/large-catalogue.toml stays valid settings, and a (tiny) run with it publishes a
+    model trained with lazy updates, without pretraining or refit, with test full ranking from scoring."""
+    profile = REPO / "deploy" / "profiles" / "large-catalogue.toml"
+    flags = ["--config-file", str(profile), "--factors", "4", "--layers", "8,4", "--batch-size", "256"]
+    flags += ["--eval-negatives", "3", "--top-n", str(TOP_N), "--gate-default-floor", "0"]
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    metrics = json.loads((directory / METRICS).read_text())
+    train_config = metrics["training"]["hyperparameters"]["train_config"]
+    assert train_config["embedding_updates"] == "lazy" and train_config["pretrain"] is False
+    assert (train_config["epochs"], train_config["num_negatives"]) == (2, 4)
+    assert metrics["refit"] is False and set(metrics["validation"]) == {"sampled"}
+    assert metrics["test"]["full"]["from"] == "scoring pass"
