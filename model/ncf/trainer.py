@@ -114,8 +114,9 @@ class NeuMFTrainer:
             model.set_learning_rate(epoch_learning_rate(cfg, epoch))
             examples = list(sampler.epoch(epoch))
             _shuffle(rng, examples)
-            users, items, labels = examples
-            loss = model.train_epoch(users, items, labels, cfg.batch_size)
+            n_examples = examples[0].shape[0]
+            loss = model.train_epoch(*examples, cfg.batch_size)
+            del examples  # gigabytes on large data: gone before the next epoch is sampled
             train_s = time.perf_counter() - start
             row: dict[str, float] = {"epoch": epoch, "loss": round(float(loss), 6)}
             if validation is not None:
@@ -136,7 +137,7 @@ class NeuMFTrainer:
                 loss,
                 f" val HR@10 {row['val_hr@10']:.4f} NDCG@10 {row['val_ndcg@10']:.4f}" if validation else "",
                 row["seconds"],
-                users.shape[0] / max(train_s, 1e-9),
+                n_examples / max(train_s, 1e-9),
             )
             if validation is not None and cfg.patience and epoch - best_epoch >= cfg.patience:
                 logger.info("early stop: no validation HR@10 gain for %d epochs", cfg.patience)
