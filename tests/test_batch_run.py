@@ -468,3 +468,39 @@ def test_drift_is_measured_against_latest_and_can_refuse_a_run(published, fixtur
     assert "of their movies with the published run" in proc.stderr
     assert snapshot(output) == before
     assert not list((output / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
+
+
+def test_without_refit_the_scoring_pass_gives_the_full_ranking_test_figures(fixture_dir, tmp_path):
+    """The published model is the selection model: the full-ranking test figures come from the scoring
+    pass and equal the evaluator's on the published model; no full-ranking validation when turned off."""
+    from model.base import load_model
+    from model.data import DataLoader, leave_one_out
+    from model.evaluation import Evaluator
+
+    flags = [*FAST, "--no-refit", "--no-full-validation", "--chunk-users", "7", "--model", "bpr"]
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    metrics = json.loads((directory / METRICS).read_text())
+    assert set(metrics["validation"]) == {"sampled"}
+    assert metrics["test"]["full"]["from"] == "scoring pass"
+    split = leave_one_out(DataLoader(fixture_dir[0]).load(), seed=0, n_negatives=3)
+    expected = Evaluator(split).evaluate(load_model(directory / MODEL_DIR), "test", ("full",))["full"]
+    for key in ("hr@10", "ndcg@10"):
+        assert metrics["test"]["full"][key] == expected[key]
+    assert 0 < expected["hr@10"] < 1  # a figure that can tell a wrong rank
+
+
+def test_large_catalogue_profile_runs_and_sets_what_it_documents(fixture_dir, tmp_path):
+    """deploy/profiles/large-catalogue.toml stays valid settings, and a (tiny) run with it publishes a
+    model trained with lazy updates, without pretraining or refit, with test full ranking from scoring."""
+    profile = REPO / "deploy" / "profiles" / "large-catalogue.toml"
+    flags = ["--config-file", str(profile), "--factors", "4", "--layers", "8,4", "--batch-size", "256"]
+    flags += ["--eval-negatives", "3", "--top-n", str(TOP_N), "--gate-default-floor", "0"]
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    metrics = json.loads((directory / METRICS).read_text())
+    train_config = metrics["training"]["hyperparameters"]["train_config"]
+    assert train_config["embedding_updates"] == "lazy" and train_config["pretrain"] is False
+    assert (train_config["epochs"], train_config["num_negatives"]) == (2, 4)
+    assert metrics["refit"] is False and set(metrics["validation"]) == {"sampled"}
+    assert metrics["test"]["full"]["from"] == "scoring pass"
