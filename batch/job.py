@@ -233,16 +233,7 @@ def write_recommendations(
             )
             if ranks is not None:
                 ranks_of_user[users] = ranks
-            keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
-            user_rows, rank_cols = np.nonzero(keep)
-            table = pa.table(
-                {
-                    USER_ID: pa.array(dataset.user_ids[users[user_rows]], pa.int32()),
-                    RANK: pa.array(rank_cols + 1, pa.int16()),
-                    MOVIE_ID: pa.array(dataset.item_ids[items[keep]], pa.int32()),
-                    SCORE: pa.array(best[keep], pa.float32()),
-                }
-            )
+            table = lists_table(dataset, users, items, best, unrated)
             deep.write_table(table)
             top = table.filter(pc.less_equal(table.column(RANK), settings.top_n))
             out.write_table(top)
@@ -250,6 +241,23 @@ def write_recommendations(
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
     return rows, None if held is None else ranks_of_user[held.user_idx]
+
+
+def lists_table(
+    dataset: Dataset, users: np.ndarray, items: np.ndarray, best: np.ndarray, unrated: np.ndarray
+) -> pa.Table:
+    """A chunk's lists as recommendations-schema rows: users (c,) dense indices, items (c, k) and best
+    (c, k) from `Recommender.recommend`, unrated (c,) how many of each row are real recommendations."""
+    keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
+    user_rows, rank_cols = np.nonzero(keep)
+    return pa.table(
+        {
+            USER_ID: pa.array(dataset.user_ids[users[user_rows]], pa.int32()),
+            RANK: pa.array(rank_cols + 1, pa.int16()),
+            MOVIE_ID: pa.array(dataset.item_ids[items[keep]], pa.int32()),
+            SCORE: pa.array(best[keep], pa.float32()),
+        }
+    )
 
 
 def write_similar_movies(

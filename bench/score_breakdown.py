@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import RECOMMENDATIONS, TABLE_SCHEMAS
-from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
+from batch.job import lists_table
 from model.data import DataLoader
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.keras_engine import KerasNCF
@@ -100,17 +99,7 @@ def breakdown(name: str, data_dir: str, chunks: int, chunk_users: int, top: int)
                 t2 = time.perf_counter()
                 items, best = top_n(scores, top, workers=workers)
                 t3 = time.perf_counter()
-                keep = np.arange(items.shape[1])[None, :] < np.minimum(unrated, items.shape[1])[:, None]
-                rows, cols = np.nonzero(keep)
-                table = pa.table(
-                    {
-                        USER_ID: pa.array(dataset.user_ids[users[rows]], pa.int32()),
-                        RANK: pa.array(cols + 1, pa.int16()),
-                        MOVIE_ID: pa.array(dataset.item_ids[items[keep]], pa.int32()),
-                        SCORE: pa.array(best[keep], pa.float32()),
-                    },
-                    schema=schema,
-                )
+                table = lists_table(dataset, users, items, best, np.minimum(unrated, items.shape[1]))
                 writer.write_table(table)
                 t4, c4 = time.perf_counter(), time.process_time()
                 if k == 0:  # the first chunk compiles the scorer: not timed
