@@ -219,6 +219,12 @@ class RunSettings(PipelineSettings):
         10, ge=1, le=32767, description="newest rated movies kept per user (history.parquet)"
     )
     keep_runs: int = Field(7, ge=1, description="newest published runs kept; the LATEST run is never deleted")
+    warm_start: bool = Field(
+        False,
+        description="start training from the LATEST run's model when it is the same model and architecture "
+        "(users and movies matched by raw id, new ones start fresh; NCF models); otherwise, or without a "
+        "published run, train from scratch (metrics.json warm_start says which); bench/results/warm_start.md",
+    )
     gate: GateSettings = Field(default_factory=GateSettings, description="quality gate (batch.quality)")
 
     @field_validator("output_dir")
