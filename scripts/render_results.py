@@ -110,7 +110,7 @@ def rows() -> list[tuple[str, str]]:
         ),
         (
             "nightly job on synthetic ML-25M-shaped data (162,541 users x 59,047 movies, large-catalogue "
-            "profile, before the outputs beyond the top-N lists): wall time, peak memory, scored pairs/s",
+            "profile): wall time, peak memory, scored pairs/s",
             link(
                 f"{scale['wall_s'] / 60:.0f} min, {scale['peak_rss_mb'] / 1000:.1f} GB, "
                 f"{scale['score_pairs_per_s'] / 1e6:.1f} M",
