@@ -5,7 +5,8 @@ scores are random, seeded) in the shapes of ML-25M (162,541 users, 59,047 movies
 ~209,000) and ML-1M (6,040 users, 3,706 movies), with every output of the job at its default sizes:
 recommendations.parquet (top 50) and candidates.parquet (200 deep) written chunk by chunk as the job does,
 similar_movies.parquet (100 per movie), history.parquet (10 per user), then the served arrays
-(`batch.serving_arrays.write_serving_arrays`), popular.parquet, the manifest.
+(`batch.serving_arrays.write_serving_arrays`, `batch.served_lists.write_list_arrays`), popular.parquet, the
+manifest.
 The ML-1M shape is also published without served arrays (the Parquet-built store, as runs of older jobs).
 
 For each run, with the pieces of bench/load_test.py (`Server`: `ncf-serve` with 2 workers on a free
@@ -61,6 +62,7 @@ from batch.contract import (
     run_dir,
     verify_run,
 )
+from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
 from lookup_service.app import create_app
@@ -164,6 +166,8 @@ def write_synthetic_run(output_dir: Path, shape: str, served: bool, seed: int = 
     if served:
         started = time.perf_counter()
         write_serving_arrays(writer)
+        write_list_arrays(writer, SIMILAR_LISTS)
+        write_list_arrays(writer, HISTORY_LISTS)
         seconds["serving_arrays"] = time.perf_counter() - started
     popular = np.arange(TOP_N)
     writer.write_table(
