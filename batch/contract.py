@@ -5,6 +5,8 @@ Layout under the output directory:
     LATEST                      one line: the run id of the newest published run (replaced atomically)
     runs/<run_id>/
       recommendations.parquet   user_id int32, rank int16 (1..N), movie_id int32, score float32
+        or recommendations/part-<shard>.parquet   the same table as a Parquet dataset, one part per shard of
+                                users (`--executor ray`); parts in user order, each sorted by (user_id, rank)
       movies.parquet            movie_id int32, title string, year int16 (nullable), genres list<string>
       popular.parquet           rank int16, movie_id int32, score float32
       metrics.json              evaluation figures, history, step timings
@@ -41,6 +43,8 @@ LATEST = "LATEST"
 RUNS_DIR = "runs"
 STAGING_PREFIX = ".staging-"
 RECOMMENDATIONS = "recommendations.parquet"
+RECOMMENDATIONS_DIR = "recommendations"  # the dataset layout: recommendations/part-<shard>.parquet
+PART_SUFFIX = ".parquet"
 MOVIES = "movies.parquet"
 POPULAR = "popular.parquet"
 METRICS = "metrics.json"
@@ -60,7 +64,13 @@ MOVIES_SCHEMA = pa.schema(
 )
 POPULAR_SCHEMA = pa.schema([("rank", pa.int16()), ("movie_id", pa.int32()), ("score", pa.float32())])
 TABLE_SCHEMAS = {RECOMMENDATIONS: RECOMMENDATIONS_SCHEMA, MOVIES: MOVIES_SCHEMA, POPULAR: POPULAR_SCHEMA}
-REQUIRED_FILES = (RECOMMENDATIONS, MOVIES, POPULAR, METRICS)
+REQUIRED_FILES = (MOVIES, POPULAR, METRICS)  # plus the recommendations in one of the two layouts
+
+
+def part_name(shard: int) -> str:
+    """Manifest key of shard `shard`'s part in the dataset layout: `recommendations/part-00003.parquet`
+    (zero-padded, so sorting the names sorts the parts by shard, i.e. by user)."""
+    return f"{RECOMMENDATIONS_DIR}/part-{shard:05d}{PART_SUFFIX}"
 
 
 class RunInvalid(Exception):
@@ -152,13 +162,15 @@ def verify_run(path: Path) -> Manifest:
     for name in REQUIRED_FILES:
         if name not in manifest.files:
             raise RunInvalid(f"{path}: manifest does not list {name}")
+    parts = recommendation_parts(path, manifest)
     for name, entry in manifest.files.items():
         file = _listed_file(path, name)
         if file.stat().st_size != entry.bytes:
             raise RunInvalid(f"{file}: {file.stat().st_size} bytes, manifest says {entry.bytes}")
         if sha256_file(file) != entry.sha256:
             raise RunInvalid(f"{file}: sha256 does not match the manifest")
-    for name, schema in TABLE_SCHEMAS.items():
+    tables = [(MOVIES, MOVIES_SCHEMA), (POPULAR, POPULAR_SCHEMA)]
+    for name, schema in [*tables, *((part, RECOMMENDATIONS_SCHEMA) for part in parts)]:
         try:
             actual = pq.read_schema(path / name)
         except (pa.ArrowException, OSError) as exc:
@@ -166,6 +178,43 @@ def verify_run(path: Path) -> Manifest:
         if not actual.remove_metadata().equals(schema):
             raise RunInvalid(f"{path / name}: schema {actual} differs from the contract {schema}")
     return manifest
+
+
+def recommendation_parts(path: Path, manifest: Manifest) -> list[str]:
+    """The manifest keys of a run's recommendations in user order: `[recommendations.parquet]` (single
+    file) or the parts `recommendations/part-*.parquet` (dataset), sorted.
+
+    Raises:
+        RunInvalid: the manifest lists both layouts or neither, or `recommendations/` holds a file the
+            manifest does not list (readers of the folder would read it too).
+    """
+    prefix = RECOMMENDATIONS_DIR + "/"
+    parts = sorted(name for name in manifest.files if name.startswith(prefix))
+    if RECOMMENDATIONS in manifest.files:
+        if parts:
+            raise RunInvalid(f"{path}: manifest lists both {RECOMMENDATIONS} and {RECOMMENDATIONS_DIR}/")
+        return [RECOMMENDATIONS]
+    if not parts:
+        raise RunInvalid(f"{path}: manifest lists neither {RECOMMENDATIONS} nor {RECOMMENDATIONS_DIR}/ parts")
+    bad = [name for name in parts if "/" in name[len(prefix) :] or not name.endswith(PART_SUFFIX)]
+    if bad:
+        raise RunInvalid(f"{path}: {bad[0]} is not a part of the form {part_name(0)}")
+    folder = Path(path) / RECOMMENDATIONS_DIR
+    present = sorted(f"{prefix}{entry.name}" for entry in folder.iterdir()) if folder.is_dir() else []
+    unlisted = sorted(set(present) - set(parts))
+    if unlisted:
+        raise RunInvalid(f"{path}: {unlisted[0]} is not listed in the manifest")
+    return parts
+
+
+def staged_recommendation_files(run: Path) -> list[Path]:
+    """The recommendation files of a run directory (staged or published) in user order, found on disk:
+    the single file when present, else the dataset's parts sorted by name. Empty when there are none."""
+    run = Path(run)
+    if (run / RECOMMENDATIONS).is_file():
+        return [run / RECOMMENDATIONS]
+    folder = run / RECOMMENDATIONS_DIR
+    return sorted(folder.glob(f"part-*{PART_SUFFIX}")) if folder.is_dir() else []
 
 
 def _listed_file(run: Path, name: str) -> Path:

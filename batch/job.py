@@ -34,12 +34,13 @@ from batch.contract import (
 )
 from batch.pipeline import run_pipeline
 from batch.quality import check_quality, published_model_checks
+from batch.recommend import recommendation_table
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
 from batch.steps import StepTimer
 from batch.version import code_version
 from model.base import Recommender
-from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
+from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, YEAR
 from model.data import Dataset
 
 logger = logging.getLogger(__name__)
@@ -103,16 +104,24 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
 
     writer = RunWriter(settings.output_dir)
     try:
+        with timer.step("save_model"):  # before scoring: the Ray executor's actors load it from here
+            production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
         with timer.step("score"):
-            rows = write_recommendations(writer, production, dataset, known, settings, pause)
+            if settings.executor == "ray":
+                from batch.distributed import write_recommendations_ray
+
+                report = write_recommendations_ray(writer, dataset, known, settings)
+                rows, scoring = report.rows, report.as_dict()
+            else:
+                rows = write_recommendations(writer, production, dataset, known, settings, pause)
+                scoring = {"executor": "local", "rows": rows}
         with timer.step("write"):
             writer.write_table(MOVIES, movies_table(dataset))
             write_serving_arrays(writer)
             writer.write_table(
                 POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.top_n)
             )
-            production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-        metrics = {**result.report(settings), "quality_gate": gate}
+        metrics = {**result.report(settings), "quality_gate": gate, "scoring": scoring}
         writer.write_json(METRICS, metrics)
         with timer.step("publish"):
             manifest = writer.publish(
@@ -171,16 +180,8 @@ def write_recommendations(
     with writer.open_table(RECOMMENDATIONS) as out:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
-            items, best, unrated = model.recommend(users, settings.top_n, known[users])
-            keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
-            user_rows, rank_cols = np.nonzero(keep)
-            table = pa.table(
-                {
-                    USER_ID: pa.array(dataset.user_ids[users[user_rows]], pa.int32()),
-                    RANK: pa.array(rank_cols + 1, pa.int16()),
-                    MOVIE_ID: pa.array(dataset.item_ids[items[keep]], pa.int32()),
-                    SCORE: pa.array(best[keep], pa.float32()),
-                }
+            table = recommendation_table(
+                model, users, known[users], settings.top_n, dataset.user_ids, dataset.item_ids
             )
             out.write_table(table)
             rows += table.num_rows

@@ -1,7 +1,8 @@
-"""The served arrays: `recommendations.parquet` laid out as flat `.npy` files the lookup service memory-maps.
+"""The served arrays: the recommendations laid out as flat `.npy` files the lookup service memory-maps.
 
 The job writes them into `serving/` of the run, beside the Parquet (which stays the contract for downstream
-readers), and `RunWriter.publish` lists them in the manifest with their sha256 like every other file:
+readers; `recommendations.parquet` or the parts of `recommendations/`, read in user order), and
+`RunWriter.publish` lists them in the manifest with their sha256 like every other file:
 
     serving/user_ids.npy    int64   (n_users,)      raw user ids with at least one row, strictly increasing
     serving/offsets.npy     int64   (n_users + 1,)  user i owns rows offsets[i]:offsets[i + 1]; offsets[0] = 0
@@ -25,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.contract import MOVIES, RECOMMENDATIONS, RunWriter
+from batch.contract import MOVIES, RunWriter, staged_recommendation_files
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
 
 SERVING_DIR = "serving"
@@ -86,16 +87,18 @@ def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, run: Path) -> n
     pos = np.searchsorted(sorted_movies, movie_ids)
     found = sorted_movies[np.minimum(pos, len(sorted_movies) - 1)] == movie_ids if len(sorted_movies) else []
     if len(found) != len(movie_ids) or not np.all(found):
-        raise ValueError(f"{run / RECOMMENDATIONS}: movie ids missing from {MOVIES}")
+        raise ValueError(f"{run} recommendations: movie ids missing from {MOVIES}")
     return pos
 
 
 def write_serving_arrays(writer: RunWriter) -> None:
-    """Write the served arrays of the run staged by `writer`, from its recommendations.parquet and
-    movies.parquet (both must be written already); see the module docstring for the layout.
+    """Write the served arrays of the run staged by `writer`, from its recommendations (the single file or
+    every part of the dataset, in user order) and movies.parquet (both must be written already); see the
+    module docstring for the layout.
 
     Reads the recommendations one row group at a time and appends to the files, so memory is one row group
-    plus 16 bytes per user.
+    plus 16 bytes per user. The order checks run across part boundaries too: the parts must follow each
+    other in user order.
 
     Raises:
         ValueError: the recommendations are not sorted by (user_id, rank) with ranks 1..k per user, name a
@@ -106,8 +109,11 @@ def write_serving_arrays(writer: RunWriter) -> None:
     sorted_movies = np.sort(column_array(pq.read_table(run / MOVIES, columns=[MOVIE_ID]), MOVIE_ID, np.int32))
     if np.any(sorted_movies[1:] == sorted_movies[:-1]):
         raise ValueError(f"{run / MOVIES}: duplicate movie_id")
-    recs = pq.ParquetFile(run / RECOMMENDATIONS)
-    n_rows = recs.metadata.num_rows
+    files = staged_recommendation_files(run)
+    if not files:
+        raise ValueError(f"{run}: no recommendations written")
+    recs = [pq.ParquetFile(file) for file in files]
+    n_rows = sum(part.metadata.num_rows for part in recs)
     (run / SERVING_DIR).mkdir(exist_ok=True)
     user_ids: list[np.ndarray] = []
     starts: list[np.ndarray] = []
@@ -115,8 +121,8 @@ def write_serving_arrays(writer: RunWriter) -> None:
     with (run / MOVIE_POS).open("wb") as movie_pos, (run / SCORES).open("wb") as scores:
         _npy_header(movie_pos, LAYOUT[MOVIE_POS], n_rows)
         _npy_header(scores, LAYOUT[SCORES], n_rows)
-        for group in range(recs.num_row_groups):
-            table = recs.read_row_group(group, columns=[USER_ID, RANK, MOVIE_ID, SCORE])
+        for file, group in ((f, g) for f in recs for g in range(f.num_row_groups)):
+            table = file.read_row_group(group, columns=[USER_ID, RANK, MOVIE_ID, SCORE])
             if table.num_rows == 0:
                 continue
             user = column_array(table, USER_ID, np.int32).astype(np.int64)
@@ -127,12 +133,12 @@ def write_serving_arrays(writer: RunWriter) -> None:
             in_order = np.where(new_user, (user > previous_user) & (rank == 1), rank == previous_rank + 1)
             if not np.all(in_order):
                 raise ValueError(
-                    f"{run / RECOMMENDATIONS}: rows are not sorted by ({USER_ID}, {RANK}) with ranks 1..k"
+                    f"{run} recommendations: rows are not sorted by ({USER_ID}, {RANK}) with ranks 1..k"
                 )
             pos = _positions(sorted_movies, column_array(table, MOVIE_ID, np.int32), run)
             score = column_array(table, SCORE, np.float32)
             if not np.all(np.isfinite(score)):
-                raise ValueError(f"{run / RECOMMENDATIONS}: scores must be finite")
+                raise ValueError(f"{run} recommendations: scores must be finite")
             movie_pos.write(pos.astype(LAYOUT[MOVIE_POS]).tobytes())
             scores.write(short_float32(score).astype(LAYOUT[SCORES]).tobytes())
             user_ids.append(user[new_user])

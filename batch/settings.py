@@ -95,6 +95,31 @@ class GateSettings(BaseModel):
         return self.floors.get(dataset, self.default_floor)
 
 
+class RaySettings(BaseModel):
+    """Distributed scoring on a Ray cluster (`--executor ray`, `batch.distributed`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join (`ray.init(address=...)`; `auto` inside a KubeRay job); None: the "
+        "cluster $RAY_ADDRESS names, else a local cluster started for the run and stopped after it",
+    )
+    workers: int = Field(2, ge=1, description="scoring actors (Ray Data actor pool size)")
+    cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for each scoring actor")
+    shards_per_worker: int = Field(
+        4,
+        ge=1,
+        description="users are cut into workers x this many shards of consecutive users, each one Parquet "
+        "part; more shards balance better and redo less after a failure, fewer make fewer files",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        description="restarts of a dead scoring actor and retries of its shard before the run fails",
+    )
+
+
 class PipelineSettings(BaseSettings):
     """Data, split, model, refit and evaluation: what `evaluate` and `run` share."""
 
@@ -177,6 +202,13 @@ class RunSettings(PipelineSettings):
     output_dir: Path = Field(Path("output"), description="where runs/ and LATEST are published")
     top_n: int = Field(50, ge=1, le=32767, description="recommendations kept per user")
     keep_runs: int = Field(7, ge=1, description="newest published runs kept; the LATEST run is never deleted")
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where every user's movies are scored: local (this process, chunk by chunk, one "
+        "recommendations.parquet) or ray (shards of users on a Ray actor pool, a Parquet dataset "
+        "recommendations/ of one part per shard); training is the same either way",
+    )
+    ray: RaySettings = Field(default_factory=RaySettings, description="Ray executor (batch.distributed)")
     gate: GateSettings = Field(default_factory=GateSettings, description="quality gate (batch.quality)")
 
     @field_validator("output_dir")

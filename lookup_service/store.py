@@ -4,11 +4,11 @@ Recommendations are flat arrays in (user, rank) order plus an offset per user. A
 served arrays (`batch/serving_arrays.py`, `serving/*.npy`) is memory-mapped: every worker maps the same
 files, the page cache holds them once, and no per-user data is copied into a worker's private memory
 (users are found by binary search over the mapped ids). A run without them is built in memory from
-recommendations.parquet. Either way the arrays are checked before the store is served (bounds, order,
-counts, finite scores), after `verify_run` has checked every file's size and sha256 against the manifest.
-The movies table and its id index are held in memory: they grow with the catalogue, not with the users.
-Raw ids map to positions through `IdIndex` (a dense int32 table indexed by raw id when ids are compact,
-else a binary search).
+its recommendations (recommendations.parquet, or the parts of recommendations/ in user order). Either
+way the arrays are checked before the store is served (bounds, order, counts, finite scores), after
+`verify_run` has checked every file's size and sha256 against the manifest. The movies table and its id
+index are held in memory: they grow with the catalogue, not with the users. Raw ids map to positions
+through `IdIndex` (a dense int32 table indexed by raw id when ids are compact, else a binary search).
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, Manifest, RunInvalid, verify_run
+from batch.contract import (
+    METRICS,
+    MOVIES,
+    POPULAR,
+    RECOMMENDATIONS_DIR,
+    Manifest,
+    RunInvalid,
+    recommendation_parts,
+    verify_run,
+)
 from batch.serving_arrays import LAYOUT, MOVIE_POS, OFFSETS, SCORES, USER_IDS, column_array, short_float32
 from lookup_service.body_cache import BodyCache
 from lookup_service.render import movie_fragment
@@ -160,7 +169,7 @@ LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
 def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     """Verify a run directory against its manifest and load it, with an empty `BodyCache` of
     `body_cache_bytes` (0: no caching): memory-mapping its served arrays when the manifest lists them,
-    else building the arrays from recommendations.parquet.
+    else building the arrays from the recommendations (single file or dataset parts).
 
     Raises:
         RunInvalid: the run breaks the contract (checksums, schemas, ranks, unknown movies).
@@ -229,15 +238,16 @@ def _map_served_arrays(
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
     """Memory-map the served arrays (read only) and check them in blocks: dtypes and lengths, user ids
     strictly increasing, 1..top_n rows per user, movie positions inside `movies`, finite scores, and as
-    many rows as recommendations.parquet (its footer only)."""
+    many rows as the recommendations (their footers only)."""
     arrays = {name: _map(path / name, dtype) for name, dtype in LAYOUT.items()}
     user_ids, offsets = arrays[USER_IDS], arrays[OFFSETS]
     movie_pos, scores = arrays[MOVIE_POS], arrays[SCORES]
-    n_rows = pq.ParquetFile(path / RECOMMENDATIONS).metadata.num_rows
+    parts = recommendation_parts(path, manifest)
+    n_rows = sum(pq.ParquetFile(path / part).metadata.num_rows for part in parts)
     if len(offsets) != len(user_ids) + 1 or len(movie_pos) != n_rows or len(scores) != n_rows:
         raise RunInvalid(
             f"{path}: served arrays of {len(user_ids)} users, {len(offsets)} offsets, {len(movie_pos)} "
-            f"movies and {len(scores)} scores for {n_rows} rows in {RECOMMENDATIONS}"
+            f"movies and {len(scores)} scores for {n_rows} rows of the recommendations"
         )
     if offsets[0] != 0 or offsets[-1] != n_rows:
         raise RunInvalid(f"{path / OFFSETS}: must run from 0 to {n_rows}")
@@ -271,22 +281,22 @@ def _map(file: Path, dtype: np.dtype) -> np.ndarray:
 def _load_recommendations(
     path: Path, manifest: Manifest, movie_index: IdIndex
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
-    table = pq.ParquetFile(path / RECOMMENDATIONS).read()
+    parts = recommendation_parts(path, manifest)
+    table = pa.concat_tables([pq.ParquetFile(path / part).read() for part in parts])
+    where = path / (parts[0] if len(parts) == 1 else RECOMMENDATIONS_DIR)
     user = _column(table, USER_ID, np.int32)
     rank = _column(table, RANK, np.int16)
     order = np.lexsort((rank, user))
     user, rank = user[order], rank[order]
     movie = _column(table, MOVIE_ID, np.int32)[order]
-    scores = _finite_scores(path / RECOMMENDATIONS, _column(table, SCORE, np.float32)[order])
+    scores = _finite_scores(where, _column(table, SCORE, np.float32)[order])
     user_ids, starts, counts = np.unique(user, return_index=True, return_counts=True)
     expected_rank = np.arange(len(user)) - np.repeat(starts, counts) + 1
     if not np.array_equal(rank, expected_rank):
-        raise RunInvalid(f"{path / RECOMMENDATIONS}: ranks are not 1..k for every user")
+        raise RunInvalid(f"{where}: ranks are not 1..k for every user")
     if len(counts) and counts.max() > manifest.top_n:
-        raise RunInvalid(
-            f"{path / RECOMMENDATIONS}: a user has {counts.max()} rows, top_n is {manifest.top_n}"
-        )
-    movie_pos = _movie_positions(path / RECOMMENDATIONS, movie, movie_index)
+        raise RunInvalid(f"{where}: a user has {counts.max()} rows, top_n is {manifest.top_n}")
+    movie_pos = _movie_positions(where, movie, movie_index)
     offsets = np.append(starts, len(user)).astype(np.int64)
     return IdIndex(user_ids), offsets, movie_pos, scores
 

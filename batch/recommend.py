@@ -1,0 +1,46 @@
+"""One chunk of users' top-N lists as a table of the output contract, shared by both executors (the local
+chunk loop in `batch.job` and the Ray shard scorers in `batch.distributed`), so their rows are built the
+same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from batch.contract import RECOMMENDATIONS_SCHEMA
+from model.base import Recommender
+from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
+
+
+def recommendation_table(
+    model: Recommender,
+    users: np.ndarray,
+    rated: sp.csr_matrix,
+    top_n: int,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+) -> pa.Table:
+    """The top `top_n` unrated movies of `users`, rows sorted by (user_id, rank).
+
+    Args:
+        users: (c,) int dense user indices, ascending.
+        rated: (c, n_items) CSR of the same users' rated items, masked before the selection.
+        user_ids, item_ids: raw ids by dense index (the output speaks raw ids).
+
+    Returns:
+        A table of `RECOMMENDATIONS_SCHEMA`; a user gets fewer than `top_n` rows only when fewer movies
+        are unrated.
+    """
+    items, best, unrated = model.recommend(users, top_n, rated)
+    keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
+    user_rows, rank_cols = np.nonzero(keep)
+    return pa.table(
+        {
+            USER_ID: pa.array(user_ids[users[user_rows]], pa.int32()),
+            RANK: pa.array(rank_cols + 1, pa.int16()),
+            MOVIE_ID: pa.array(item_ids[items[keep]], pa.int32()),
+            SCORE: pa.array(best[keep], pa.float32()),
+        },
+        schema=RECOMMENDATIONS_SCHEMA,
+    )
