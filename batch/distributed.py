@@ -187,7 +187,6 @@ def write_recommendations_ray(
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
-        context.log_internal_stack_trace_to_stdout = False
         bounds = shard_bounds(dataset.n_users, options.workers * options.shards_per_worker)
         n_shards = len(bounds) - 1
         logger.info(
@@ -209,6 +208,7 @@ def write_recommendations_ray(
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=options.workers),
                 num_cpus=options.cpus_per_worker,
+                # Ray 2.60 takes these only as `ray_remote_args` (deprecated, hence ray < 2.64)
                 max_restarts=options.max_retries,
                 max_task_retries=options.max_retries,
                 fn_constructor_kwargs={
