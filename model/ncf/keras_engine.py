@@ -10,10 +10,22 @@ epoch's full mini-batches (arrays reshaped once to (n_batches, batch_size)); the
 gets one more call. There is no per-batch Python work. Scoring runs XLA-compiled forward passes over
 chunks of pairs (padded to a power of two, so few shapes compile); `score_users` scores every item at once
 with the structured trick of `model.ncf.scoring` (same maths, compiled).
+
+Several workers: when `$TF_CONFIG` names a cluster of more than one task, the network and optimizer are
+built inside a `tf.distribute.MultiWorkerMirroredStrategy` scope (`cluster_strategy`), every worker
+holds a full copy of the variables, and each training step runs on the worker's slice of the global
+mini-batch (`batch_size / workers` examples) with the gradients summed across workers by all-reduce (the
+loss is scaled by 1 / workers, so the sum is the global batch's mean). Every worker must run the same
+training with the same seeds, so they sample the same negatives and shuffle alike; the trailing partial
+batch of an epoch is skipped (each worker must take the same number of steps), and the loop is not XLA
+compiled (collectives). Without `$TF_CONFIG`, or with a single task, none of this is involved.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +37,8 @@ import tensorflow as tf
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.params import Params, check_params, uses_gmf, uses_mlp
+
+logger = logging.getLogger(__name__)
 
 SCORE_CHUNK = 1 << 18  # pairs per compiled scoring call
 USERS_CHUNK = 128  # users per compiled all-items call (memory: USERS_CHUNK * n_items * layers[1] floats)
@@ -86,6 +100,32 @@ class NCFNetwork(keras.Model):
         return named
 
 
+_STRATEGY: tf.distribute.Strategy | None = None
+
+
+def cluster_strategy() -> tf.distribute.Strategy | None:
+    """The process's `MultiWorkerMirroredStrategy` when `$TF_CONFIG` names a cluster of more than one
+    task, else None. Created once per process, on first use (TensorFlow allows one collective setup per
+    process, before any other TensorFlow op runs)."""
+    global _STRATEGY
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    cluster = json.loads(raw).get("cluster", {})
+    if sum(len(tasks) for tasks in cluster.values()) <= 1:
+        return None
+    if _STRATEGY is None:
+        _STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = _STRATEGY.cluster_resolver
+        logger.info(
+            "training with MultiWorkerMirroredStrategy: %s task %d of %d replicas",
+            resolver.task_type,
+            resolver.task_id,
+            _STRATEGY.num_replicas_in_sync,
+        )
+    return _STRATEGY
+
+
 def make_optimizer(train_config: TrainConfig) -> keras.optimizers.Optimizer:
     """Adam, or SGD with optional momentum, at `train_config.learning_rate`, with the decoupled weight
     decay of `train_config.weight_decay` when it is non-zero (Adam then is AdamW)."""
@@ -105,16 +145,19 @@ class KerasNCF(NCFModel):
         """Create the network and optimizer, holding `params` (names/shapes per `model.ncf.params`)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        self.network = NCFNetwork(self.config, n_users, n_items, self.train_config.seed)
-        self.network((tf.zeros((1,), tf.int32), tf.zeros((1,), tf.int32)))
-        self._vars = self.network.named_variables()
-        self._trainable = list(self._vars.values())
-        self.optimizer = make_optimizer(self.train_config)
-        self.optimizer.build(self._trainable)
+        self._strategy = cluster_strategy()
+        with self._strategy.scope() if self._strategy is not None else contextlib.nullcontext():
+            self.network = NCFNetwork(self.config, n_users, n_items, self.train_config.seed)
+            self.network((tf.zeros((1,), tf.int32), tf.zeros((1,), tf.int32)))
+            self._vars = self.network.named_variables()
+            self._trainable = list(self._vars.values())
+            self.optimizer = make_optimizer(self.train_config)
+            self.optimizer.build(self._trainable)
         self.set_params(params)
         # XLA on CPU makes Keras' dropout masks ~40x slower (measured 14 K vs 223 K samples/s for the
-        # ML-1M MLP tower at dropout 0.2), so the training loop is compiled by XLA only without dropout.
-        xla = self.config.dropout == 0.0
+        # ML-1M MLP tower at dropout 0.2), so the training loop is compiled by XLA only without dropout
+        # (and never across workers: the all-reduce is a collective op).
+        xla = self.config.dropout == 0.0 and self._strategy is None
         self._train_batches = tf.function(self._train_batches_impl, jit_compile=xla, reduce_retracing=True)
         self._logits = tf.function(self._logits_impl, jit_compile=True, reduce_retracing=True)
         self._all_logits = tf.function(self._all_logits_impl, jit_compile=True, reduce_retracing=True)
@@ -150,15 +193,27 @@ class KerasNCF(NCFModel):
         kernels = [tf.reduce_sum(tf.square(v)) for n, v in self._vars.items() if n.endswith("kernel")]
         return tf.add_n(rows) / batch + tf.add_n(kernels)
 
+    def _step(self, users, items, labels):
+        """One mini-batch: loss, gradients, update; returns the loss."""
+        with tf.GradientTape() as tape:
+            loss = self._loss(users, items, labels)
+            # across workers the gradients are summed: scale so the sum is the global batch's mean
+            scaled = loss if self._strategy is None else loss / self._strategy.num_replicas_in_sync
+        grads = tape.gradient(scaled, self._trainable)
+        self.optimizer.apply_gradients(zip(grads, self._trainable, strict=True))
+        return loss
+
     def _train_batches_impl(self, users, items, labels):
-        """users, items (n_batches, b) int32; labels (n_batches, b) float32 -> summed batch mean loss."""
+        """users, items (n_batches, b) int32; labels (n_batches, b) float32 -> summed batch mean loss.
+        Under the multi-worker strategy each step runs through `strategy.run` (the loop stays outside
+        it: the all-reduce is a synchronisation point) and the loss is the workers' mean."""
         total = tf.constant(0.0, tf.float32)
         for i in tf.range(tf.shape(users)[0]):
-            with tf.GradientTape() as tape:
-                loss = self._loss(users[i], items[i], labels[i])
-            grads = tape.gradient(loss, self._trainable)
-            self.optimizer.apply_gradients(zip(grads, self._trainable, strict=True))
-            total += loss
+            if self._strategy is None:
+                total += self._step(users[i], items[i], labels[i])
+            else:
+                loss = self._strategy.run(self._step, args=(users[i], items[i], labels[i]))
+                total += self._strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
         return total
 
     def train_epoch(
@@ -166,6 +221,8 @@ class KerasNCF(NCFModel):
     ) -> float:
         """One pass in mini-batches of `batch_size` (the last may be smaller); returns the mean log loss
         (plus the L2 term when `l2` > 0), weighted by batch size."""
+        if self._strategy is not None:
+            return self._train_epoch_workers(user_idx, item_idx, labels, batch_size)
         m = int(user_idx.shape[0])
         n_full = m // batch_size
         cut = n_full * batch_size
@@ -191,6 +248,31 @@ class KerasNCF(NCFModel):
             total += float(s) * (m - cut)
             seen += m - cut
         return total / max(seen, 1)
+
+    def _train_epoch_workers(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
+    ) -> float:
+        """`train_epoch` under the multi-worker strategy: every worker holds the whole epoch (same seeds)
+        and trains on its column slice of each full mini-batch; the trailing partial batch is skipped.
+        Returns the mean loss over the workers."""
+        strategy = self._strategy
+        workers, rank = strategy.num_replicas_in_sync, strategy.cluster_resolver.task_id
+        if batch_size % workers:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of the {workers} workers")
+        local = batch_size // workers
+        n_full = int(user_idx.shape[0]) // batch_size
+        if n_full == 0:
+            return float("nan")
+        cut, cols = n_full * batch_size, slice(rank * local, (rank + 1) * local)
+
+        def part(array: np.ndarray, dtype: type) -> tf.Tensor:
+            batches = np.asarray(array[:cut], dtype=dtype).reshape(n_full, batch_size)
+            return tf.constant(np.ascontiguousarray(batches[:, cols]))
+
+        total = self._train_batches(
+            part(user_idx, np.int32), part(item_idx, np.int32), part(labels, np.float32)
+        )
+        return float(total) / n_full
 
     # --- scoring ------------------------------------------------------------------------------------
     def _logits_impl(self, users, items):
@@ -253,4 +335,4 @@ class KerasNCF(NCFModel):
         return out
 
 
-__all__ = ["KerasNCF", "NCFNetwork", "make_optimizer"]
+__all__ = ["KerasNCF", "NCFNetwork", "cluster_strategy", "make_optimizer"]
