@@ -244,10 +244,11 @@ def _map_served_arrays(
     movie_pos, scores = arrays[MOVIE_POS], arrays[SCORES]
     parts = recommendation_parts(path, manifest)
     n_rows = sum(pq.ParquetFile(path / part).metadata.num_rows for part in parts)
+    source = parts[0] if len(parts) == 1 else RECOMMENDATIONS_DIR + "/"
     if len(offsets) != len(user_ids) + 1 or len(movie_pos) != n_rows or len(scores) != n_rows:
         raise RunInvalid(
             f"{path}: served arrays of {len(user_ids)} users, {len(offsets)} offsets, {len(movie_pos)} "
-            f"movies and {len(scores)} scores for {n_rows} rows of the recommendations"
+            f"movies and {len(scores)} scores for {n_rows} rows in {source}"
         )
     if offsets[0] != 0 or offsets[-1] != n_rows:
         raise RunInvalid(f"{path / OFFSETS}: must run from 0 to {n_rows}")
