@@ -32,7 +32,7 @@ from batch.contract import (
     prune,
     sha256_file,
 )
-from batch.pipeline import run_pipeline
+from batch.pipeline import run_pipeline, scoring_pass_evaluates_test
 from batch.quality import check_quality, published_model_checks
 from batch.recommend import recommendation_table
 from batch.serving_arrays import write_serving_arrays
@@ -42,6 +42,7 @@ from batch.version import code_version
 from model.base import Recommender
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, YEAR
 from model.data import Dataset
+from model.data.split import HeldOut
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def run_job(settings: RunSettings, pause: PausePoint | None = None) -> Manifest:
 
 
 def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
-    result = run_pipeline(settings, publish=True)
+    test_in_scoring = scoring_pass_evaluates_test(settings, settings.gate.protocol)
+    result = run_pipeline(settings, publish=True, full_test_in_scoring=test_in_scoring)
     dataset, model, production, timer = result.dataset, result.model, result.final, result.timer
     input_files = {path.name: sha256_file(path) for path in dataset.files}
     known = dataset.interactions().to_csr()
@@ -106,15 +108,21 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
     try:
         with timer.step("save_model"):  # before scoring: the Ray executor's actors load it from here
             production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
+        held = result.split.held_out("test") if test_in_scoring else None
         with timer.step("score"):
+            start = time.perf_counter()
             if settings.executor == "ray":
                 from batch.distributed import write_recommendations_ray
 
-                report = write_recommendations_ray(writer, dataset, known, settings)
-                rows, scoring = report.rows, report.as_dict()
+                report = write_recommendations_ray(writer, dataset, known, settings, held)
+                rows, ranks, scoring = report.rows, report.ranks, report.as_dict()
             else:
-                rows = write_recommendations(writer, production, dataset, known, settings, pause)
+                rows, ranks = write_recommendations(writer, production, dataset, known, settings, pause, held)
                 scoring = {"executor": "local", "rows": rows}
+        if ranks is not None:
+            full = result.evaluator.figures(ranks, time.perf_counter() - start)
+            result.results["test"]["full"] = {**full, "from": "scoring pass"}
+            logger.info("test full (scoring pass): HR@10 %.4f NDCG@10 %.4f", full["hr@10"], full["ndcg@10"])
         with timer.step("write"):
             writer.write_table(MOVIES, movies_table(dataset))
             write_serving_arrays(writer)
@@ -159,14 +167,22 @@ def write_recommendations(
     known: sp.csr_matrix,
     settings: RunSettings,
     pause: PausePoint,
-) -> int:
+    held: HeldOut | None = None,
+) -> tuple[int, np.ndarray | None]:
     """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk.
 
     Lists come from the model's own batched `recommend` (rated movies, `known`, masked before the top-n
     selection; NCF scores with the structured all-items scorer of its engine, XLA-compiled for Keras,
     `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies)
     float32 score matrix plus the scorer's own bounded working set; the output of a chunk is
-    (chunk_users, top_n) rows. Returns the number of rows written.
+    (chunk_users, top_n) rows.
+
+    With `held` (the test items, when the published model is the selection model) the same scores also
+    give each held-out item's full-ranking rank (`Recommender.recommend_and_rank`; `known` holds the held
+    items, so they are never recommended).
+
+    Returns:
+        the number of rows written, and (len(held),) int64 0-based ranks in `held`'s order, or None.
     """
     n_users, chunk = dataset.n_users, settings.chunk_users
     logger.info(
@@ -177,17 +193,25 @@ def write_recommendations(
         chunk * dataset.n_items * 4 / 1e6,
     )
     rows = 0
+    held_of_user = None
+    if held is not None:
+        held_of_user = np.full(n_users, -1, dtype=np.int64)
+        held_of_user[held.user_idx] = held.item_idx
+        ranks_of_user = np.full(n_users, -1, dtype=np.int64)
     with writer.open_table(RECOMMENDATIONS) as out:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
-            table = recommendation_table(
-                model, users, known[users], settings.top_n, dataset.user_ids, dataset.item_ids
+            targets = None if held_of_user is None else held_of_user[users]
+            table, ranks = recommendation_table(
+                model, users, known[users], settings.top_n, dataset.user_ids, dataset.item_ids, targets
             )
+            if ranks is not None:
+                ranks_of_user[users] = ranks
             out.write_table(table)
             rows += table.num_rows
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
-    return rows
+    return rows, None if held is None else ranks_of_user[held.user_idx]
 
 
 def movies_table(dataset: Dataset) -> pa.Table:

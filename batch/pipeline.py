@@ -6,7 +6,11 @@ The two commands differ only in what is refit and which model the test figures d
   selection-only (`split="validation"`, which never touches a test item), the refit on train + validation
   items and its test figures.
 - `run` (`publish=True`): the selection model's validation and test figures (what the quality gate
-  reads), then the refit on every interaction: the model the job publishes.
+  reads), then the refit on every interaction: the model the job publishes. Without a refit the
+  published model is the selection model, and the job's scoring pass, which scores every user x movie
+  pair anyway, yields the full-ranking test figures (`full_test_in_scoring`).
+
+`full_validation` off skips the full-ranking validation figures (a pass over every pair).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class PipelineResult:
         final: the refit model (`model` itself without refit): evaluated on test by `evaluate`, published by
             `run`.
         results: {"validation": ..., "test": ...} as `Evaluator.evaluate` returns them ("test" absent in a
-            selection-only run).
+            selection-only run; "test" "full" absent when `full_test_in_scoring`, until the job adds it).
+        evaluator: what computed them (its `figures` turns the scoring pass' ranks into figures).
     """
 
     dataset: Dataset
@@ -43,6 +48,7 @@ class PipelineResult:
     model: Recommender
     final: Recommender
     results: dict[str, dict[str, dict[str, float]]]
+    evaluator: Evaluator
     timer: StepTimer = field(default_factory=StepTimer)
 
     def report(self, settings: PipelineSettings) -> dict[str, Any]:
@@ -72,9 +78,22 @@ def data_gaps(dataset: Dataset) -> dict[str, Any]:
     return {"unlisted_movies": int(missing.shape[0]), "unlisted_movie_ids": missing[:100].tolist()}
 
 
-def run_pipeline(settings: PipelineSettings, publish: bool, selection_only: bool = False) -> PipelineResult:
+def scoring_pass_evaluates_test(settings: PipelineSettings, gate_protocol: str) -> bool:
+    """Whether `run`'s scoring pass computes the full-ranking test figures: the protocol includes full
+    ranking, the published model is the selection model (no refit) and the quality gate, which runs before
+    scoring, does not read them."""
+    return "full" in settings.protocols and not settings.refit and gate_protocol != "full"
+
+
+def run_pipeline(
+    settings: PipelineSettings,
+    publish: bool,
+    selection_only: bool = False,
+    full_test_in_scoring: bool = False,
+) -> PipelineResult:
     """Run the shared steps (see the module docstring); `selection_only` makes an `evaluate` run
-    selection-only."""
+    selection-only; `full_test_in_scoring` (`run` without refit) leaves the full-ranking test figures to
+    the job's scoring pass."""
     timer = StepTimer()
     with timer.step("load"):
         dataset = DataLoader(settings.data_dir, format=settings.format, min_rating=settings.min_rating).load()
@@ -84,12 +103,15 @@ def run_pipeline(settings: PipelineSettings, publish: bool, selection_only: bool
         model = build_model(settings.model, **settings.model_options()).fit(split.train, split.validation)
     evaluator = Evaluator(split, k=10, protocols=settings.protocols, chunk_users=settings.chunk_users)
     results = {}
+    protocols = evaluator.protocols
     with timer.step("evaluate_validation"):
-        results["validation"] = evaluator.evaluate(model, "validation")
+        skip = () if settings.full_validation else ("full",)
+        results["validation"] = evaluator.evaluate(model, "validation", _without(protocols, skip))
     final = model
     if publish:
         with timer.step("evaluate_test"):
-            results["test"] = evaluator.evaluate(model, "test")
+            skip = ("full",) if full_test_in_scoring else ()
+            results["test"] = evaluator.evaluate(model, "test", _without(protocols, skip))
         if settings.refit:
             with timer.step("refit"):
                 final = model.refit(dataset.interactions())
@@ -102,4 +124,8 @@ def run_pipeline(settings: PipelineSettings, publish: bool, selection_only: bool
     for which, by_protocol in results.items():
         for protocol, values in by_protocol.items():
             logger.info("%s %s: HR@10 %.4f NDCG@10 %.4f", which, protocol, values["hr@10"], values["ndcg@10"])
-    return PipelineResult(dataset, split, model, final, results, timer)
+    return PipelineResult(dataset, split, model, final, results, evaluator, timer)
+
+
+def _without(protocols: tuple[str, ...], skip: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p for p in protocols if p not in skip)

@@ -20,22 +20,26 @@ def recommendation_table(
     top_n: int,
     user_ids: np.ndarray,
     item_ids: np.ndarray,
-) -> pa.Table:
-    """The top `top_n` unrated movies of `users`, rows sorted by (user_id, rank).
+    held_items: np.ndarray | None = None,
+) -> tuple[pa.Table, np.ndarray | None]:
+    """The top `top_n` unrated movies of `users`, rows sorted by (user_id, rank), and the full-ranking
+    ranks of the users' held-out items from the same scores (`Recommender.recommend_and_rank`).
 
     Args:
         users: (c,) int dense user indices, ascending.
         rated: (c, n_items) CSR of the same users' rated items, masked before the selection.
         user_ids, item_ids: raw ids by dense index (the output speaks raw ids).
+        held_items: (c,) int each user's held-out item (-1 for none; it must be among `rated`), or None.
 
     Returns:
-        A table of `RECOMMENDATIONS_SCHEMA`; a user gets fewer than `top_n` rows only when fewer movies
-        are unrated.
+        A table of `RECOMMENDATIONS_SCHEMA` (a user gets fewer than `top_n` rows only when fewer movies
+        are unrated), and (c,) int64 0-based ranks of the held items (-1 where none), or None without
+        `held_items`.
     """
-    items, best, unrated = model.recommend(users, top_n, rated)
+    items, best, unrated, ranks = model.recommend_and_rank(users, top_n, rated, held_items)
     keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
     user_rows, rank_cols = np.nonzero(keep)
-    return pa.table(
+    table = pa.table(
         {
             USER_ID: pa.array(user_ids[users[user_rows]], pa.int32()),
             RANK: pa.array(rank_cols + 1, pa.int16()),
@@ -44,3 +48,4 @@ def recommendation_table(
         },
         schema=RECOMMENDATIONS_SCHEMA,
     )
+    return table, ranks

@@ -138,6 +138,11 @@ class PipelineSettings(BaseSettings):
     protocol: Literal["sampled", "full", "both"] = Field(
         "both", description="evaluation protocol(s): sampled (held-out item vs its negatives), full ranking"
     )
+    full_validation: bool = Field(
+        True,
+        description="compute the full-ranking validation figures when the protocol includes full ranking "
+        "(one more pass over every user x movie pair; large catalogues turn it off)",
+    )
     model: Literal[*MODELS] = Field("neumf", description="registered model name (model.registry.MODELS)")
     engine: Literal["keras", "numpy"] = Field("keras", description="engine of the NCF models")
     ncf: NCFConfig = Field(default_factory=NCFConfig, description="NCF architecture (model.ncf.config)")

@@ -92,7 +92,7 @@ def main() -> None:
         writer = staged()
         start = time.perf_counter()
         loaded = load_model(writer.path(MODEL_DIR))
-        rows = write_recommendations(writer, loaded, dataset, known, settings, PausePoint())
+        rows, _ = write_recommendations(writer, loaded, dataset, known, settings, PausePoint())
         wall = time.perf_counter() - start
         writer.abort()
         return {"wall_s": wall, "rows": rows}

@@ -75,14 +75,46 @@ class Recommender(ABC):
             how many of each row's k are real recommendations (rows with fewer than k unexcluded items
             are padded with excluded ones, whose score is -inf). NaN scores rank as -inf.
         """
+        items, best, available, _ = self.recommend_and_rank(user_idx, n, exclude, None, workers)
+        return items, best, available
+
+    def recommend_and_rank(
+        self,
+        user_idx: np.ndarray,
+        n: int,
+        exclude: sp.csr_matrix | None,
+        held_items: np.ndarray | None,
+        workers: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """`recommend`, plus the full-ranking rank of each user's held-out item from the same scores.
+
+        Args:
+            held_items: (c,) int item index of each user's held-out positive, -1 for none, or None. Each
+                held item must be among the user's `exclude` items (it is rated, so never recommended).
+
+        Returns:
+            `recommend`'s three arrays and, when `held_items` is given, (c,) int64 0-based ranks of the
+            held items among every item not excluded (as `model.metrics.full_rank` with `exclude` as the
+            known items: ties and NaN count against the model), -1 where a user has no held item.
+        """
         scores = np.array(self.score_users(user_idx), dtype=np.float32, copy=True)
-        scores[np.isnan(scores)] = -np.inf  # a NaN ranks last, never breaks the selection
+        rows = np.arange(scores.shape[0])
+        positive = None if held_items is None else scores[rows, np.maximum(held_items, 0)]
         if exclude is None:
             available = np.full(scores.shape[0], scores.shape[1], dtype=np.int64)
         else:
             available = mask_rated(scores, exclude)
+        ranks = None
+        if positive is not None:
+            # Excluded cells (the held item among them) are -inf now: they never count unless the
+            # positive is -inf or NaN, when every item not excluded counts against it.
+            ranks = np.count_nonzero(~(scores < positive[:, None]), axis=1).astype(np.int64)
+            worst = ~(positive > -np.inf)
+            ranks[worst] = available[worst]
+            ranks[held_items < 0] = -1
+        scores[np.isnan(scores)] = -np.inf  # a NaN ranks last, never breaks the selection
         items, best = top_n(scores, n, workers=workers or available_cores())
-        return items, best, np.minimum(available, items.shape[1])
+        return items, best, np.minimum(available, items.shape[1]), ranks
 
     # --- hyperparameters, refit -------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:

@@ -90,20 +90,29 @@ class Evaluator:
             )
         return ranks
 
-    def evaluate(self, model: Recommender, which: str = "validation") -> dict[str, dict[str, float]]:
+    def evaluate(
+        self, model: Recommender, which: str = "validation", protocols: tuple[str, ...] | None = None
+    ) -> dict[str, dict[str, float]]:
         """Metrics of `model` on the `which` ("validation" or "test") items.
 
+        Args:
+            protocols: a subset of the configured protocols (None: all of them).
+
         Returns:
-            {protocol: {"hr@k": float, "ndcg@k": float, "seconds": float}} for each configured protocol.
+            {protocol: {"hr@k": float, "ndcg@k": float, "seconds": float}} for each protocol.
         """
         held = self.split.held_out(which)
         out: dict[str, dict[str, float]] = {}
-        for protocol in self.protocols:
+        for protocol in self.protocols if protocols is None else protocols:
             start = time.perf_counter()
             ranks = self.sampled_ranks(model, held) if protocol == "sampled" else self.full_ranks(model, held)
-            out[protocol] = {
-                f"hr@{self.k}": hit_rate_at(ranks, self.k),
-                f"ndcg@{self.k}": ndcg_at(ranks, self.k),
-                "seconds": round(time.perf_counter() - start, 4),
-            }
+            out[protocol] = self.figures(ranks, time.perf_counter() - start)
         return out
+
+    def figures(self, ranks: np.ndarray, seconds: float) -> dict[str, float]:
+        """{"hr@k", "ndcg@k", "seconds"} of (n,) 0-based ranks."""
+        return {
+            f"hr@{self.k}": hit_rate_at(ranks, self.k),
+            f"ndcg@{self.k}": ndcg_at(ranks, self.k),
+            "seconds": round(seconds, 4),
+        }

@@ -378,3 +378,23 @@ def test_rated_movies_missing_from_movies_dat_are_published_bare_and_reported(fi
     assert metrics["data_gaps"] == {"unlisted_movies": 2, "unlisted_movie_ids": dropped}
     movies = pd.read_parquet(directory / MOVIES).set_index("movie_id")
     assert movies.loc[dropped, "title"].isna().all() and len(movies) == N_MOVIES
+
+
+def test_without_refit_the_scoring_pass_gives_the_full_ranking_test_figures(fixture_dir, tmp_path):
+    """The published model is the selection model: the full-ranking test figures come from the scoring
+    pass and equal the evaluator's on the published model; no full-ranking validation when turned off."""
+    from model.base import load_model
+    from model.data import DataLoader, leave_one_out
+    from model.evaluation import Evaluator
+
+    flags = [*FAST, "--no-refit", "--no-full-validation", "--chunk-users", "7", "--model", "bpr"]
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    metrics = json.loads((directory / METRICS).read_text())
+    assert set(metrics["validation"]) == {"sampled"}
+    assert metrics["test"]["full"]["from"] == "scoring pass"
+    split = leave_one_out(DataLoader(fixture_dir[0]).load(), seed=0, n_negatives=3)
+    expected = Evaluator(split).evaluate(load_model(directory / MODEL_DIR), "test", ("full",))["full"]
+    for key in ("hr@10", "ndcg@10"):
+        assert metrics["test"]["full"][key] == expected[key]
+    assert 0 < expected["hr@10"] < 1  # a figure that can tell a wrong rank

@@ -18,6 +18,7 @@ import ray
 from batch.contract import (
     LATEST,
     MANIFEST,
+    METRICS,
     MODEL_DIR,
     RECOMMENDATIONS,
     RECOMMENDATIONS_DIR,
@@ -34,7 +35,7 @@ from batch.job import PausePoint, run_job, write_recommendations
 from batch.settings import RunSettings
 from lookup_service.store import load_run
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
-from model.data import DataLoader
+from model.data import DataLoader, leave_one_out
 from model.registry import build_model
 
 TOP_N = 20
@@ -73,17 +74,21 @@ def test_shard_bounds_cover_every_user_once():
 
 def test_ray_scoring_equals_local_user_by_user(ray_cluster, ml100k, ml100k_dir, tmp_path):
     """A trained GMF (Keras): the parts, read in order, hold the local executor's rows: same users, same
-    movies in the same order, scores within 1e-6."""
+    movies in the same order, scores within 1e-6; the held-out test items' full-ranking ranks from the
+    scoring pass are the local executor's."""
     dataset, known = ml100k
     model = build_model("gmf", engine="keras", config={"factors": 8}, train_config={"epochs": 1})
     model.fit(dataset.interactions())
     run = settings(ml100k_dir, tmp_path, chunk_users=100, executor="ray")
     local_writer, ray_writer = RunWriter(tmp_path / "local"), RunWriter(tmp_path / "ray")
-    rows = write_recommendations(local_writer, model, dataset, known, run, PausePoint())
+    held = leave_one_out(dataset, seed=0, n_negatives=3).held_out("test")
+    rows, ranks = write_recommendations(local_writer, model, dataset, known, run, PausePoint(), held)
     model.save(ray_writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-    report = write_recommendations_ray(ray_writer, dataset, known, run)
+    report = write_recommendations_ray(ray_writer, dataset, known, run, held)
 
     assert report.rows == rows and report.shards == 6 and report.worker_peak_rss_mb > 50
+    assert ranks.shape == (len(held.user_idx),) and np.unique(ranks).size > 10  # ranks that can differ
+    np.testing.assert_array_equal(report.ranks, ranks)
     parts = sorted((ray_writer.staging / RECOMMENDATIONS_DIR).iterdir())
     assert [p.name for p in parts] == [f"part-{k:05d}.parquet" for k in range(6)]
     assert not (ray_writer.staging / TMP_DIR).exists()
@@ -166,3 +171,18 @@ def test_contract_refuses_stray_and_mixed_layouts(ray_cluster, ml100k_dir, tmp_p
     with pytest.raises(RunInvalid, match="both"):
         verify_run(mixed)
     assert (output / LATEST).read_text().strip() == manifest.run_id
+
+
+def test_ray_run_without_refit_gives_the_scoring_pass_full_ranking_figures(ray_cluster, ml100k_dir, tmp_path):
+    """No refit: the published model is the selection model and the Ray actors rank the held-out test
+    items from the same scores; the figures equal the local executor's."""
+    figures = {}
+    for executor in ("local", "ray"):
+        output = tmp_path / executor
+        extra = {**FAST, "model": "bpr", "refit": False, "full_validation": False}
+        manifest = run_job(settings(ml100k_dir, output, executor=executor, **extra))
+        metrics = json.loads((run_dir(output, manifest.run_id) / METRICS).read_text())
+        assert metrics["test"]["full"]["from"] == "scoring pass"
+        figures[executor] = {k: metrics["test"]["full"][k] for k in ("hr@10", "ndcg@10")}
+    assert figures["ray"] == figures["local"]
+    assert 0 < figures["local"]["hr@10"] < 1  # a figure that can tell a wrong rank

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from model.base import Recommender
 from model.baselines import ItemPop, RandomModel
 from model.data import DataLoader, leave_one_out
 from model.evaluation import Evaluator
+from model.metrics import full_rank
 
 
 class Oracle(Recommender):
@@ -96,3 +98,34 @@ def test_itempop_ml1m_near_published(ml1m_dir):
     assert result["full"]["hr@10"] < result["sampled"]["hr@10"]
     chance = Evaluator(split, protocols=("sampled",)).evaluate(RandomModel().fit(split.train), "test")
     assert chance["sampled"]["hr@10"] == pytest.approx(0.10, abs=0.015)
+
+
+class FixedScores(Recommender):
+    """Scores from a fixed (n_users, n_items) matrix."""
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, dtype=np.float32)
+        self.n_users, self.n_items = self.scores.shape
+
+    def fit(self, train, validation=None):
+        return self
+
+    def score(self, user_idx, item_idx):
+        return self.scores[user_idx, item_idx]
+
+
+def test_ranks_from_the_scoring_pass_count_ties_and_nan_against_the_model():
+    nan, inf = np.nan, np.inf
+    scores = [
+        [0.5, 0.5, 0.9, 0.1, 0.5],  # ties with the held item (0) count; the rated 0.9 does not
+        [nan, 0.2, 0.3, 0.1, 0.0],  # a NaN held item: every unrated item counts against it
+        [0.4, nan, 0.3, 0.9, 0.4],  # a NaN competitor counts; the rated 0.9 does not
+        [-inf, 0.1, 0.2, 0.3, 0.4],  # a -inf held item: every unrated item counts
+    ]
+    rated = sp.csr_matrix(np.array([[1, 0, 1, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 1, 0], [1, 0, 0, 0, 0]]))
+    model = FixedScores(scores)
+    users = np.arange(4)
+    _, _, _, ranks = model.recommend_and_rank(users, 2, rated, np.zeros(4, dtype=np.int64))
+    np.testing.assert_array_equal(ranks, [2, 4, 2, 4])
+    expected = full_rank(np.array(scores, dtype=np.float32), np.zeros(4, dtype=int), rated.toarray() > 0)
+    np.testing.assert_array_equal(ranks, expected)

@@ -35,9 +35,9 @@ def spy(monkeypatch):
     evaluated = []
     original = Evaluator.evaluate
 
-    def evaluate(self, model, which="validation"):
+    def evaluate(self, model, which="validation", protocols=None):
         evaluated.append((which, type(model).__name__, model))
-        return original(self, model, which)
+        return original(self, model, which, protocols)
 
     monkeypatch.setattr(Evaluator, "evaluate", evaluate)
     return evaluated

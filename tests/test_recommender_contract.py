@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from model.base import Recommender, load_model
 from model.data.interactions import Interactions
+from model.metrics import full_rank
 from model.registry import build_model
 
 N_USERS, N_ITEMS = 24, 20
@@ -71,6 +72,22 @@ class RecommenderContract:
         np.testing.assert_allclose(scores[:, 0], best_unrated, rtol=1e-6)
         everything = sp.csr_matrix(np.ones((4, N_ITEMS), dtype=np.float32))
         assert (model.recommend(users, 5, everything)[2] == 0).all()
+
+    def test_recommend_and_rank_gives_the_full_ranking_rank_of_held_items(self):
+        """The scoring pass' ranks equal `model.metrics.full_rank` on the same scores, and its lists equal
+        `recommend`'s."""
+        model = self.fitted()
+        _, more = contract_data()
+        users = np.arange(N_USERS)
+        exclude = more.to_csr()[users]
+        held = exclude.indices[exclude.indptr[1:] - 1].astype(np.int64)  # one rated item per user
+        held[3] = -1  # a user without a held item
+        items, scores, available, ranks = model.recommend_and_rank(users, 5, exclude, held, workers=2)
+        expected = full_rank(model.score_users(users), np.maximum(held, 0), exclude.toarray().astype(bool))
+        expected[3] = -1
+        np.testing.assert_array_equal(ranks, expected)
+        for got, want in zip((items, scores, available), model.recommend(users, 5, exclude), strict=True):
+            np.testing.assert_array_equal(got, want)
 
     def test_save_and_load_give_the_same_scores(self, tmp_path):
         model = self.fitted()

@@ -100,6 +100,13 @@ class TrainConfig(BaseModel):
     )
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd (with optional momentum)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam)")
+    embedding_updates: Literal["dense", "lazy"] = Field(
+        "dense",
+        description="Keras engine: how the optimizer updates the embedding tables: dense (every row at "
+        "every step, as Keras' own optimizers; the step's cost grows with the tables) or lazy (only the "
+        "batch's rows and their moments, as the NumPy engine always does; the cost grows with the batch "
+        "only, for large catalogues; about 0.006 lower validation HR@10 on ML-1M)",
+    )
     weight_decay: float = Field(
         0.1,
         ge=0.0,
