@@ -1,17 +1,22 @@
-"""Scoring on a Ray cluster (`ncf-batch run --executor ray`): shards of users on a Ray Data actor pool.
+"""Scoring on a Ray cluster (`ncf-batch run --executor ray`): shards of users on a pool of Ray actors.
 
-The driver (the job's process) cuts the users into shards of consecutive dense indices and builds a Ray
-dataset of one row per shard, carrying the shard's own slice of the rated set as CSR (`indptr` rebased to
-0, `indices`). `map_batches` runs `ShardScorer` on an actor pool (`concurrency` = `ray.workers`): each
-actor loads the saved model once (`model.base.load_model` from the run's staged `model/` directory, which
-must be on storage every node sees, as the output volume is on Kubernetes), scores its shard chunk by chunk
-with the same `recommendation_table` as the local executor, and writes the shard's part
+`ScorerPool` starts `ray.workers` `ShardScorer` actors (Ray Core actors, `ray.cpus_per_worker` CPUs each).
+The job starts the pool before it loads the data and trains, so the actors' start (a Python process each,
+the engine's imports: TensorFlow for the Keras engine) overlaps the training instead of adding to the
+scoring step; an actor loads the model on its first shard, once.
+
+The driver (the job's process) cuts the users into shards of consecutive dense indices, each carrying its
+own slice of the rated set as CSR (`indptr` rebased to 0, `indices`), and hands them to the actors as they
+become free (one shard in flight per actor, so faster actors take more shards). An actor loads the saved
+model (`model.base.load_model` from the run's staged `model/` directory, which must be on storage every
+node sees, as the output volume is on Kubernetes), scores its shard chunk by chunk with the same
+`recommendation_table` as the local executor, and writes the shard's part
 `recommendations/part-<shard>.parquet` (one row group per chunk, sorted by user) under a temporary name,
 then renames it into place. When the job wants the full-ranking test figures from the scoring pass (no
 refit), each shard also carries its users' held-out items and returns their ranks from the same scores.
-Ray schedules the shards, restarts a dead actor and retries its shard (`max_restarts`,
-`max_task_retries`); a retried shard rewrites the same part name, so a retry never duplicates rows, and a
-half-written temporary file of a killed attempt is never read and is deleted before publishing.
+Ray restarts a dead actor and retries its shard (`max_restarts`, `max_task_retries` = `ray.max_retries`);
+a retried shard rewrites the same part name, so a retry never duplicates rows, and a half-written
+temporary file of a killed attempt is never read and is deleted before publishing.
 
 The driver checks that every shard answered exactly once and that `recommendations/` holds exactly those
 parts with the row counts their footers state; then the job writes the served arrays from the parts and
@@ -23,17 +28,19 @@ shard, not with all users, and a retried shard brings its own data along.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import logging
 import os
 import shutil
+import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
@@ -48,23 +55,29 @@ from batch.recommend import recommendation_table
 from batch.settings import RunSettings
 from model.data import Dataset
 from model.data.split import HeldOut
+from model.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
 TMP_DIR = ".parts-tmp"  # inside the staging directory; removed before publishing
 KILL_ENV = "NCF_TEST_KILL_SCORER"  # test hook: "<marker file>", see ShardScorer
-SHARD, START, STOP, INDPTR, INDICES, HELD = "shard", "start", "stop", "indptr", "indices", "held"
+# wall-clock stamps (time.time()) each shard's answer carries: its actor's start and end of its
+# constructor, the call's start, and the shard's start (after loading the model, on an actor's first call)
+# and end of scoring (`ScoringReport.phases`)
+STAMPS = ("actor_started", "actor_ready", "call_started", "shard_started", "shard_finished")
+SHARD = "shard"
 
 
 @dataclass(frozen=True)
 class ScoringReport:
-    """What the distributed scoring step did: rows written, shards, actors, the actors' peak RSS, and the
-    held-out items' full-ranking ranks (in `held`'s order) when asked for."""
+    """What the distributed scoring step did: rows written, shards, actors, the actors' peak RSS, where
+    the time went, and the held-out items' full-ranking ranks (in `held`'s order) when asked for."""
 
     rows: int
     shards: int
     workers: int
     worker_peak_rss_mb: float
+    phases: dict[str, float] = field(default_factory=dict)
     ranks: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,7 +87,30 @@ class ScoringReport:
             "shards": self.shards,
             "workers": self.workers,
             "worker_peak_rss_mb": self.worker_peak_rss_mb,
+            "phases": self.phases,
         }
+
+
+def scoring_phases(
+    pool_started: float, called: float, finished: float, results: list[dict[str, Any]]
+) -> dict[str, float]:
+    """Where the time went, in seconds. `pool_start_s`: from starting the pool until its last actor had
+    run its constructor (process start, the engine's imports), wherever that falls; then, from `called`
+    (the scoring step's start) to `finished`: `wall_s`; `to_first_shard_s` until the first shard began
+    scoring (waiting for actors still starting, and the model load); `model_load_s` the slowest actor's
+    model load; `scoring_s` from the first shard's start to the last one's end; `shard_busy_s` the
+    shards' summed scoring time; `tail_s` after the last shard. Actors a failure restarted count too."""
+    column = {key: np.asarray([float(r[key]) for r in results]) for key in STAMPS}
+    first, last = float(column["shard_started"].min()), float(column["shard_finished"].max())
+    return {
+        "pool_start_s": round(float(column["actor_ready"].max()) - pool_started, 3),
+        "wall_s": round(finished - called, 3),
+        "to_first_shard_s": round(first - called, 3),
+        "model_load_s": round(float(np.max(column["shard_started"] - column["call_started"])), 3),
+        "scoring_s": round(last - first, 3),
+        "shard_busy_s": round(float(np.sum(column["shard_finished"] - column["shard_started"])), 3),
+        "tail_s": round(finished - last, 3),
+    }
 
 
 def shard_bounds(n_users: int, n_shards: int) -> np.ndarray:
@@ -82,93 +118,111 @@ def shard_bounds(n_users: int, n_shards: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_users, min(n_shards, max(n_users, 1)) + 1).round().astype(np.int64))
 
 
-def shard_tables(
+@dataclass(frozen=True)
+class Shard:
+    """One shard's work: its number, user range [start, stop), its slice of the rated CSR (`indptr`
+    rebased to 0) and, when ranks are wanted, its users' held-out items (-1 for none)."""
+
+    shard: int
+    start: int
+    stop: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    held: np.ndarray | None = None
+
+
+def make_shards(
     known: sp.csr_matrix, bounds: np.ndarray, held_of_user: np.ndarray | None = None
-) -> list[pa.Table]:
-    """One one-row table per shard: its number, user range, its slice of the rated CSR and, with
-    `held_of_user` ((n_users,) int64 held-out item per user, -1 for none), its users' held items (so Ray
-    makes each shard its own block, and the actor pool spreads them)."""
-    tables = []
+) -> list[Shard]:
+    """The shards of `bounds` over the rated CSR `known`; `held_of_user`: (n_users,) int64 or None."""
+    shards = []
     for shard, (start, stop) in enumerate(itertools.pairwise(bounds)):
         indptr = known.indptr[start : stop + 1].astype(np.int64)
         indices = known.indices[indptr[0] : indptr[-1]].astype(np.int32)
-        columns = {
-            SHARD: pa.array([shard], pa.int32()),
-            START: pa.array([start], pa.int64()),
-            STOP: pa.array([stop], pa.int64()),
-            INDPTR: pa.array([indptr - indptr[0]], pa.list_(pa.int64())),
-            INDICES: pa.array([indices], pa.list_(pa.int32())),
-        }
-        if held_of_user is not None:
-            columns[HELD] = pa.array([held_of_user[start:stop]], pa.list_(pa.int64()))
-        tables.append(pa.table(columns))
-    return tables
+        held = None if held_of_user is None else held_of_user[start:stop]
+        shards.append(Shard(shard, int(start), int(stop), indptr - indptr[0], indices, held))
+    return shards
+
+
+def warm_modules(settings: RunSettings) -> tuple[str, ...]:
+    """Modules an actor imports when it starts, before the model exists: the scoring code and the
+    configured NCF engine (TensorFlow for the Keras engine)."""
+    modules = ["batch.recommend", "model.base"]
+    if MODELS[settings.model].ncf_kind is not None:
+        modules.append(f"model.ncf.{settings.engine}_engine")
+    return tuple(modules)
 
 
 class ShardScorer:
-    """Ray Data callable class: one actor, the model loaded once; each call scores one shard and writes its
-    part. Returns one row per shard: shard, part (manifest key), rows, the actor's peak RSS in MB and the
-    ranks of the shard's held-out items (`HELD`, when the shard carries them; empty otherwise).
+    """One Ray actor: imports `warm` when it starts, loads the model on its first shard (again only if a
+    later shard names another model directory), and scores one shard per `score` call, writing its part.
 
     Test hook: with `kill_marker` set and that file absent, the actor creates it and exits hard
-    (`os._exit`) after the first chunk of its first shard is half-written, as a killed worker would.
+    (`os._exit`) after the first chunk of a shard is half-written, as a killed worker would.
     """
 
-    def __init__(
-        self, model_dir: str, staging: str, top_n: int, chunk_users: int, kill_marker: str | None = None
-    ) -> None:
-        from model.base import load_id_maps, load_model
-
-        self.model = load_model(model_dir)
-        self.user_ids, self.item_ids = load_id_maps(model_dir)
-        self.staging = Path(staging)
-        self.top_n, self.chunk_users = top_n, chunk_users
+    def __init__(self, warm: tuple[str, ...] = (), kill_marker: str | None = None) -> None:
+        self.started = time.time()
+        for module in warm:
+            importlib.import_module(module)
+        self.ready = time.time()
         self.kill_marker = Path(kill_marker) if kill_marker else None
+        self.model_dir: str | None = None
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        out: dict[str, list] = {SHARD: [], "part": [], "rows": [], "peak_rss_mb": [], "ranks": []}
-        for row in batch.to_pylist():
-            shard = int(row[SHARD])
-            rows, ranks = self._score_shard(shard, row)
-            out[SHARD].append(shard)
-            out["part"].append(part_name(shard))
-            out["rows"].append(rows)
-            out["peak_rss_mb"].append(_peak_rss_mb())
-            out["ranks"].append(ranks)
-        return pa.table(
-            {
-                SHARD: pa.array(out[SHARD], pa.int32()),
-                "part": pa.array(out["part"], pa.string()),
-                "rows": pa.array(out["rows"], pa.int64()),
-                "peak_rss_mb": pa.array(out["peak_rss_mb"], pa.float64()),
-                "ranks": pa.array(out["ranks"], pa.list_(pa.int64())),
-            }
-        )
+    def ready_at(self) -> float:
+        """When the constructor finished (time.time())."""
+        return self.ready
 
-    def _score_shard(self, shard: int, row: dict[str, Any]) -> tuple[int, np.ndarray]:
-        start, stop = int(row[START]), int(row[STOP])
-        indptr = np.asarray(row[INDPTR], np.int64)
-        indices = np.asarray(row[INDICES], np.int32)
-        held = None if row.get(HELD) is None else np.asarray(row[HELD], np.int64)
-        shard_ranks = []
+    def _load(self, model_dir: str) -> None:
+        if model_dir != self.model_dir:
+            from model.base import load_id_maps, load_model
+
+            self.model = load_model(model_dir)
+            self.user_ids, self.item_ids = load_id_maps(model_dir)
+            self.model_dir = model_dir
+
+    def score(
+        self, shard: Shard, model_dir: str, staging: str, top_n: int, chunk_users: int
+    ) -> dict[str, Any]:
+        """Score `shard` into its part under `staging`. Returns shard, part (manifest key), rows, the
+        actor's peak RSS in MB, the held items' ranks (empty without), and the `STAMPS`."""
+        called = time.time()
+        self._load(model_dir)
+        begun = time.time()
+        rows, ranks = self._score_shard(shard, Path(staging), top_n, chunk_users)
+        stamps = (self.started, self.ready, called, begun, time.time())
+        return {
+            SHARD: shard.shard,
+            "part": part_name(shard.shard),
+            "rows": rows,
+            "peak_rss_mb": _peak_rss_mb(),
+            "ranks": ranks,
+            **dict(zip(STAMPS, stamps, strict=True)),
+        }
+
+    def _score_shard(
+        self, shard: Shard, staging: Path, top_n: int, chunk_users: int
+    ) -> tuple[int, np.ndarray]:
+        start, stop = shard.start, shard.stop
         rated = sp.csr_matrix(
-            (np.ones(indices.shape[0], np.float32), indices, indptr), shape=(stop - start, self.model.n_items)
+            (np.ones(shard.indices.shape[0], np.float32), shard.indices, shard.indptr),
+            shape=(stop - start, self.model.n_items),
         )
-        final = self.staging / part_name(shard)
-        tmp = self.staging / TMP_DIR / f"{final.name}.{uuid.uuid4().hex}"
-        rows = 0
+        final = staging / part_name(shard.shard)
+        tmp = staging / TMP_DIR / f"{final.name}.{uuid.uuid4().hex}"
+        rows, shard_ranks = 0, []
         with pq.ParquetWriter(tmp, RECOMMENDATIONS_SCHEMA) as writer:
-            for first in range(start, stop, self.chunk_users):
-                users = np.arange(first, min(first + self.chunk_users, stop))
+            for first in range(start, stop, chunk_users):
+                users = np.arange(first, min(first + chunk_users, stop))
                 local = slice(users[0] - start, users[-1] + 1 - start)
                 table, ranks = recommendation_table(
                     self.model,
                     users,
                     rated[local],
-                    self.top_n,
+                    top_n,
                     self.user_ids,
                     self.item_ids,
-                    None if held is None else held[local],
+                    None if shard.held is None else shard.held[local],
                 )
                 writer.write_table(table)
                 rows += table.num_rows
@@ -190,31 +244,104 @@ def _peak_rss_mb() -> float:
     return peak_rss_mb()
 
 
+class ScorerPool:
+    """`ray.workers` `ShardScorer` actors, started on creation (joining `ray.address`, or starting a local
+    cluster that `close` stops again). A context manager; `close` ends the actors."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        import ray
+
+        options = settings.ray
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING)
+        self.started = time.time()
+        actor = ray.remote(ShardScorer).options(
+            num_cpus=options.cpus_per_worker,
+            max_restarts=options.max_retries,
+            max_task_retries=options.max_retries,
+        )
+        warm, kill_marker = warm_modules(settings), os.environ.get(KILL_ENV)
+        self.actors = [actor.remote(warm, kill_marker) for _ in range(options.workers)]
+        logger.info(
+            "started %d scoring actors (%g CPU each, warming %s)",
+            options.workers,
+            options.cpus_per_worker,
+            warm,
+        )
+
+    def wait_ready(self) -> float:
+        """Block until every actor has run its constructor; returns the seconds since the pool started."""
+        import ray
+
+        return max(ray.get([actor.ready_at.remote() for actor in self.actors])) - self.started
+
+    def run(
+        self, shards: list[Shard], model_dir: str, staging: str, top_n: int, chunk_users: int
+    ) -> list[dict]:
+        """Score every shard, one in flight per actor, the next shard to whichever actor answers first.
+
+        Raises:
+            ray.exceptions.RayError: a shard failed beyond its retries (the other actors are stopped).
+        """
+        import ray
+
+        pending, in_flight, results = deque(shards), {}, []
+
+        def submit(actor: Any) -> None:
+            if pending:
+                in_flight[actor.score.remote(pending.popleft(), model_dir, staging, top_n, chunk_users)] = (
+                    actor
+                )
+
+        for actor in self.actors:
+            submit(actor)
+        while in_flight:
+            (done,), _ = ray.wait(list(in_flight), num_returns=1)
+            actor = in_flight.pop(done)
+            results.append(ray.get(done))
+            submit(actor)
+        return results
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+        if self.started_ray:
+            ray.shutdown()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_recommendations_ray(
     writer: RunWriter,
     dataset: Dataset,
     known: sp.csr_matrix,
     settings: RunSettings,
     held: HeldOut | None = None,
+    pool: ScorerPool | None = None,
 ) -> ScoringReport:
     """Score every user on the Ray cluster into `recommendations/` of the staged run; see the module
-    docstring. The model must already be saved in the staging directory's `model/`. With `held` (as for
-    `batch.job.write_recommendations`) the actors also rank each held-out item among the user's unrated
-    movies from the same scores; the report's `ranks` are in `held`'s order.
+    docstring. The model must already be saved in the staging directory's `model/`. `pool`: actors
+    started earlier (the job starts them before training); without it a pool is started and closed here.
+    With `held` (as for `batch.job.write_recommendations`) the actors also rank each held-out item among
+    the user's unrated movies from the same scores; the report's `ranks` are in `held`'s order.
 
     Raises:
         RuntimeError: a shard is missing or answered twice, or the parts on disk do not match the shards.
         ray.exceptions.RayError: a shard failed beyond `ray.max_retries` (nothing is published).
     """
-    import ray
-
+    called = time.time()
     options = settings.ray
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING)
+    own_pool = pool is None
+    pool = pool if pool is not None else ScorerPool(settings)
     try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
         bounds = shard_bounds(dataset.n_users, options.workers * options.shards_per_worker)
         held_of_user = None
         if held is not None:
@@ -232,31 +359,18 @@ def write_recommendations_ray(
         )
         (writer.staging / RECOMMENDATIONS_DIR).mkdir()
         (writer.staging / TMP_DIR).mkdir()
-        results = (
-            ray.data.from_arrow(shard_tables(known, bounds, held_of_user))
-            .map_batches(
-                ShardScorer,
-                batch_size=1,
-                batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=options.workers),
-                num_cpus=options.cpus_per_worker,
-                # Ray 2.60 takes these only as `ray_remote_args` (deprecated, hence ray < 2.64)
-                max_restarts=options.max_retries,
-                max_task_retries=options.max_retries,
-                fn_constructor_kwargs={
-                    "model_dir": str(writer.path(MODEL_DIR)),
-                    "staging": str(writer.staging),
-                    "top_n": settings.top_n,
-                    "chunk_users": settings.chunk_users,
-                    "kill_marker": os.environ.get(KILL_ENV),
-                },
-            )
-            .take_all()
+        results = pool.run(
+            make_shards(known, bounds, held_of_user),
+            str(writer.path(MODEL_DIR)),
+            str(writer.staging),
+            settings.top_n,
+            settings.chunk_users,
         )
     finally:
-        if started:
-            ray.shutdown()
+        if own_pool:
+            pool.close()
     shutil.rmtree(writer.staging / TMP_DIR)
+    finished = time.time()
     rows = _check_parts(writer.staging, results, n_shards)
     ranks = None
     if held is not None:
@@ -271,6 +385,7 @@ def write_recommendations_ray(
         shards=n_shards,
         workers=options.workers,
         worker_peak_rss_mb=max(float(r["peak_rss_mb"]) for r in results),
+        phases=scoring_phases(pool.started, called, finished, results),
         ranks=ranks,
     )
     logger.info("scored on Ray: %s", report.as_dict())

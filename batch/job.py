@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
+from batch.cluster import cluster_task
 from batch.contract import (
     METRICS,
     MODEL_DIR,
@@ -80,14 +81,41 @@ def output_lock(output_dir: Path) -> Iterator[None]:
         yield
 
 
-def run_job(settings: RunSettings, pause: PausePoint | None = None) -> Manifest:
-    """Run every step and publish; raises `DataFormatError` (bad input) or `QualityGateError` (refused)."""
+def run_job(settings: RunSettings, pause: PausePoint | None = None) -> Manifest | None:
+    """Run every step and publish; raises `DataFormatError` (bad input) or `QualityGateError` (refused).
+
+    In a multi-worker training (`$TF_CONFIG`, `batch.cluster`) a task that is not the chief only trains
+    alongside the chief (the fit and the refit) and returns None: it takes no lock, evaluates, scores and
+    writes nothing."""
+    task = cluster_task()
+    if not task.is_chief:
+        run_pipeline(settings, publish=True, evaluate=False)
+        logger.info(
+            "%s task %d of %d: trained; the chief evaluates, scores and publishes",
+            task.type,
+            task.index,
+            task.tasks,
+        )
+        return None
     pause = pause or PausePoint()
-    with output_lock(settings.output_dir):
-        return _run(settings, pause)
+    with output_lock(settings.output_dir), scorer_pool(settings) as pool:
+        return _run(settings, pause, pool)
 
 
-def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
+@contextmanager
+def scorer_pool(settings: RunSettings) -> Iterator[Any]:
+    """The Ray executor's scoring actors (`batch.distributed.ScorerPool`), started before the pipeline so
+    their start overlaps the training; None for the local executor."""
+    if settings.executor != "ray":
+        yield None
+        return
+    from batch.distributed import ScorerPool
+
+    with ScorerPool(settings) as pool:
+        yield pool
+
+
+def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest:
     test_in_scoring = scoring_pass_evaluates_test(settings, settings.gate.protocol)
     result = run_pipeline(settings, publish=True, full_test_in_scoring=test_in_scoring)
     dataset, model, production, timer = result.dataset, result.model, result.final, result.timer
@@ -114,7 +142,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             if settings.executor == "ray":
                 from batch.distributed import write_recommendations_ray
 
-                report = write_recommendations_ray(writer, dataset, known, settings, held)
+                report = write_recommendations_ray(writer, dataset, known, settings, held, pool)
                 rows, ranks, scoring = report.rows, report.ranks, report.as_dict()
             else:
                 rows, ranks = write_recommendations(writer, production, dataset, known, settings, pause, held)
