@@ -105,7 +105,7 @@ class RaySettings(BaseModel):
         description="Ray cluster to join (`ray.init(address=...)`; `auto` inside a KubeRay job); None: the "
         "cluster $RAY_ADDRESS names, else a local cluster started for the run and stopped after it",
     )
-    workers: int = Field(2, ge=1, description="scoring actors (Ray Data actor pool size)")
+    workers: int = Field(2, ge=1, description="scoring actors (Ray actors, started before training)")
     cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for each scoring actor")
     shards_per_worker: int = Field(
         4,
