@@ -9,17 +9,19 @@ The driver (the job's process) cuts the users into shards of consecutive dense i
 own slice of the rated set as CSR (`indptr` rebased to 0, `indices`), and hands them to the actors as they
 become free (one shard in flight per actor, so faster actors take more shards). An actor loads the saved
 model (`model.base.load_model` from the run's staged `model/` directory, which must be on storage every
-node sees, as the output volume is on Kubernetes), scores its shard chunk by chunk with the same
-`recommendation_table` as the local executor, and writes the shard's part
-`recommendations/part-<shard>.parquet` (one row group per chunk, sorted by user) under a temporary name,
-then renames it into place. When the job wants the full-ranking test figures from the scoring pass (no
+node sees, as the output volume is on Kubernetes), scores its shard chunk by chunk with the local
+executor's `batch.recommend.chunk_lists` (top `depth` candidates and their first `top_n` from one scoring),
+and writes the shard's two parts, `candidates/part-<shard>.parquet` and
+`recommendations/part-<shard>.parquet` (one row group per chunk, sorted by user), under temporary names,
+then renames them into place. When the job wants the full-ranking test figures from the scoring pass (no
 refit), each shard also carries its users' held-out items and returns their ranks from the same scores.
 Ray restarts a dead actor and retries its shard (`max_restarts`, `max_task_retries` = `ray.max_retries`);
-a retried shard rewrites the same part name, so a retry never duplicates rows, and a half-written
+a retried shard rewrites the same part names, so a retry never duplicates rows, and a half-written
 temporary file of a killed attempt is never read and is deleted before publishing.
 
-The driver checks that every shard answered exactly once and that `recommendations/` holds exactly those
-parts with the row counts their footers state; then the job writes the served arrays from the parts and
+The driver checks that every shard answered exactly once and that `candidates/` and `recommendations/`
+hold exactly those parts with the row counts their footers state; then the job writes the served arrays
+from the candidate parts, writes the driver's own outputs (movies, popular, similar movies, history) and
 publishes as for the local executor (LATEST flips only after every part is written and checksummed).
 
 Per-shard slices rather than one rated CSR held by every actor: an actor's memory then grows with its
@@ -45,13 +47,16 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from batch.contract import (
+    CANDIDATES,
+    LIST_TABLES,
     MODEL_DIR,
-    RECOMMENDATIONS_DIR,
+    RECOMMENDATIONS,
     RECOMMENDATIONS_SCHEMA,
     RunWriter,
+    dataset_dir,
     part_name,
 )
-from batch.recommend import recommendation_table
+from batch.recommend import chunk_lists
 from batch.settings import RunSettings
 from model.data import Dataset
 from model.data.split import HeldOut
@@ -70,10 +75,12 @@ SHARD = "shard"
 
 @dataclass(frozen=True)
 class ScoringReport:
-    """What the distributed scoring step did: rows written, shards, actors, the actors' peak RSS, where
-    the time went, and the held-out items' full-ranking ranks (in `held`'s order) when asked for."""
+    """What the distributed scoring step did: recommendation and candidate rows written, shards, actors,
+    the actors' peak RSS, where the time went, and the held-out items' full-ranking ranks (in `held`'s
+    order) when asked for."""
 
     rows: int
+    candidate_rows: int
     shards: int
     workers: int
     worker_peak_rss_mb: float
@@ -84,6 +91,7 @@ class ScoringReport:
         return {
             "executor": "ray",
             "rows": self.rows,
+            "candidate_rows": self.candidate_rows,
             "shards": self.shards,
             "workers": self.workers,
             "worker_peak_rss_mb": self.worker_peak_rss_mb,
@@ -182,18 +190,17 @@ class ShardScorer:
             self.model_dir = model_dir
 
     def score(
-        self, shard: Shard, model_dir: str, staging: str, top_n: int, chunk_users: int
+        self, shard: Shard, model_dir: str, staging: str, top_n: int, depth: int, chunk_users: int
     ) -> dict[str, Any]:
-        """Score `shard` into its part under `staging`. Returns shard, part (manifest key), rows, the
-        actor's peak RSS in MB, the held items' ranks (empty without), and the `STAMPS`."""
+        """Score `shard` into its parts under `staging`. Returns shard, rows (by list table: rows of its
+        part), the actor's peak RSS in MB, the held items' ranks (empty without), and the `STAMPS`."""
         called = time.time()
         self._load(model_dir)
         begun = time.time()
-        rows, ranks = self._score_shard(shard, Path(staging), top_n, chunk_users)
+        rows, ranks = self._score_shard(shard, Path(staging), top_n, depth, chunk_users)
         stamps = (self.started, self.ready, called, begun, time.time())
         return {
             SHARD: shard.shard,
-            "part": part_name(shard.shard),
             "rows": rows,
             "peak_rss_mb": _peak_rss_mb(),
             "ranks": ranks,
@@ -201,35 +208,44 @@ class ShardScorer:
         }
 
     def _score_shard(
-        self, shard: Shard, staging: Path, top_n: int, chunk_users: int
-    ) -> tuple[int, np.ndarray]:
+        self, shard: Shard, staging: Path, top_n: int, depth: int, chunk_users: int
+    ) -> tuple[dict[str, int], np.ndarray]:
         start, stop = shard.start, shard.stop
         rated = sp.csr_matrix(
             (np.ones(shard.indices.shape[0], np.float32), shard.indices, shard.indptr),
             shape=(stop - start, self.model.n_items),
         )
-        final = staging / part_name(shard.shard)
-        tmp = staging / TMP_DIR / f"{final.name}.{uuid.uuid4().hex}"
-        rows, shard_ranks = 0, []
-        with pq.ParquetWriter(tmp, RECOMMENDATIONS_SCHEMA) as writer:
+        final = {table: staging / part_name(shard.shard, table) for table in LIST_TABLES}
+        tmp = {
+            table: staging / TMP_DIR / f"{table}.{shard.shard}.{uuid.uuid4().hex}" for table in LIST_TABLES
+        }
+        rows, shard_ranks = dict.fromkeys(LIST_TABLES, 0), []
+        with (
+            pq.ParquetWriter(tmp[CANDIDATES], RECOMMENDATIONS_SCHEMA) as deep,
+            pq.ParquetWriter(tmp[RECOMMENDATIONS], RECOMMENDATIONS_SCHEMA) as out,
+        ):
             for first in range(start, stop, chunk_users):
                 users = np.arange(first, min(first + chunk_users, stop))
                 local = slice(users[0] - start, users[-1] + 1 - start)
-                table, ranks = recommendation_table(
+                lists = chunk_lists(
                     self.model,
                     users,
                     rated[local],
                     top_n,
+                    depth,
                     self.user_ids,
                     self.item_ids,
                     None if shard.held is None else shard.held[local],
                 )
-                writer.write_table(table)
-                rows += table.num_rows
-                if ranks is not None:
-                    shard_ranks.append(ranks)
+                deep.write_table(lists.candidates)
+                out.write_table(lists.recommendations)
+                rows[CANDIDATES] += lists.candidates.num_rows
+                rows[RECOMMENDATIONS] += lists.recommendations.num_rows
+                if lists.ranks is not None:
+                    shard_ranks.append(lists.ranks)
                 self._maybe_die()
-        os.replace(tmp, final)
+        for table in LIST_TABLES:
+            os.replace(tmp[table], final[table])
         return rows, np.concatenate(shard_ranks) if shard_ranks else np.zeros(0, np.int64)
 
     def _maybe_die(self) -> None:
@@ -277,7 +293,7 @@ class ScorerPool:
         return max(ray.get([actor.ready_at.remote() for actor in self.actors])) - self.started
 
     def run(
-        self, shards: list[Shard], model_dir: str, staging: str, top_n: int, chunk_users: int
+        self, shards: list[Shard], model_dir: str, staging: str, top_n: int, depth: int, chunk_users: int
     ) -> list[dict]:
         """Score every shard, one in flight per actor, the next shard to whichever actor answers first.
 
@@ -290,9 +306,8 @@ class ScorerPool:
 
         def submit(actor: Any) -> None:
             if pending:
-                in_flight[actor.score.remote(pending.popleft(), model_dir, staging, top_n, chunk_users)] = (
-                    actor
-                )
+                shard = pending.popleft()
+                in_flight[actor.score.remote(shard, model_dir, staging, top_n, depth, chunk_users)] = actor
 
         for actor in self.actors:
             submit(actor)
@@ -327,8 +342,8 @@ def write_recommendations_ray(
     held: HeldOut | None = None,
     pool: ScorerPool | None = None,
 ) -> ScoringReport:
-    """Score every user on the Ray cluster into `recommendations/` of the staged run; see the module
-    docstring. The model must already be saved in the staging directory's `model/`. `pool`: actors
+    """Score every user on the Ray cluster into `candidates/` and `recommendations/` of the staged run; see
+    the module docstring. The model must already be saved in the staging directory's `model/`. `pool`: actors
     started earlier (the job starts them before training); without it a pool is started and closed here.
     With `held` (as for `batch.job.write_recommendations`) the actors also rank each held-out item among
     the user's unrated movies from the same scores; the report's `ranks` are in `held`'s order.
@@ -357,13 +372,15 @@ def write_recommendations_ray(
             options.cpus_per_worker,
             settings.chunk_users,
         )
-        (writer.staging / RECOMMENDATIONS_DIR).mkdir()
+        for table in LIST_TABLES:
+            (writer.staging / dataset_dir(table)).mkdir()
         (writer.staging / TMP_DIR).mkdir()
         results = pool.run(
             make_shards(known, bounds, held_of_user),
             str(writer.path(MODEL_DIR)),
             str(writer.staging),
             settings.top_n,
+            settings.depth,
             settings.chunk_users,
         )
     finally:
@@ -381,7 +398,8 @@ def write_recommendations_ray(
             raise RuntimeError(f"ranks for {ranks_of_user.shape[0]} users, expected {dataset.n_users}")
         ranks = ranks_of_user[held.user_idx]
     report = ScoringReport(
-        rows=rows,
+        rows=rows[RECOMMENDATIONS],
+        candidate_rows=rows[CANDIDATES],
         shards=n_shards,
         workers=options.workers,
         worker_peak_rss_mb=max(float(r["peak_rss_mb"]) for r in results),
@@ -392,17 +410,22 @@ def write_recommendations_ray(
     return report
 
 
-def _check_parts(staging: Path, results: list[dict[str, Any]], n_shards: int) -> int:
-    """Every shard answered exactly once, `recommendations/` holds exactly their parts, and each part's
-    footer has the rows its shard reported. Returns the total rows."""
+def _check_parts(staging: Path, results: list[dict[str, Any]], n_shards: int) -> dict[str, int]:
+    """Every shard answered exactly once, each list table's folder holds exactly their parts, and each
+    part's footer has the rows its shard reported. Returns the total rows by list table."""
     shards = sorted(int(r[SHARD]) for r in results)
     if shards != list(range(n_shards)):
         raise RuntimeError(f"scoring answered for shards {shards}, expected 0..{n_shards - 1} once each")
-    expected = {part_name(shard) for shard in shards}
-    present = {f"{RECOMMENDATIONS_DIR}/{p.name}" for p in (staging / RECOMMENDATIONS_DIR).iterdir()}
-    if present != expected:
-        raise RuntimeError(f"parts on disk {sorted(present ^ expected)} do not match the shards")
-    for r in results:
-        if pq.ParquetFile(staging / r["part"]).metadata.num_rows != int(r["rows"]):
-            raise RuntimeError(f"{r['part']}: row count differs from what its shard reported")
-    return sum(int(r["rows"]) for r in results)
+    totals = {}
+    for table in LIST_TABLES:
+        folder = dataset_dir(table)
+        expected = {part_name(shard, table) for shard in shards}
+        present = {f"{folder}/{p.name}" for p in (staging / folder).iterdir()}
+        if present != expected:
+            raise RuntimeError(f"parts on disk {sorted(present ^ expected)} do not match the shards")
+        for r in results:
+            part = part_name(int(r[SHARD]), table)
+            if pq.ParquetFile(staging / part).metadata.num_rows != int(r["rows"][table]):
+                raise RuntimeError(f"{part}: row count differs from what its shard reported")
+        totals[table] = sum(int(r["rows"][table]) for r in results)
+    return totals

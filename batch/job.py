@@ -21,28 +21,34 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
+from batch.beyond_accuracy import beyond_accuracy, drift
 from batch.cluster import cluster_task
 from batch.contract import (
+    CANDIDATES,
+    HISTORY,
     METRICS,
     MODEL_DIR,
     MOVIES,
     POPULAR,
     RECOMMENDATIONS,
+    SIMILAR_MOVIES,
     Manifest,
     RunWriter,
     prune,
     sha256_file,
 )
 from batch.pipeline import run_pipeline, scoring_pass_evaluates_test
-from batch.quality import check_quality, published_model_checks
-from batch.recommend import recommendation_table
+from batch.quality import check_drift, check_quality, published_model_checks
+from batch.recommend import chunk_lists
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
+from batch.similar import history_table, item_vectors, similar_movies_batches
 from batch.steps import StepTimer
 from batch.version import code_version
 from model.base import Recommender
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, YEAR
 from model.data import Dataset
+from model.data.interactions import Interactions
 from model.data.split import HeldOut
 
 logger = logging.getLogger(__name__)
@@ -155,9 +161,31 @@ def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest
             writer.write_table(MOVIES, movies_table(dataset))
             write_serving_arrays(writer)
             writer.write_table(
-                POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.top_n)
+                POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.depth)
             )
-        metrics = {**result.report(settings), "quality_gate": gate, "scoring": scoring}
+        with timer.step("similar"):
+            similar_source, similar_rows = write_similar_movies(
+                writer, production, trained_on, dataset.item_ids, settings
+            )
+        with timer.step("history"):
+            writer.write_table(HISTORY, history_table(dataset, settings.history))
+        with timer.step("beyond_accuracy"):
+            figures = beyond_accuracy(
+                writer.staging,
+                dataset.item_ids,
+                trained_on.item_counts(),
+                dataset.n_users,
+                settings.top_n,
+            )
+            drifted = drift(writer.staging, settings.output_dir)
+            check_drift(drifted, settings.gate)
+        metrics = {
+            **result.report(settings),
+            "quality_gate": gate,
+            "beyond_accuracy": figures,
+            "drift": drifted,
+            "scoring": scoring,
+        }
         writer.write_json(METRICS, metrics)
         with timer.step("publish"):
             manifest = writer.publish(
@@ -171,8 +199,13 @@ def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest
                     "movies": dataset.n_items,
                     "interactions": dataset.n_interactions,
                     "rows": rows,
+                    "similar_rows": similar_rows,
                 },
                 top_n=settings.top_n,
+                candidates=settings.depth,
+                similar_k=settings.similar_k,
+                similar_source=similar_source,
+                history=settings.history,
             )
     except BaseException:
         writer.abort()
@@ -197,20 +230,22 @@ def write_recommendations(
     pause: PausePoint,
     held: HeldOut | None = None,
 ) -> tuple[int, np.ndarray | None]:
-    """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk.
+    """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk: the top
+    `settings.depth` movies into candidates.parquet and their first `top_n` into recommendations.parquet.
 
-    Lists come from the model's own batched `recommend` (rated movies, `known`, masked before the top-n
-    selection; NCF scores with the structured all-items scorer of its engine, XLA-compiled for Keras,
-    `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies)
-    float32 score matrix plus the scorer's own bounded working set; the output of a chunk is
-    (chunk_users, top_n) rows.
+    A chunk's lists come from `batch.recommend.chunk_lists` (the Ray executor's actors call it too): the
+    model's own batched `recommend` (rated movies, `known`, masked before the top-n selection; NCF scores
+    with the structured all-items scorer of its engine, XLA-compiled for Keras, `model.ncf.scoring` for
+    NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus the
+    scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows.
 
     With `held` (the test items, when the published model is the selection model) the same scores also
     give each held-out item's full-ranking rank (`Recommender.recommend_and_rank`; `known` holds the held
     items, so they are never recommended).
 
     Returns:
-        the number of rows written, and (len(held),) int64 0-based ranks in `held`'s order, or None.
+        the number of rows written to recommendations.parquet, and (len(held),) int64 0-based ranks in
+        `held`'s order, or None.
     """
     n_users, chunk = dataset.n_users, settings.chunk_users
     logger.info(
@@ -226,20 +261,53 @@ def write_recommendations(
         held_of_user = np.full(n_users, -1, dtype=np.int64)
         held_of_user[held.user_idx] = held.item_idx
         ranks_of_user = np.full(n_users, -1, dtype=np.int64)
-    with writer.open_table(RECOMMENDATIONS) as out:
+    with writer.open_table(RECOMMENDATIONS) as out, writer.open_table(CANDIDATES) as deep:
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
             targets = None if held_of_user is None else held_of_user[users]
-            table, ranks = recommendation_table(
-                model, users, known[users], settings.top_n, dataset.user_ids, dataset.item_ids, targets
+            lists = chunk_lists(
+                model,
+                users,
+                known[users],
+                settings.top_n,
+                settings.depth,
+                dataset.user_ids,
+                dataset.item_ids,
+                targets,
             )
-            if ranks is not None:
-                ranks_of_user[users] = ranks
-            out.write_table(table)
-            rows += table.num_rows
+            if lists.ranks is not None:
+                ranks_of_user[users] = lists.ranks
+            deep.write_table(lists.candidates)
+            out.write_table(lists.recommendations)
+            rows += lists.recommendations.num_rows
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
     return rows, None if held is None else ranks_of_user[held.user_idx]
+
+
+def write_similar_movies(
+    writer: RunWriter,
+    model: Recommender,
+    interactions: Interactions,
+    item_ids: np.ndarray,
+    settings: RunSettings,
+) -> tuple[str, int]:
+    """similar_movies.parquet, one row group per block of `similar_chunk_items` movies (`batch.similar`):
+    from the published model's item embeddings (`similar_source` "embedding", when it has them), else from
+    the interactions it was trained on. Returns (the source used, the number of rows)."""
+    vectors = model.item_embeddings() if settings.similar_source == "embedding" else None
+    source = "embedding" if vectors is not None else "cooccurrence"
+    if vectors is None:
+        vectors = item_vectors(interactions)
+    rows = 0
+    with writer.open_table(SIMILAR_MOVIES) as out:
+        for table in similar_movies_batches(
+            vectors, item_ids, settings.similar_k, settings.similar_chunk_items
+        ):
+            out.write_table(table)
+            rows += table.num_rows
+    logger.info("similar movies from %s: %d rows", source, rows)
+    return source, rows
 
 
 def movies_table(dataset: Dataset) -> pa.Table:

@@ -143,6 +143,20 @@ def check_quality(
     return decision
 
 
+def check_drift(drift: dict[str, Any], gate: GateSettings) -> None:
+    """Raise `QualityGateError` when `gate.min_drift_overlap` is set and the new lists' mean overlap@10 with
+    the LATEST run's (`beyond_accuracy.drift`) is below it; nothing to compare (no previous run, no shared
+    users) passes."""
+    overlap = drift.get("mean_overlap")
+    if gate.min_drift_overlap is None or overlap is None:
+        return
+    if not overlap >= gate.min_drift_overlap:
+        raise QualityGateError(
+            f"the new top-{drift['k']} lists share {overlap:.3f} of their movies with the published run "
+            f"{drift['previous_run']} (minimum {gate.min_drift_overlap:.3f})"
+        )
+
+
 def _published_failures(checks: dict[str, Any], gate: GateSettings) -> list[str]:
     failures = []
     if not checks["finite"]:

@@ -1,8 +1,9 @@
-"""The served arrays: the recommendations laid out as flat `.npy` files the lookup service memory-maps.
+"""The served arrays: the candidates (the per-user lists `candidates` deep; the recommendations in a run
+without them) laid out as flat `.npy` files the lookup service memory-maps.
 
 The job writes them into `serving/` of the run, beside the Parquet (which stays the contract for downstream
-readers; `recommendations.parquet` or the parts of `recommendations/`, read in user order), and
-`RunWriter.publish` lists them in the manifest with their sha256 like every other file:
+readers; `candidates.parquet`, or the parts of `candidates/` read in user order), and `RunWriter.publish`
+lists them in the manifest with their sha256 like every other file:
 
     serving/user_ids.npy    int64   (n_users,)      raw user ids with at least one row, strictly increasing
     serving/offsets.npy     int64   (n_users + 1,)  user i owns rows offsets[i]:offsets[i + 1]; offsets[0] = 0
@@ -19,6 +20,7 @@ takes no private memory in any of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.contract import MOVIES, RunWriter, staged_recommendation_files
+from batch.contract import CANDIDATES, MOVIES, RECOMMENDATIONS, RunWriter, has_list_table, staged_table_files
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
 
 SERVING_DIR = "serving"
@@ -82,38 +84,44 @@ def _npy_header(file: BinaryIO, dtype: np.dtype, length: int) -> None:
     np.lib.format.write_array_header_1_0(file, header)
 
 
-def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, run: Path) -> np.ndarray:
+def served_source(files: Iterable[str]) -> str:
+    """The list table the served arrays are laid out from: CANDIDATES when the run has them in either
+    layout (`files`: the manifest's keys), else RECOMMENDATIONS."""
+    return CANDIDATES if has_list_table(files, CANDIDATES) else RECOMMENDATIONS
+
+
+def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, source: Path) -> np.ndarray:
     """Positions of `movie_ids` in `sorted_movies`; ValueError when one is not there."""
     pos = np.searchsorted(sorted_movies, movie_ids)
     found = sorted_movies[np.minimum(pos, len(sorted_movies) - 1)] == movie_ids if len(sorted_movies) else []
     if len(found) != len(movie_ids) or not np.all(found):
-        raise ValueError(f"{run} recommendations: movie ids missing from {MOVIES}")
+        raise ValueError(f"{source}: movie ids missing from {MOVIES}")
     return pos
 
 
 def write_serving_arrays(writer: RunWriter) -> None:
-    """Write the served arrays of the run staged by `writer`, from its recommendations (the single file or
-    every part of the dataset, in user order) and movies.parquet (both must be written already); see the
-    module docstring for the layout.
+    """Write the served arrays of the run staged by `writer`, from its candidates (without them, its
+    recommendations), the single file or every part of the dataset in user order, and movies.parquet (both
+    must be written already); see the module docstring for the layout.
 
-    Reads the recommendations one row group at a time and appends to the files, so memory is one row group
-    plus 16 bytes per user. The order checks run across part boundaries too: the parts must follow each
-    other in user order.
+    Reads the lists one row group at a time and appends to the files, so memory is one row group plus 16
+    bytes per user. The order checks run across part boundaries too: the parts must follow each other in
+    user order.
 
     Raises:
-        ValueError: the recommendations are not sorted by (user_id, rank) with ranks 1..k per user, name a
-            movie missing from movies.parquet, or hold a null or non-finite value; movies.parquet repeats
-            a movie id.
+        ValueError: no lists are staged; the lists are not sorted by (user_id, rank) with ranks 1..k per
+            user, name a movie missing from movies.parquet, or hold a null or non-finite value;
+            movies.parquet repeats a movie id.
     """
     run = writer.staging
     sorted_movies = np.sort(column_array(pq.read_table(run / MOVIES, columns=[MOVIE_ID]), MOVIE_ID, np.int32))
     if np.any(sorted_movies[1:] == sorted_movies[:-1]):
         raise ValueError(f"{run / MOVIES}: duplicate movie_id")
-    files = staged_recommendation_files(run)
+    files = staged_table_files(run, CANDIDATES) or staged_table_files(run, RECOMMENDATIONS)
     if not files:
-        raise ValueError(f"{run}: no recommendations written")
-    recs = [pq.ParquetFile(file) for file in files]
-    n_rows = sum(part.metadata.num_rows for part in recs)
+        raise ValueError(f"{run}: no lists written")
+    recs = [(file, pq.ParquetFile(file)) for file in files]
+    n_rows = sum(part.metadata.num_rows for _, part in recs)
     (run / SERVING_DIR).mkdir(exist_ok=True)
     user_ids: list[np.ndarray] = []
     starts: list[np.ndarray] = []
@@ -121,7 +129,7 @@ def write_serving_arrays(writer: RunWriter) -> None:
     with (run / MOVIE_POS).open("wb") as movie_pos, (run / SCORES).open("wb") as scores:
         _npy_header(movie_pos, LAYOUT[MOVIE_POS], n_rows)
         _npy_header(scores, LAYOUT[SCORES], n_rows)
-        for file, group in ((f, g) for f in recs for g in range(f.num_row_groups)):
+        for source, file, group in ((p, f, g) for p, f in recs for g in range(f.num_row_groups)):
             table = file.read_row_group(group, columns=[USER_ID, RANK, MOVIE_ID, SCORE])
             if table.num_rows == 0:
                 continue
@@ -132,13 +140,11 @@ def write_serving_arrays(writer: RunWriter) -> None:
             new_user = user != previous_user
             in_order = np.where(new_user, (user > previous_user) & (rank == 1), rank == previous_rank + 1)
             if not np.all(in_order):
-                raise ValueError(
-                    f"{run} recommendations: rows are not sorted by ({USER_ID}, {RANK}) with ranks 1..k"
-                )
-            pos = _positions(sorted_movies, column_array(table, MOVIE_ID, np.int32), run)
+                raise ValueError(f"{source}: rows are not sorted by ({USER_ID}, {RANK}) with ranks 1..k")
+            pos = _positions(sorted_movies, column_array(table, MOVIE_ID, np.int32), source)
             score = column_array(table, SCORE, np.float32)
             if not np.all(np.isfinite(score)):
-                raise ValueError(f"{run} recommendations: scores must be finite")
+                raise ValueError(f"{source}: scores must be finite")
             movie_pos.write(pos.astype(LAYOUT[MOVIE_POS]).tobytes())
             scores.write(short_float32(score).astype(LAYOUT[SCORES]).tobytes())
             user_ids.append(user[new_user])

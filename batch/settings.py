@@ -90,6 +90,14 @@ class GateSettings(BaseModel):
     check_users: int = Field(
         2000, ge=1, description="published model: users whose lists are checked (a seeded sample)"
     )
+    min_drift_overlap: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="refuse when the new top-10 lists share less than this share of their movies with the "
+        "LATEST run's lists (mean over the users of both runs; metrics.json `drift`); None: drift is "
+        "reported only",
+    )
 
     def floor(self, dataset: str) -> float:
         return self.floors.get(dataset, self.default_floor)
@@ -206,12 +214,43 @@ class RunSettings(PipelineSettings):
 
     output_dir: Path = Field(Path("output"), description="where runs/ and LATEST are published")
     top_n: int = Field(50, ge=1, le=32767, description="recommendations kept per user")
+    candidates: int = Field(
+        200,
+        ge=1,
+        le=32767,
+        description="ranked movies kept per user in the candidates (candidates.parquet, or candidates/ "
+        "with the ray executor) and the served arrays, for request-time filters (genre, year, "
+        "exclusions); at least top_n are kept",
+    )
+    similar_source: Literal["embedding", "cooccurrence"] = Field(
+        "embedding",
+        description="similar movies by the cosine of the published model's item embeddings (NCF: GMF's; "
+        "models without embeddings use co-occurrence) or of the movies' interaction columns "
+        "(co-occurrence); chosen on ML-1M validation fold-in HR@10 (bench/results/foldin.md)",
+    )
+    similar_k: int = Field(
+        100,
+        ge=1,
+        le=32767,
+        description="most similar movies kept per movie (similar_movies.parquet); chosen on ML-1M "
+        "validation fold-in HR@10",
+    )
+    similar_chunk_items: int = Field(
+        256,
+        ge=1,
+        description="movies per block of the similar-movies computation; one block holds "
+        "similar_chunk_items x n_movies float32 similarities",
+    )
+    history: int = Field(
+        10, ge=1, le=32767, description="newest rated movies kept per user (history.parquet)"
+    )
     keep_runs: int = Field(7, ge=1, description="newest published runs kept; the LATEST run is never deleted")
     executor: Literal["local", "ray"] = Field(
         "local",
         description="where every user's movies are scored: local (this process, chunk by chunk, one "
-        "recommendations.parquet) or ray (shards of users on a Ray actor pool, a Parquet dataset "
-        "recommendations/ of one part per shard); training is the same either way",
+        "recommendations.parquet and one candidates.parquet) or ray (shards of users on a Ray actor pool, "
+        "Parquet datasets recommendations/ and candidates/ of one part per shard each); the same rows and "
+        "the same training either way",
     )
     ray: RaySettings = Field(default_factory=RaySettings, description="Ray executor (batch.distributed)")
     gate: GateSettings = Field(default_factory=GateSettings, description="quality gate (batch.quality)")
@@ -220,6 +259,11 @@ class RunSettings(PipelineSettings):
     @classmethod
     def _expand_output(cls, path: Path) -> Path:
         return path.expanduser()
+
+    @property
+    def depth(self) -> int:
+        """Ranks per user in candidates.parquet (and of popular.parquet): `candidates`, at least `top_n`."""
+        return max(self.candidates, self.top_n)
 
     @model_validator(mode="after")
     def _gate_protocol_is_evaluated(self) -> RunSettings:

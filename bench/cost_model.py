@@ -7,7 +7,9 @@ movies, extrapolated linearly from measured throughputs in bench/results/ (no fi
   NeuMF, 8 factors [64,32,16,8]; the default architecture is heavier, so training figures are a lower
   bound), times (1 + `num_negatives`) x `epochs` of the default `TrainConfig`;
 - output: bytes per row of recommendations.parquet and of the served arrays, and per user, from the
-  ML-25M-shaped run of `lookup_scale.json`;
+  ML-25M-shaped run of `lookup_scale.json`, for the job's per-user lists: `top_n` rows of recommendations
+  and `candidates` rows of candidates per user in Parquet, the served arrays `candidates` deep (the
+  similar-movie and history tables are left out: K rows per movie and 10 per user);
 - model: the default architecture's embedding tables (users + movies) x (factors + layers[0] / 2) float32,
   x 3 with Adam's two moments while training.
 
@@ -24,13 +26,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from batch.settings import RunSettings
 from model.ncf.config import NCFConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "scaling.md"
 BEGIN, END = "<!-- cost:begin -->", "<!-- cost:end -->"
-TOP_N = 50
+TOP_N = RunSettings.model_fields["top_n"].default
+DEPTH = RunSettings.model_fields["candidates"].default
 WORKERS = (1, 16, 128, 1024)
 NIGHT_HOURS = 4.0  # the nightly window the job must fit in
 MACHINE_CORES = 64  # one large machine
@@ -49,7 +53,7 @@ def measured() -> dict:
     (big,) = [t for t in train["training"] if t["batch_size"] == 8192]
     lookup = json.loads((RESULTS / "lookup_scale.json").read_text())
     files = lookup["run_files_bytes"]["ml-25m"]
-    rows, users = 162_541 * TOP_N, 162_541
+    rows, users = 162_541 * 50, 162_541  # lookup_scale.json's ML-25M run: 50 rows per user (its `setup`)
     return {
         "score_pairs_per_cpu_s": score["pairs"] / keras["cpu_median_s"],
         "score_pairs_per_wall_s_2_cores": score["pairs"] / keras["wall_median_s"],
@@ -69,9 +73,9 @@ def estimate(m: dict) -> list[dict]:
         score_h = pairs / m["score_pairs_per_cpu_s"] / 3600
         samples = ratings * (1 + train.num_negatives) * train.epochs
         train_h = samples / m["train_samples_per_cpu_s"] / 3600
-        rows = users * TOP_N
         output_gb = (
-            rows * (m["parquet_bytes_per_row"] + m["served_bytes_per_row"])
+            users * (TOP_N + DEPTH) * m["parquet_bytes_per_row"]
+            + users * DEPTH * m["served_bytes_per_row"]
             + users * m["served_bytes_per_user"]
         ) / 1e9
         tables_gb = (users + movies) * width * 4 / 1e9
@@ -117,7 +121,10 @@ def table(m: dict, rows: list[dict]) -> str:
     row("training, CPU hours (lower bound)", [fmt(r["train_cpu_hours"]) for r in rows])
     for n in WORKERS:
         row(f"wall hours on {n} workers (score + train)", [fmt(r["wall_hours_on"][n]) for r in rows])
-    row(f"output, GB (Parquet + served arrays, top {TOP_N})", [fmt(r["output_gb"]) for r in rows])
+    row(
+        f"output, GB (top {TOP_N} and {DEPTH} candidates in Parquet, served arrays {DEPTH} deep)",
+        [fmt(r["output_gb"]) for r in rows],
+    )
     row("embedding tables, GB (float32)", [fmt(r["embedding_tables_gb"]) for r in rows])
     row("training state with Adam, GB", [fmt(r["training_state_gb"]) for r in rows])
     row(

@@ -28,11 +28,12 @@ import argparse
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from batch.cluster import local_worker_envs
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -69,24 +70,10 @@ def worker(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(result))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(args: argparse.Namespace, name: str, n_workers: int, seed: int, tmp: Path) -> list[dict]:
     """Run `n_workers` worker processes of one training (a cluster when > 1) and read their results."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env["PYTHONPATH"] = str(REPO)
-    hosts = [f"127.0.0.1:{free_port()}" for _ in range(n_workers)] if n_workers > 1 else []
     procs = []
-    for rank in range(n_workers):
-        worker_env = dict(env)
-        if hosts:
-            worker_env["TF_CONFIG"] = json.dumps(
-                {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": rank}}
-            )
+    for rank, worker_env in enumerate(local_worker_envs(n_workers, {**os.environ, "PYTHONPATH": str(REPO)})):
         out = tmp / f"{name}-{rank}.json"
         command = [sys.executable, __file__, "--role", "worker", "--out", str(out), "--seed", str(seed)]
         command += [f"--{k}={v}" for k, v in common(args).items()]

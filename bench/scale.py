@@ -2,7 +2,7 @@
 time and memory grow.
 
     .venv/bin/python bench/scale.py --shapes ml-1m ml-10m --real ml-1m=/work/shared/data/ml-1m \
-        [--work /tmp/ncf-scale] [--name scale] [-- extra run flags, e.g. --model gmf --epochs 1]
+        [--work /tmp/ncf-scale] [--name scale] [--append] [-- extra run flags, e.g. --model gmf --epochs 1]
 
 Each synthetic shape is generated once (`model.data.synth`, the real set's numbers of users, movies and
 ratings; for scale and speed only, never for accuracy) into --work; each data set then runs the job once
@@ -55,6 +55,20 @@ def growth_exponent(x: list[float], y: list[float]) -> float | None:
     return round(float(np.polyfit(np.log(x), np.log(y), 1)[0]), 3)
 
 
+def growth(runs: list[dict]) -> dict[str, float | None]:
+    """Growth exponents of the runs' wall time, fit step and peak RSS against ratings, and of the score
+    step against users x movies."""
+    ratings = [r["ratings"] for r in runs]
+    return {
+        "wall_vs_ratings": growth_exponent(ratings, [r["wall_s"] for r in runs]),
+        "fit_vs_ratings": growth_exponent(ratings, [r["step_seconds"]["fit"] for r in runs]),
+        "rss_vs_ratings": growth_exponent(ratings, [r["peak_rss_mb"] for r in runs]),
+        "score_vs_pairs": growth_exponent(
+            [r["users"] * r["movies"] for r in runs], [r["step_seconds"]["score"] for r in runs]
+        ),
+    }
+
+
 def summarise(name: str, run: dict) -> dict:
     m = run["metrics"]
     users, movies, ratings = m["n_users"], m["n_items"], m["n_interactions"]
@@ -82,7 +96,8 @@ def render(result: dict) -> str:
     lines = [
         f"# {result['title']}",
         "",
-        f"`{result['invocation']}` on a 2-core machine (load average before {result['load_before']}, after "
+        "; ".join(f"`{i}`" for i in result["invocations"])
+        + f" on a 2-core machine (load averages before each invocation {result['load_before']}, after "
         f"{result['load_after']}). Synthetic shapes are for scale and speed only: no accuracy is quoted.",
         "",
         "| data | users | movies | ratings | wall s | CPU s | peak RSS MB | scored pairs/s |",
@@ -101,8 +116,9 @@ def render(result: dict) -> str:
     g = result["growth"]
     lines += [
         "",
-        f"Growth exponents (y ~ x^b): wall time vs ratings {g['wall_vs_ratings']}, peak RSS vs ratings "
-        f"{g['rss_vs_ratings']}, score step vs users x movies {g['score_vs_pairs']}.",
+        f"Growth exponents (y ~ x^b): wall time vs ratings {g['wall_vs_ratings']} (it includes scoring, "
+        f"which grows with users x movies), fit step vs ratings {g.get('fit_vs_ratings')}, peak RSS vs "
+        f"ratings {g['rss_vs_ratings']}, score step vs users x movies {g['score_vs_pairs']}.",
         "",
         f"Flags of every run: `{' '.join(result['flags']) or '(defaults)'}`.",
     ]
@@ -141,7 +157,21 @@ def main() -> None:
     parser.add_argument("--real", nargs="*", default=[], help="NAME=DIR of real data sets to run too")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ncf-scale"))
     parser.add_argument("--name", default="scale")
+    parser.add_argument("--render", action="store_true", help="only rewrite <name>.md/.png from its JSON")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add these runs to bench/results/<name>.json (same job flags; a data set run again replaces "
+        "its row)",
+    )
     args = parser.parse_args(own)
+    if args.render:
+        result = json.loads((RESULTS / f"{args.name}.json").read_text())
+        result["growth"] = growth(result["runs"])
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / f"{args.name}.md").write_text(render(result))
+        plot(result, RESULTS / f"{args.name}.png")
+        return
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     data = {f"synthetic {shape}": args.work / "data" / shape for shape in args.shapes}
@@ -157,21 +187,26 @@ def main() -> None:
         print(f"running the job on {name} ({directory})", file=sys.stderr)
         runs.append(summarise(name, run_job(directory, output, flags)))
         print(json.dumps(runs[-1]), file=sys.stderr)
-    ratings = [r["ratings"] for r in runs]
+    invocations = ["python bench/scale.py " + " ".join(argv)]
+    loads = {"load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()]}
+    if args.append:
+        earlier = json.loads((RESULTS / f"{args.name}.json").read_text())
+        if earlier["flags"] != flags:
+            raise SystemExit(f"--append: the job flags differ from the file's {earlier['flags']}")
+        fresh = {r["data"] for r in runs}
+        runs = [r for r in earlier["runs"] if r["data"] not in fresh] + runs
+        invocations = earlier["invocations"] + invocations
+        loads = {key: earlier[key] + [loads[key]] for key in loads}
+    else:
+        loads = {key: [value] for key, value in loads.items()}
+    runs.sort(key=lambda r: (r["ratings"], r["data"]))
     result = {
         "title": "The nightly job on growing MovieLens shapes",
-        "invocation": "python bench/scale.py " + " ".join(argv),
+        "invocations": invocations,
         "flags": flags,
-        "load_before": load_before,
-        "load_after": [round(x, 2) for x in os.getloadavg()],
+        **loads,
         "runs": runs,
-        "growth": {
-            "wall_vs_ratings": growth_exponent(ratings, [r["wall_s"] for r in runs]),
-            "rss_vs_ratings": growth_exponent(ratings, [r["peak_rss_mb"] for r in runs]),
-            "score_vs_pairs": growth_exponent(
-                [r["users"] * r["movies"] for r in runs], [r["step_seconds"]["score"] for r in runs]
-            ),
-        },
+        "growth": growth(runs),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")

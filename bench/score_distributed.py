@@ -1,12 +1,13 @@
 """Benchmark: the scoring step with the local executor vs the Ray executor (`batch.distributed`).
 
-Both score every user (or the first `--max-users`) x every movie, rated movies masked, top N kept, with
-the default NCF architecture (`NCFConfig()`) in the Keras engine (the job's default) and random parameters
-(speed does not depend on training; embeddings scaled x30 so the ReLUs switch), and write the Parquet
-output into a staged run, as `ncf-batch run` does:
+Both score every user (or the first `--max-users`) x every movie, rated movies masked, the top
+`candidates` (default 200) kept and their first N, with the default NCF architecture (`NCFConfig()`) in
+the Keras engine (the job's default) and random parameters (speed does not depend on training; embeddings
+scaled x30 so the ReLUs switch), and write the Parquet output into a staged run, as `ncf-batch run` does:
 
 - local: `load_model` from the saved model directory + `batch.job.write_recommendations` in this process
-  (TensorFlow already imported, as in the job after training; one `recommendations.parquet`);
+  (TensorFlow already imported, as in the job after training; one `candidates.parquet` and one
+  `recommendations.parquet`);
 - ray: `batch.distributed.write_recommendations_ray` on a local Ray cluster already running
   (`ray.init(num_cpus=cores)`, as a KubeRay cluster is up before its job starts), with a `ScorerPool`
   whose actors were started, and have imported the engine, before the step, as the job starts them before

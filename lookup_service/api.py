@@ -6,22 +6,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
+from batch.serving_arrays import short_float32
 from lookup_service.errors import ApiError, validation_message
 from lookup_service.openapi import Route
 from lookup_service.reloader import RunHolder
-from lookup_service.render import recommendations_json
+from lookup_service.render import new_user_json, recommendations_json, similar_json
+from lookup_service.rules import Rules, fold_in
 from lookup_service.schemas import (
     ErrorResponse,
     HealthResponse,
+    HistoryMovie,
+    HistoryResponse,
+    ListRules,
     ModelResponse,
     MoviePath,
     MovieResponse,
+    NewUserRequest,
+    NewUserResponse,
     ReadyResponse,
     RecommendationsQuery,
     RecommendationsResponse,
+    SimilarMoviesResponse,
+    SimilarQuery,
     UserPath,
 )
 from lookup_service.store import RunStore
@@ -39,6 +49,33 @@ ROUTES = [
         {200: RecommendationsResponse, **ERRORS},
         path=UserPath,
         query=RecommendationsQuery,
+    ),
+    Route(
+        "/v1/users/<user_id>/history",
+        "history",
+        "The newest movies the user rated (as many as the run keeps); 404 for a user the run lacks",
+        "v1",
+        {200: HistoryResponse, **ERRORS},
+        path=UserPath,
+    ),
+    Route(
+        "/v1/recommendations",
+        "new_user",
+        "Top-n movies for a new user from a few liked movies, without retraining: the sum of the liked "
+        "movies' similar-movie scores; popular movies when nothing is known",
+        "v1",
+        {200: NewUserResponse, 422: ErrorResponse, 503: ErrorResponse},
+        method="POST",
+        body=NewUserRequest,
+    ),
+    Route(
+        "/v1/movies/<movie_id>/similar",
+        "similar",
+        "The movies most similar to one movie (never itself), with request-time rules",
+        "v1",
+        {200: SimilarMoviesResponse, **ERRORS},
+        path=MoviePath,
+        query=SimilarQuery,
     ),
     Route(
         "/v1/movies/<movie_id>",
@@ -86,7 +123,7 @@ class RecommenderAPI:
         for route in ROUTES:
             view = getattr(self, route.operation_id)
             self.blueprint.add_url_rule(
-                route.rule, route.operation_id, _validating(view, route), methods=["GET"]
+                route.rule, route.operation_id, _validating(view, route), methods=[route.method]
             )
 
     def _store(self) -> RunStore:
@@ -101,11 +138,10 @@ class RecommenderAPI:
 
         A known user's body is rendered once per (user, n) and kept in the store's `BodyCache`."""
         store = self._store()
-        n = query.n if query.n is not None else min(self.default_n, store.top_n)
-        if n > store.top_n:
-            raise ApiError(
-                422, "invalid_parameter", f"n must be between 1 and {store.top_n}, got {n}", store.run_id
-            )
+        n = _n(query.n, self.default_n, store.top_n, store.run_id)
+        rules = _rules(store, query)
+        if rules.active:
+            return self._filtered_recommendations(store, path.user_id, n, rules, query.fallback)
         key = (path.user_id, n)
         body = store.bodies.get(key)  # only known users' bodies are cached: `fallback` cannot matter
         if body is None:
@@ -126,6 +162,95 @@ class RecommenderAPI:
             )
             if source == "model":
                 store.bodies.put(key, body)
+        return json_response(body, run_id=store.run_id)
+
+    def _filtered_recommendations(
+        self, store: RunStore, user_id: int, n: int, rules: Rules, fallback: str
+    ) -> Response:
+        """The first n movies of the user's candidate list (`candidates` deep) that pass the rules."""
+        ranked, source = store.for_user(user_id), "model"
+        if ranked is None:
+            if fallback == "none":
+                raise ApiError(404, "not_found", f"user {user_id} is not in run {store.run_id}", store.run_id)
+            ranked, source = store.popular, "popular"
+        keep = np.flatnonzero(rules.allowed(store.facts, ranked.movie_pos))[:n]
+        body = recommendations_json(
+            user_id,
+            store.run_id,
+            source,
+            store.movie_fragments,
+            ranked.movie_pos[keep],
+            ranked.scores[keep],
+            complete=len(keep) == n,
+        )
+        return json_response(body, run_id=store.run_id)
+
+    def similar(self, path: MoviePath, query: SimilarQuery) -> Response:
+        """The movies most similar to one movie, best first, never the movie itself."""
+        store = self._store()
+        pos = store.movie_index.position(path.movie_id)
+        if pos < 0:
+            raise ApiError(
+                404, "not_found", f"movie {path.movie_id} is not in run {store.run_id}", store.run_id
+            )
+        if store.similar_k == 0:
+            raise ApiError(404, "not_found", f"run {store.run_id} has no similar movies", store.run_id)
+        n = _n(query.n, min(self.default_n, store.similar_k), store.similar_k, store.run_id)
+        movie_pos, scores = store.similar.of(pos)
+        keep = np.flatnonzero(_rules(store, query).allowed(store.facts, movie_pos))[:n]
+        body = similar_json(
+            path.movie_id,
+            store.run_id,
+            store.movie_fragments,
+            movie_pos[keep],
+            scores[keep],
+            complete=len(keep) == n,
+        )
+        return json_response(body, run_id=store.run_id)
+
+    def new_user(self, body: NewUserRequest) -> Response:
+        """Top-n for a new user from liked movies (`rules.fold_in` over the similar-movie lists)."""
+        store = self._store()
+        n = _n(body.n, min(self.default_n, store.top_n), store.top_n, store.run_id)
+        rules = _rules(store, body)
+        liked_ids = np.asarray(body.liked, dtype=np.int64)
+        liked = store.movie_index.positions(liked_ids)
+        pos, scores, from_lists = fold_in(
+            store.similar,
+            store.popular.movie_pos,
+            store.facts.popular_rank,
+            liked[liked >= 0],
+            n,
+            lambda candidates: rules.allowed(store.facts, candidates),
+        )
+        body = new_user_json(
+            store.run_id,
+            "similar" if from_lists else "popular",
+            sorted(set(liked_ids[liked < 0].tolist())),
+            store.movie_fragments,
+            pos,
+            short_float32(scores.astype(np.float32)),
+            complete=len(pos) == n,
+        )
+        return json_response(body, run_id=store.run_id)
+
+    def history(self, path: UserPath) -> Response:
+        """The newest movies the user rated, newest first."""
+        store = self._store()
+        found = store.history.of(path.user_id) if store.history is not None else None
+        if found is None:
+            raise ApiError(
+                404, "not_found", f"user {path.user_id} has no history in run {store.run_id}", store.run_id
+            )
+        movie_pos, times = found
+        body = HistoryResponse(
+            user_id=path.user_id,
+            run_id=store.run_id,
+            history=[
+                HistoryMovie(**store.movies[p], rank=rank, timestamp=t)
+                for rank, (p, t) in enumerate(zip(movie_pos.tolist(), times.tolist(), strict=True), start=1)
+            ],
+        )
         return json_response(body, run_id=store.run_id)
 
     def movie(self, path: MoviePath) -> Response:
@@ -154,6 +279,7 @@ class RecommenderAPI:
             dataset=m.dataset,
             counts=m.counts,
             metrics=store.metrics,
+            genres=sorted(store.facts.genres),
         )
         return json_response(body, run_id=m.run_id)
 
@@ -175,9 +301,40 @@ class RecommenderAPI:
         return json_response(body, 200 if store else 503, run_id=store.run_id if store else None)
 
 
+def _n(requested: int | None, default: int, limit: int, run_id: str) -> int:
+    """The n of a request: `requested` (422 above `limit`), else `default`."""
+    n = requested if requested is not None else default
+    if n > limit:
+        raise ApiError(422, "invalid_parameter", f"n must be between 1 and {limit}, got {n}", run_id)
+    return n
+
+
+def _rules(store: RunStore, given: ListRules) -> Rules:
+    """The request's rules against the served run: genres by their row, excluded ids by position (ids the
+    run lacks cannot be returned anyway); 422 naming the field for a genre the run does not have."""
+    genres = {}
+    for name in ("genre", "exclude_genre"):
+        value = getattr(given, name)
+        if value is not None:
+            if value not in store.facts.genres:
+                known = ", ".join(sorted(store.facts.genres))
+                raise ApiError(
+                    422,
+                    "invalid_parameter",
+                    f"{name}: unknown genre {value!r} (known: {known})",
+                    store.run_id,
+                )
+            genres[name] = store.facts.genres[value]
+    exclude = None
+    if given.exclude:
+        positions = store.movie_index.positions(np.asarray(given.exclude, dtype=np.int64))
+        exclude = positions[positions >= 0]
+    return Rules(genres.get("genre"), genres.get("exclude_genre"), exclude, given.year_from, given.year_to)
+
+
 def _validating(view: Callable[..., Response], route: Route) -> Callable[..., Response]:
-    """A Flask view that validates the path and query parameters with the route's pydantic models (422 on
-    failure) and calls `view(path=..., query=...)`."""
+    """A Flask view that validates the path and query parameters and the JSON body with the route's
+    pydantic models (422 naming the field on failure) and calls `view(path=..., query=..., body=...)`."""
     queries = _QueryMemo(route.query) if route.query is not None else None
 
     def validated_view(**path_args: str) -> Response:
@@ -186,6 +343,11 @@ def _validating(view: Callable[..., Response], route: Route) -> Callable[..., Re
             kwargs["path"] = _validated(route.path, path_args)
         if queries is not None:
             kwargs["query"] = queries.validated()
+        if route.body is not None:
+            data = request.get_json(silent=True)
+            if not isinstance(data, dict):
+                raise ApiError(422, "invalid_parameter", "body: expected a JSON object")
+            kwargs["body"] = _validated(route.body, data)
         return view(**kwargs)
 
     validated_view.__name__ = route.operation_id
@@ -205,12 +367,19 @@ class _QueryMemo:
     def __init__(self, model: type[BaseModel]) -> None:
         self.model = model
         self._memo: dict[bytes, BaseModel] = {}
+        self._lists = {
+            name
+            for name, field in model.model_fields.items()
+            if getattr(field.annotation, "__origin__", None) is list
+        }
 
     def validated(self) -> BaseModel:
         raw = request.query_string
         query = self._memo.get(raw)
         if query is None:
-            query = _validated(self.model, request.args.to_dict())
+            args = request.args
+            data = {key: args.getlist(key) if key in self._lists else args[key] for key in args}
+            query = _validated(self.model, data)
             if len(self._memo) >= QUERY_MEMO_SIZE:
                 self._memo.clear()
             self._memo[raw] = query

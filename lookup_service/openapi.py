@@ -19,7 +19,8 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 @dataclass(frozen=True)
 class Route:
-    """One GET operation. `rule` uses Flask syntax (`/v1/movies/<movie_id>`)."""
+    """One operation (GET unless `method` says otherwise). `rule` uses Flask syntax (`/v1/movies/<movie_id>`);
+    `body` is the JSON request body's model (POST)."""
 
     rule: str
     operation_id: str
@@ -29,6 +30,8 @@ class Route:
     path: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     descriptions: dict[int, str] = field(default_factory=dict)
+    method: str = "GET"
+    body: type[BaseModel] | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -43,6 +46,8 @@ def _parameters(model: type[BaseModel] | None, location: str) -> list[dict[str, 
     params = []
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
+        if prop.get("type") == "array":
+            prop.pop("default", None)  # a list default would read as a required empty array
         param = {
             "name": name,
             "in": location,
@@ -58,7 +63,11 @@ def _parameters(model: type[BaseModel] | None, location: str) -> list[dict[str, 
 def openapi_document(routes: list[Route], title: str, version: str) -> dict[str, Any]:
     """The whole document as a JSON-ready dict."""
     models = sorted({m for r in routes for m in r.responses.values()}, key=lambda m: m.__name__)
-    _, defs = models_json_schema([(m, "serialization") for m in models], ref_template=REF_TEMPLATE)
+    bodies = sorted({r.body for r in routes if r.body is not None}, key=lambda m: m.__name__)
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in models] + [(m, "validation") for m in bodies],
+        ref_template=REF_TEMPLATE,
+    )
     paths: dict[str, Any] = {}
     for route in routes:
         responses = {
@@ -70,15 +79,17 @@ def openapi_document(routes: list[Route], title: str, version: str) -> dict[str,
             }
             for status, model in sorted(route.responses.items())
         }
-        paths[route.openapi_path] = {
-            "get": {
-                "operationId": route.operation_id,
-                "summary": route.summary,
-                "tags": [route.tag],
-                "parameters": _parameters(route.path, "path") + _parameters(route.query, "query"),
-                "responses": responses,
-            }
+        operation: dict[str, Any] = {
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "tags": [route.tag],
+            "parameters": _parameters(route.path, "path") + _parameters(route.query, "query"),
+            "responses": responses,
         }
+        if route.body is not None:
+            ref = {"$ref": REF_TEMPLATE.format(model=route.body.__name__)}
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+        paths.setdefault(route.openapi_path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},

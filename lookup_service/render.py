@@ -43,9 +43,51 @@ def recommendations_json(
     fragments: list[bytes],
     movie_pos: np.ndarray,
     scores: np.ndarray,
+    complete: bool = True,
 ) -> bytes:
-    """One UTF-8 response body. `movie_pos`: (n,) int positions into `fragments`; `scores`: (n,) float64
-    short decimals (`short_float32`)."""
+    """One UTF-8 `RecommendationsResponse` body. `movie_pos`: (n,) int positions into `fragments`;
+    `scores`: (n,) float64 short decimals (`short_float32`)."""
+    head = b'{"user_id":%d,"run_id":%s,"source":"%s","recommendations":[' % (
+        user_id,
+        json.dumps(run_id).encode(),
+        source.encode(),
+    )
+    return b'%s%s],"complete":%s}' % (head, list_json(fragments, movie_pos, scores), _BOOL[complete])
+
+
+def similar_json(
+    movie_id: int,
+    run_id: str,
+    fragments: list[bytes],
+    movie_pos: np.ndarray,
+    scores: np.ndarray,
+    complete: bool,
+) -> bytes:
+    """One UTF-8 `SimilarMoviesResponse` body."""
+    head = b'{"movie_id":%d,"run_id":%s,"similar":[' % (movie_id, json.dumps(run_id).encode())
+    return b'%s%s],"complete":%s}' % (head, list_json(fragments, movie_pos, scores), _BOOL[complete])
+
+
+def new_user_json(
+    run_id: str,
+    source: str,
+    unknown: list[int],
+    fragments: list[bytes],
+    movie_pos: np.ndarray,
+    scores: np.ndarray,
+    complete: bool,
+) -> bytes:
+    """One UTF-8 `NewUserResponse` body."""
+    head = b'{"run_id":%s,"source":"%s","unknown_liked":[%s],"recommendations":[' % (
+        json.dumps(run_id).encode(),
+        source.encode(),
+        b",".join(b"%d" % u for u in unknown),
+    )
+    return b'%s%s],"complete":%s}' % (head, list_json(fragments, movie_pos, scores), _BOOL[complete])
+
+
+def list_json(fragments: list[bytes], movie_pos: np.ndarray, scores: np.ndarray) -> bytes:
+    """The items of a ranked list, `{..movie..,"rank":1,"score":0.5},{..}`, without the brackets."""
     n = len(movie_pos)
     items = b"},".join(
         [
@@ -58,12 +100,7 @@ def recommendations_json(
             )
         ]
     )
-    head = b'{"user_id":%d,"run_id":%s,"source":"%s","recommendations":[' % (
-        user_id,
-        json.dumps(run_id).encode(),
-        source.encode(),
-    )
-    return b"%s%s%s]}" % (head, items, b"}" if n else b"")
+    return b"%s%s" % (items, b"}" if n else b"")
 
 
 def _rank_key(rank: int) -> bytes:
@@ -71,3 +108,4 @@ def _rank_key(rank: int) -> bytes:
 
 
 RANK_KEYS = [_rank_key(rank) for rank in range(1001)]
+_BOOL = {True: b"true", False: b"false"}

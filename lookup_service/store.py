@@ -3,8 +3,9 @@
 Recommendations are flat arrays in (user, rank) order plus an offset per user. A run that carries the
 served arrays (`batch/serving_arrays.py`, `serving/*.npy`) is memory-mapped: every worker maps the same
 files, the page cache holds them once, and no per-user data is copied into a worker's private memory
-(users are found by binary search over the mapped ids). A run without them is built in memory from
-its recommendations (recommendations.parquet, or the parts of recommendations/ in user order). Either
+(users are found by binary search over the mapped ids). A run without them is built in memory from its
+candidates (or, in a run without those, its recommendations): the single file, or the parts of its
+folder in user order. Either
 way the arrays are checked before the store is served (bounds, order, counts, finite scores), after
 `verify_run` has checked every file's size and sha256 against the manifest. The movies table and its id
 index are held in memory: they grow with the catalogue, not with the users. Raw ids map to positions
@@ -28,19 +29,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch.contract import (
+    CANDIDATES,
+    HISTORY,
     METRICS,
     MOVIES,
     POPULAR,
-    RECOMMENDATIONS_DIR,
+    SIMILAR_MOVIES,
     Manifest,
     RunInvalid,
-    recommendation_parts,
+    dataset_dir,
+    has_list_table,
+    table_parts,
     verify_run,
 )
-from batch.serving_arrays import LAYOUT, MOVIE_POS, OFFSETS, SCORES, USER_IDS, column_array, short_float32
+from batch.serving_arrays import (
+    LAYOUT,
+    MOVIE_POS,
+    OFFSETS,
+    SCORES,
+    USER_IDS,
+    column_array,
+    served_source,
+    short_float32,
+)
 from lookup_service.body_cache import BodyCache
 from lookup_service.render import movie_fragment
-from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
+from lookup_service.rules import CatalogFacts, NeighbourLists
+from model.columns import GENRES, MOVIE_ID, RANK, SCORE, SIMILAR_MOVIE_ID, TIMESTAMP, TITLE, USER_ID, YEAR
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +142,9 @@ class RunStore:
         movie_fragments: each movie's JSON prefix for `render.recommendations_json` (what `movies` holds).
         bodies: rendered response bodies of this run by (user_id, n), filled by the API on first use and
             dropped with the store on reload.
+        facts: per movie position, what request-time rules read (genre membership, year, popularity rank).
+        similar: each movie's most similar movies (similar_movies.parquet; empty lists without it).
+        history: each user's newest rated movies (history.parquet; None without it), `Recent`.
     """
 
     manifest: Manifest
@@ -141,6 +159,9 @@ class RunStore:
     movies: MovieList
     movie_fragments: list[bytes]
     bodies: BodyCache
+    facts: CatalogFacts
+    similar: NeighbourLists
+    history: Recent | None
 
     @property
     def run_id(self) -> str:
@@ -149,6 +170,11 @@ class RunStore:
     @property
     def top_n(self) -> int:
         return self.manifest.top_n
+
+    @property
+    def depth(self) -> int:
+        """Movies per user the served lists hold (`candidates` of the run; top_n for a run without it)."""
+        return list_depth(self.manifest)
 
     def for_user(self, user_id: int) -> RankedList | None:
         """The user's recommendations, or None for a user the run does not know. O(1)."""
@@ -162,14 +188,44 @@ class RunStore:
         pos = self.movie_index.position(movie_id)
         return self.movies[pos] if pos >= 0 else None
 
+    @property
+    def similar_k(self) -> int:
+        return self.manifest.similar_k or 0 if SIMILAR_MOVIES in self.manifest.files else 0
+
+
+@dataclass(frozen=True)
+class Recent:
+    """history.parquet in memory: user position u owns rows offsets[u]:offsets[u + 1], newest first."""
+
+    users: IdIndex
+    offsets: np.ndarray
+    movie_pos: np.ndarray
+    timestamps: np.ndarray
+
+    def of(self, user_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        pos = self.users.position(user_id)
+        if pos < 0:
+            return None
+        start, stop = self.offsets[pos], self.offsets[pos + 1]
+        return self.movie_pos[start:stop], self.timestamps[start:stop]
+
 
 LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
+
+
+def list_depth(manifest: Manifest) -> int:
+    """Ranks per user in the served lists: the run's `candidates` when it has candidates (either layout),
+    else top_n."""
+    if has_list_table(manifest.files, CANDIDATES) and manifest.candidates:
+        return manifest.candidates
+    return manifest.top_n
 
 
 def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     """Verify a run directory against its manifest and load it, with an empty `BodyCache` of
     `body_cache_bytes` (0: no caching): memory-mapping its served arrays when the manifest lists them,
-    else building the arrays from the recommendations (single file or dataset parts).
+    else building the arrays from the candidates (without them, the recommendations; single file or
+    dataset parts).
 
     Raises:
         RunInvalid: the run breaks the contract (checksums, schemas, ranks, unknown movies).
@@ -195,6 +251,8 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
         )
         for i in order.tolist()
     ]
+    genre_lists = [columns[GENRES][i] or [] for i in order.tolist()]
+    years = [columns[YEAR][i] for i in order.tolist()]
     del columns, movies_table
     movies = MovieList(fragments)
 
@@ -206,6 +264,9 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     else:
         users, offsets, rec_movie_pos, rec_scores = _load_recommendations(path, manifest, movie_index)
     popular = _load_popular(path, manifest, movie_index)
+    facts = CatalogFacts.build(genre_lists, years, popular.movie_pos)
+    similar = _load_similar(path, manifest, movie_index)
+    history = _load_history(path, manifest, movie_index) if HISTORY in manifest.files else None
     metrics = json.loads((path / METRICS).read_text())
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     logger.info(
@@ -230,21 +291,81 @@ def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
         movies,
         fragments,
         BodyCache(body_cache_bytes),
+        facts,
+        similar,
+        history,
     )
+
+
+def _grouped(
+    file: Path, table: pa.Table, key: str, movie: str, value: str, dtype: type[np.generic], limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of a (key, rank, movie, value) table sorted by (key, rank), checked: ranks 1..k per key with
+    k <= limit. Returns (keys (g,), starts (g,), counts (g,), movie ids (rows,), values (rows,))."""
+    keys = _column(table, key, np.int32)
+    rank = _column(table, RANK, np.int16)
+    order = np.lexsort((rank, keys))
+    keys, rank = keys[order], rank[order]
+    unique, starts, counts = np.unique(keys, return_index=True, return_counts=True)
+    if not np.array_equal(rank, np.arange(len(keys)) - np.repeat(starts, counts) + 1):
+        raise RunInvalid(f"{file}: ranks are not 1..k for every {key}")
+    if len(counts) and counts.max() > limit:
+        raise RunInvalid(f"{file}: a {key} has {counts.max()} rows, the manifest allows {limit}")
+    return unique, starts, counts, _column(table, movie, np.int32)[order], _column(table, value, dtype)[order]
+
+
+def _load_similar(path: Path, manifest: Manifest, movie_index: IdIndex) -> NeighbourLists:
+    """similar_movies.parquet as flat arrays by movie position (every list empty when the run has none)."""
+    n_movies = len(movie_index.ids)
+    if SIMILAR_MOVIES not in manifest.files:
+        empty = np.zeros(n_movies + 1, dtype=np.int64)
+        return NeighbourLists(empty, np.empty(0, np.int32), np.empty(0, np.float64))
+    file = path / SIMILAR_MOVIES
+    table = pq.ParquetFile(file).read()
+    movies, _, counts, similar, scores = _grouped(
+        file, table, MOVIE_ID, SIMILAR_MOVIE_ID, SCORE, np.float32, manifest.similar_k or 0
+    )
+    owners = _movie_positions(file, movies, movie_index)
+    neighbours = _movie_positions(file, similar, movie_index)
+    if np.any(neighbours == np.repeat(owners, counts)):
+        raise RunInvalid(f"{file}: a movie is listed as similar to itself")
+    per_movie = np.zeros(n_movies, dtype=np.int64)
+    per_movie[owners] = counts
+    offsets = np.concatenate([[0], np.cumsum(per_movie)]).astype(np.int64)
+    # rows are sorted by movie id, which is movie position order, so they already line up with `offsets`
+    return NeighbourLists(offsets, neighbours, _finite_scores(file, scores))
+
+
+def _load_history(path: Path, manifest: Manifest, movie_index: IdIndex) -> Recent:
+    file = path / HISTORY
+    table = pq.ParquetFile(file).read()
+    users, starts, _, movies, times = _grouped(
+        file, table, USER_ID, MOVIE_ID, TIMESTAMP, np.int64, manifest.history or 0
+    )
+    offsets = np.append(starts, len(movies)).astype(np.int64)
+    return Recent(IdIndex(users), offsets, _movie_positions(file, movies, movie_index), times)
+
+
+def _served_parts(path: Path, manifest: Manifest) -> tuple[list[str], str]:
+    """The manifest keys the served lists come from (`served_source`: the candidates, else the
+    recommendations) in user order, and how errors name them: the single file, or the dataset's folder."""
+    table = served_source(manifest.files)
+    parts = table_parts(path, manifest, table)
+    return parts, (table if parts == [table] else dataset_dir(table) + "/")
 
 
 def _map_served_arrays(
     path: Path, manifest: Manifest, n_movies: int
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
     """Memory-map the served arrays (read only) and check them in blocks: dtypes and lengths, user ids
-    strictly increasing, 1..top_n rows per user, movie positions inside `movies`, finite scores, and as
-    many rows as the recommendations (their footers only)."""
+    strictly increasing, 1..depth rows per user, movie positions inside `movies`, finite scores, and as
+    many rows as the Parquet they were laid out from (its footers only)."""
     arrays = {name: _map(path / name, dtype) for name, dtype in LAYOUT.items()}
     user_ids, offsets = arrays[USER_IDS], arrays[OFFSETS]
     movie_pos, scores = arrays[MOVIE_POS], arrays[SCORES]
-    parts = recommendation_parts(path, manifest)
+    parts, source = _served_parts(path, manifest)
+    depth = list_depth(manifest)
     n_rows = sum(pq.ParquetFile(path / part).metadata.num_rows for part in parts)
-    source = parts[0] if len(parts) == 1 else RECOMMENDATIONS_DIR + "/"
     if len(offsets) != len(user_ids) + 1 or len(movie_pos) != n_rows or len(scores) != n_rows:
         raise RunInvalid(
             f"{path}: served arrays of {len(user_ids)} users, {len(offsets)} offsets, {len(movie_pos)} "
@@ -257,8 +378,8 @@ def _map_served_arrays(
         if np.any(ids[1:] <= ids[:-1]):
             raise RunInvalid(f"{path / USER_IDS}: not strictly increasing")
         counts = np.diff(offsets[start : start + CHECK_BLOCK + 1])
-        if np.any(counts < 1) or np.any(counts > manifest.top_n):
-            raise RunInvalid(f"{path / OFFSETS}: a user has no rows or more than top_n {manifest.top_n}")
+        if np.any(counts < 1) or np.any(counts > depth):
+            raise RunInvalid(f"{path / OFFSETS}: a user has no rows or more than {depth}")
     for start in range(0, n_rows, CHECK_BLOCK):
         block = movie_pos[start : start + CHECK_BLOCK]
         if block.min() < 0 or block.max() >= n_movies:
@@ -282,22 +403,23 @@ def _map(file: Path, dtype: np.dtype) -> np.ndarray:
 def _load_recommendations(
     path: Path, manifest: Manifest, movie_index: IdIndex
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
-    parts = recommendation_parts(path, manifest)
+    parts, name = _served_parts(path, manifest)
+    source = path / name
+    depth = list_depth(manifest)
     table = pa.concat_tables([pq.ParquetFile(path / part).read() for part in parts])
-    where = path / (parts[0] if len(parts) == 1 else RECOMMENDATIONS_DIR)
     user = _column(table, USER_ID, np.int32)
     rank = _column(table, RANK, np.int16)
     order = np.lexsort((rank, user))
     user, rank = user[order], rank[order]
     movie = _column(table, MOVIE_ID, np.int32)[order]
-    scores = _finite_scores(where, _column(table, SCORE, np.float32)[order])
+    scores = _finite_scores(source, _column(table, SCORE, np.float32)[order])
     user_ids, starts, counts = np.unique(user, return_index=True, return_counts=True)
     expected_rank = np.arange(len(user)) - np.repeat(starts, counts) + 1
     if not np.array_equal(rank, expected_rank):
-        raise RunInvalid(f"{where}: ranks are not 1..k for every user")
-    if len(counts) and counts.max() > manifest.top_n:
-        raise RunInvalid(f"{where}: a user has {counts.max()} rows, top_n is {manifest.top_n}")
-    movie_pos = _movie_positions(where, movie, movie_index)
+        raise RunInvalid(f"{source}: ranks are not 1..k for every user")
+    if len(counts) and counts.max() > depth:
+        raise RunInvalid(f"{source}: a user has {counts.max()} rows, the lists hold at most {depth}")
+    movie_pos = _movie_positions(source, movie, movie_index)
     offsets = np.append(starts, len(user)).astype(np.int64)
     return IdIndex(user_ids), offsets, movie_pos, scores
 
@@ -312,7 +434,8 @@ def _load_popular(path: Path, manifest: Manifest, movie_index: IdIndex) -> Ranke
         raise RunInvalid(f"{path / POPULAR}: empty")
     movie_pos = _movie_positions(path / POPULAR, _column(table, MOVIE_ID, np.int32)[order], movie_index)
     scores = _finite_scores(path / POPULAR, _column(table, SCORE, np.float32)[order])
-    return RankedList(movie_pos[: manifest.top_n], scores[: manifest.top_n])
+    depth = list_depth(manifest)
+    return RankedList(movie_pos[:depth], scores[:depth])
 
 
 def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray:

@@ -116,6 +116,11 @@ class Recommender(ABC):
         items, best = top_n(scores, n, workers=workers or available_cores())
         return items, best, np.minimum(available, items.shape[1]), ranks
 
+    def item_embeddings(self) -> np.ndarray | None:
+        """(n_items, d) float32 item vectors whose cosine says how alike two items are, for models that
+        learn such vectors (NCF: the GMF item embeddings); None for the others (the default)."""
+        return None
+
     # --- hyperparameters, refit -------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's arguments as set on this model (JSON-able)."""

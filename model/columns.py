@@ -15,3 +15,4 @@ GENRES = "genres"
 
 RANK = "rank"
 SCORE = "score"
+SIMILAR_MOVIE_ID = "similar_movie_id"  # similar_movies.parquet: the neighbour of `movie_id`

@@ -23,6 +23,8 @@ import pytest
 
 from batch import exit_codes
 from batch.contract import (
+    CANDIDATES,
+    HISTORY,
     LATEST,
     MANIFEST,
     METRICS,
@@ -31,6 +33,7 @@ from batch.contract import (
     POPULAR,
     RECOMMENDATIONS,
     RUNS_DIR,
+    SIMILAR_MOVIES,
     STAGING_PREFIX,
     TABLE_SCHEMAS,
     read_latest,
@@ -122,7 +125,10 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
     assert manifest.dataset["name"] == data_dir.name
     for name in ("ratings.dat", "movies.dat"):
         assert manifest.dataset["files"][name] == sha256_file(data_dir / name)
-    assert set(manifest.files) >= {RECOMMENDATIONS, MOVIES, POPULAR, METRICS}
+    assert set(manifest.files) >= {RECOMMENDATIONS, MOVIES, POPULAR, METRICS, CANDIDATES, SIMILAR_MOVIES}
+    assert HISTORY in manifest.files
+    assert (manifest.candidates, manifest.similar_k, manifest.history) == (200, 100, 10)
+    assert manifest.similar_source == "cooccurrence"  # ItemPop has no item embeddings
     assert manifest.code_version
     metrics = json.loads((run_dir(published, run_id) / METRICS).read_text())
     for which in ("validation", "test"):
@@ -139,10 +145,20 @@ def test_run_publishes_a_complete_checksum_valid_run(published, fixture_dir):
         "gate",
         "score",
         "write",
+        "similar",
+        "history",
+        "beyond_accuracy",
     }
     assert steps <= set(metrics["step_seconds"])
     assert set(metrics["step_peak_rss_mb"]) == set(metrics["step_seconds"])
     assert all(mb > 10 for mb in metrics["step_peak_rss_mb"].values())
+    figures = metrics["beyond_accuracy"]
+    assert figures["k"] == 10 and figures["users"] == N_USERS and figures["catalogue_movies"] == N_MOVIES
+    assert 0 < figures["coverage"] <= figures["coverage_top_n"] <= 1 and 0 <= figures["gini"] < 1
+    assert figures["mean_popularity_rank"] >= 1 and figures["novelty"] > 0
+    # every movie of the fixture is Comedy|Drama but one without genres, which few lists hold
+    assert 0 < figures["intra_list_diversity"] < 0.1
+    assert metrics["drift"]["previous_run"] is None
     published_checks = metrics["quality_gate"]["published_model"]
     assert published_checks["finite"] and published_checks["overlap@10"] > 0.5
     assert metrics["refit"] and metrics["training"]["class"] == "model.baselines.ItemPop"
@@ -209,7 +225,7 @@ def test_parquet_has_declared_types_in_pyarrow_pandas_and_duckdb(published):
     top = con.execute(
         f"SELECT movie_id, score FROM read_parquet('{directory / POPULAR}') ORDER BY rank"
     ).fetchall()
-    assert len(top) == TOP_N and top[0][0] == 3  # the Zipf head is the most popular
+    assert len(top) == N_MOVIES and top[0][0] == 3  # every movie (candidates 200 > 60); Zipf head first
     assert all(a[1] >= b[1] for a, b in itertools.pairwise(top))
 
 
@@ -355,6 +371,17 @@ def test_tiny_neumf_run_saves_a_reloadable_model(fixture_dir, tmp_path):
 
     model = NCFModel.load(directory / "model")
     user_ids, item_ids = load_id_maps(directory / "model")
+    # similar movies: the cosine of the published model's GMF item embeddings
+    assert manifest.similar_source == "embedding"
+    embedding = model.get_params()["gmf/item_embedding"].astype(np.float64)
+    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    similar = pd.read_parquet(directory / SIMILAR_MOVIES)
+    best = similar[similar["rank"] == 1].head(5)
+    a, b = np.searchsorted(item_ids, best.movie_id), np.searchsorted(item_ids, best.similar_movie_id)
+    np.testing.assert_allclose(best.score, np.sum(unit[a] * unit[b], axis=1), rtol=1e-4)
+    cosine = unit[a[0]] @ unit.T
+    cosine[a[0]] = -np.inf
+    assert b[0] == int(np.argmax(cosine))
     assert user_ids.shape == (N_USERS,) and item_ids.shape == (N_MOVIES,)
     recs = pd.read_parquet(directory / RECOMMENDATIONS)
     first = recs[recs["rank"] == 1].head(5)
@@ -380,6 +407,69 @@ def test_rated_movies_missing_from_movies_dat_are_published_bare_and_reported(fi
     assert movies.loc[dropped, "title"].isna().all() and len(movies) == N_MOVIES
 
 
+def test_candidates_extend_the_published_lists_and_similar_and_history_follow_the_ratings(
+    published, fixture_dir
+):
+    _, ratings = fixture_dir
+    directory = run_dir(published, read_latest(published))
+    recs = pd.read_parquet(directory / RECOMMENDATIONS)
+    deep = pd.read_parquet(directory / CANDIDATES)
+    unrated = N_MOVIES - ratings.groupby("user_id").size()
+    assert deep.groupby("user_id").size().to_dict() == np.minimum(200, unrated).to_dict()
+    head = deep[deep["rank"] <= TOP_N].reset_index(drop=True)
+    pd.testing.assert_frame_equal(head, recs)
+    rated = set(zip(ratings.user_id, ratings.movie_id, strict=True))
+    assert not any((u, m) in rated for u, m in zip(deep.user_id, deep.movie_id, strict=True))
+    assert len(pd.read_parquet(directory / POPULAR)) == ratings.movie_id.nunique()  # 200 deep, 60 movies
+
+    similar = pd.read_parquet(directory / SIMILAR_MOVIES)
+    assert (similar.movie_id != similar.similar_movie_id).all() and (similar.score > 0).all()
+    assert similar.groupby("movie_id").size().max() == N_MOVIES - 1  # K = 100 > the 59 other movies
+    raters = ratings.groupby("movie_id").user_id.apply(set)
+    some = similar[similar["rank"] == 1].head(5)
+    for movie, other, score in zip(some.movie_id, some.similar_movie_id, some.score, strict=True):
+        a, b = raters[movie], raters[other]
+        assert score == pytest.approx(len(a & b) / np.sqrt(len(a) * len(b)), rel=1e-5)
+
+    history = pd.read_parquet(directory / HISTORY)
+    newest = (
+        ratings.sort_values(["user_id", "timestamp"], kind="stable")
+        .groupby("user_id")
+        .tail(10)
+        .iloc[::-1]
+        .sort_values("user_id", kind="stable")
+    )
+    assert history.movie_id.tolist() == newest.movie_id.tolist()
+    assert history.groupby("user_id")["rank"].apply(list).map(lambda r: r == list(range(1, len(r) + 1))).all()
+
+
+def test_drift_is_measured_against_latest_and_can_refuse_a_run(published, fixture_dir, tmp_path):
+    output = tmp_path / "out"
+    shutil.copytree(published, output)
+    previous = read_latest(output)
+    assert_ok(run_batch(fixture_dir[0], output, *FAST))
+    metrics = json.loads((run_dir(output, read_latest(output)) / METRICS).read_text())
+    same = metrics["drift"]
+    assert same["previous_run"] == previous and same["users_compared"] == N_USERS
+    assert same["mean_overlap"] == 1.0 and same["changed_share"] == 0.0  # ItemPop again: the same lists
+    before = snapshot(output)
+    flags = [
+        *FAST,
+        "--model",
+        "random",
+        "--no-refit",
+        "--gate-max-drop",
+        "1",
+        "--gate-min-drift-overlap",
+        "0.9",
+    ]
+    proc = run_batch(fixture_dir[0], output, *flags)
+    assert proc.returncode == exit_codes.QUALITY_GATE, proc.stderr[-2000:]
+    assert "of their movies with the published run" in proc.stderr
+    assert snapshot(output) == before
+    assert not list((output / RUNS_DIR).glob(f"{STAGING_PREFIX}*"))
+
+
 def test_without_refit_the_scoring_pass_gives_the_full_ranking_test_figures(fixture_dir, tmp_path):
     """The published model is the selection model: the full-ranking test figures come from the scoring
     pass and equal the evaluator's on the published model; no full-ranking validation when turned off."""
@@ -398,3 +488,19 @@ def test_without_refit_the_scoring_pass_gives_the_full_ranking_test_figures(fixt
     for key in ("hr@10", "ndcg@10"):
         assert metrics["test"]["full"][key] == expected[key]
     assert 0 < expected["hr@10"] < 1  # a figure that can tell a wrong rank
+
+
+def test_large_catalogue_profile_runs_and_sets_what_it_documents(fixture_dir, tmp_path):
+    """deploy/profiles/large-catalogue.toml stays valid settings, and a (tiny) run with it publishes a
+    model trained with lazy updates, without pretraining or refit, with test full ranking from scoring."""
+    profile = REPO / "deploy" / "profiles" / "large-catalogue.toml"
+    flags = ["--config-file", str(profile), "--factors", "4", "--layers", "8,4", "--batch-size", "256"]
+    flags += ["--eval-negatives", "3", "--top-n", str(TOP_N), "--gate-default-floor", "0"]
+    assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, env={"TF_CPP_MIN_LOG_LEVEL": "2"}))
+    directory = run_dir(tmp_path, read_latest(tmp_path))
+    metrics = json.loads((directory / METRICS).read_text())
+    train_config = metrics["training"]["hyperparameters"]["train_config"]
+    assert train_config["embedding_updates"] == "lazy" and train_config["pretrain"] is False
+    assert (train_config["epochs"], train_config["num_negatives"]) == (2, 4)
+    assert metrics["refit"] is False and set(metrics["validation"]) == {"sampled"}
+    assert metrics["test"]["full"]["from"] == "scoring pass"

@@ -5,14 +5,14 @@ scaled gradient is the global batch's mean gradient."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from batch.cluster import local_worker_envs
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = """
@@ -36,23 +36,9 @@ np.savez(out, losses=np.array(losses), **{k.replace("/", "__"): v for k, v in mo
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_workers(tmp_path: Path, n: int) -> list[dict[str, np.ndarray]]:
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env["PYTHONPATH"] = str(REPO)
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(n)] if n > 1 else []
     procs = []
-    for rank in range(n):
-        worker_env = dict(env)
-        if workers:
-            worker_env["TF_CONFIG"] = json.dumps(
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}}
-            )
+    for rank, worker_env in enumerate(local_worker_envs(n, {**os.environ, "PYTHONPATH": str(REPO)})):
         out = tmp_path / f"worker{n}-{rank}.npz"
         procs.append((subprocess.Popen([sys.executable, "-c", WORKER, str(out)], env=worker_env), out))
     results = []

@@ -161,6 +161,11 @@ class NCFModel(Recommender):
     def _inference_params(self) -> Params:
         return self.get_params()
 
+    def item_embeddings(self) -> np.ndarray | None:
+        """The GMF item embeddings (GMF and NeuMF); None for MLP, whose item embedding only feeds its
+        dense layers (its cosine was not measured)."""
+        return self.get_params().get("gmf/item_embedding")
+
     def hyperparameters(self) -> dict[str, Any]:
         """Architecture and training configuration (JSON-able)."""
         return {

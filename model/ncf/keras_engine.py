@@ -60,7 +60,10 @@ logger = logging.getLogger(__name__)
 SIDES = ("user", "item")
 SLICE_BATCHES = 256  # full mini-batches per compiled training call
 SCORE_CHUNK = 1 << 18  # pairs per compiled scoring call
-USERS_CHUNK = 128  # users per compiled all-items call (memory: USERS_CHUNK * n_items * layers[1] floats)
+USERS_CHUNK = 128  # most users per compiled all-items call
+# most user x item pairs per all-items call: its (users, n_items, layers[1]) float32 hidden layer is at
+# most PAIRS_PER_CALL * layers[1] * 4 bytes (128 MB at 64 units), whatever the catalogue
+PAIRS_PER_CALL = 1 << 19
 
 
 class NCFNetwork(keras.Model):
@@ -214,6 +217,7 @@ class KerasNCF(NCFModel):
         )
         self._logits = tf.function(self._logits_impl, jit_compile=True, reduce_retracing=True)
         self._all_logits = tf.function(self._all_logits_impl, jit_compile=True, reduce_retracing=True)
+        self._item_side = tf.function(self._item_side_impl, jit_compile=True)
 
     def get_params(self) -> Params:
         return {name: np.array(var.numpy(), dtype=np.float32) for name, var in self._vars.items()}
@@ -420,10 +424,25 @@ class KerasNCF(NCFModel):
     def _logits_impl(self, users, items):
         return self.network((users, items), training=False)
 
-    def _all_logits_impl(self, users):
+    def _item_side_impl(self):
+        """The items' part of the first MLP layer, for `_all_logits_impl`: (n_items, layers[1]) item
+        embeddings times their half of the kernel, plus the bias ((n_items,) times the output kernel's
+        half for an MLP without hidden layers; a dummy (1,) without an MLP)."""
+        net = self.network
+        if not net.uses_mlp:
+            return tf.zeros((1,))
+        half = self.config.layers[0] // 2
+        item = net.mlp_item.embeddings
+        if not net.dense:
+            w = net.out.kernel[:, 0][self.config.factors if net.uses_gmf else 0 :]
+            return tf.linalg.matvec(item, w[half:])
+        return tf.matmul(item, net.dense[0].kernel[half:]) + net.dense[0].bias
+
+    def _all_logits_impl(self, users, item_side):
         """Logits of every item for users (c,) int32 -> (c, n_items), structured like
         `model.ncf.scoring.logits_all_items`: GMF as a matrix product, the first MLP layer split into a
-        user part and an item part computed once each."""
+        user part and an item part (`item_side`, from `_item_side_impl`, computed once per
+        `score_users` call)."""
         net = self.network
         kernel = net.out.kernel[:, 0]
         out = tf.zeros((tf.shape(users)[0], self.n_items)) + net.out.bias[0]
@@ -436,14 +455,11 @@ class KerasNCF(NCFModel):
         if net.uses_mlp:
             half = self.config.layers[0] // 2
             user = tf.gather(net.mlp_user.embeddings, users)
-            item = net.mlp_item.embeddings
             if not net.dense:
                 w = kernel[offset:]
-                return out + (tf.linalg.matvec(user, w[:half])[:, None] + tf.linalg.matvec(item, w[half:]))
+                return out + (tf.linalg.matvec(user, w[:half])[:, None] + item_side)
             w0 = net.dense[0].kernel
-            h = tf.nn.relu(
-                tf.matmul(user, w0[:half])[:, None, :] + (tf.matmul(item, w0[half:]) + net.dense[0].bias)
-            )
+            h = tf.nn.relu(tf.matmul(user, w0[:half])[:, None, :] + item_side)
             h = tf.reshape(h, (-1, tf.shape(h)[-1]))
             for dense in net.dense[1:]:
                 h = tf.nn.relu(tf.matmul(h, dense.kernel) + dense.bias)
@@ -451,16 +467,24 @@ class KerasNCF(NCFModel):
         return out
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """(c,) int -> (c, n_items) float32 probabilities, compiled, USERS_CHUNK users per call."""
+        """(c,) int -> (c, n_items) float32 probabilities, compiled, `users_per_call` users per call."""
         users = np.asarray(user_idx, dtype=np.int32)
         out = np.empty((users.shape[0], self.n_items), dtype=np.float32)
-        for start in range(0, users.shape[0], USERS_CHUNK):
-            chunk = users[start : start + USERS_CHUNK]
-            if chunk.shape[0] < USERS_CHUNK:  # pad: one compiled shape for every call
-                chunk = np.concatenate([chunk, np.zeros(USERS_CHUNK - chunk.shape[0], np.int32)])
-            probs = tf.sigmoid(self._all_logits(tf.constant(chunk))).numpy()
-            out[start : start + USERS_CHUNK] = probs[: out[start : start + USERS_CHUNK].shape[0]]
+        step = self.users_per_call
+        item_side = self._item_side()
+        for start in range(0, users.shape[0], step):
+            chunk = users[start : start + step]
+            if chunk.shape[0] < step:  # pad: one compiled shape for every call
+                chunk = np.concatenate([chunk, np.zeros(step - chunk.shape[0], np.int32)])
+            probs = tf.sigmoid(self._all_logits(tf.constant(chunk), item_side)).numpy()
+            out[start : start + step] = probs[: out[start : start + step].shape[0]]
         return out
+
+    @property
+    def users_per_call(self) -> int:
+        """Users per compiled all-items call: `USERS_CHUNK`, fewer when that many users' pairs would pass
+        `PAIRS_PER_CALL` (large catalogues)."""
+        return max(1, min(USERS_CHUNK, PAIRS_PER_CALL // self.n_items))
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Probabilities of pairs: user_idx, item_idx (n,) int -> (n,) float32, in compiled chunks."""

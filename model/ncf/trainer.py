@@ -112,9 +112,11 @@ class NeuMFTrainer:
         for epoch in range(1, cfg.epochs + 1):
             start = time.perf_counter()
             model.set_learning_rate(epoch_learning_rate(cfg, epoch))
-            users, items, labels = sampler.epoch(epoch)
-            order = rng.permutation(users.shape[0])
-            loss = model.train_epoch(users[order], items[order], labels[order], cfg.batch_size)
+            examples = list(sampler.epoch(epoch))
+            _shuffle(rng, examples)
+            n_examples = examples[0].shape[0]
+            loss = model.train_epoch(*examples, cfg.batch_size)
+            del examples  # gigabytes on large data: gone before the next epoch is sampled
             train_s = time.perf_counter() - start
             row: dict[str, float] = {"epoch": epoch, "loss": round(float(loss), 6)}
             if validation is not None:
@@ -135,7 +137,7 @@ class NeuMFTrainer:
                 loss,
                 f" val HR@10 {row['val_hr@10']:.4f} NDCG@10 {row['val_ndcg@10']:.4f}" if validation else "",
                 row["seconds"],
-                users.shape[0] / max(train_s, 1e-9),
+                n_examples / max(train_s, 1e-9),
             )
             if validation is not None and cfg.patience and epoch - best_epoch >= cfg.patience:
                 logger.info("early stop: no validation HR@10 gain for %d epochs", cfg.patience)
@@ -145,3 +147,13 @@ class NeuMFTrainer:
         model.history_ = history
         model.best_epoch_ = best_epoch
         return model
+
+
+def _shuffle(rng: np.random.Generator, arrays: list[np.ndarray]) -> None:
+    """Put the list's (m,) arrays in one seeded random order (`rng.permutation(m)`'s), replacing them one
+    at a time, so that with the list holding the only references at most one extra copy exists beside
+    the int32 order (an epoch of large data is gigabytes)."""
+    m = arrays[0].shape[0]
+    order = rng.permutation(np.arange(m, dtype=np.int32 if m < 2**31 else np.int64))
+    for k in range(len(arrays)):
+        arrays[k] = arrays[k][order]

@@ -1,7 +1,8 @@
 """Fixtures of the lookup service tests: an output directory with one small published run, and the app.
 
-The run carries the served arrays (memory-mapped by the service) unless a module overrides `served_from`
-(test_api.py runs every test on both kinds of run)."""
+The run carries every file the current job writes (candidates, similar movies, history) and the served
+arrays (memory-mapped by the service) unless a module overrides `served_from` (test_api.py runs every test
+on both kinds of run)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def served_from() -> str:
 
 @pytest.fixture
 def run_id(output_dir: Path, served_from: str) -> str:
-    return write_run(output_dir, serving_arrays=served_from == "mapped")
+    return write_run(output_dir, serving_arrays=served_from == "mapped", extras=True)
 
 
 @pytest.fixture

@@ -11,9 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch import contract
-from batch.contract import LATEST, METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, run_dir
+from batch.contract import (
+    CANDIDATES,
+    HISTORY,
+    LATEST,
+    METRICS,
+    MOVIES,
+    POPULAR,
+    RECOMMENDATIONS,
+    SIMILAR_MOVIES,
+    RunWriter,
+    run_dir,
+)
 from batch.serving_arrays import SERVING_DIR, write_serving_arrays
 
 N_MOVIES = 40
@@ -55,6 +67,49 @@ def recommendations_table(
     return table.take(pa.array(rng.permutation(table.num_rows)))
 
 
+def similar_table(movie_ids: np.ndarray, k: int, seed: int) -> pa.Table:
+    """Each movie but the last gets k distinct other movies (the last has none), scores descending."""
+    rng = np.random.default_rng(seed + 100)
+    rows = []
+    for i, movie in enumerate(movie_ids[:-1]):
+        others = np.delete(movie_ids, i)
+        picks = rng.permutation(others)[:k]
+        scores = np.sort(rng.random(k).astype(np.float32) * 0.9 + 0.05)[::-1]
+        rows += [
+            (int(movie), r + 1, int(m), float(s)) for r, (m, s) in enumerate(zip(picks, scores, strict=True))
+        ]
+    movie, rank, similar, score = zip(*rows, strict=True)
+    return pa.table(
+        {
+            "movie_id": pa.array(movie, pa.int32()),
+            "rank": pa.array(rank, pa.int16()),
+            "similar_movie_id": pa.array(similar, pa.int32()),
+            "score": pa.array(score, pa.float32()),
+        }
+    )
+
+
+def history_table(user_ids: np.ndarray, movie_ids: np.ndarray, depth: int, seed: int) -> pa.Table:
+    """User i gets depth - i % 2 rated movies, newest first (timestamps descending)."""
+    rng = np.random.default_rng(seed + 200)
+    rows = []
+    for i, user in enumerate(user_ids):
+        picks = rng.permutation(movie_ids)[: depth - i % 2]
+        rows += [(int(user), r + 1, int(m), 978_300_000 - 60 * r) for r, m in enumerate(picks)]
+    user, rank, movie, ts = zip(*rows, strict=True)
+    return pa.table(
+        {
+            "user_id": pa.array(user, pa.int32()),
+            "rank": pa.array(rank, pa.int16()),
+            "movie_id": pa.array(movie, pa.int32()),
+            "timestamp": pa.array(ts, pa.int64()),
+        }
+    )
+
+
+CANDIDATES_DEPTH, SIMILAR_K, HISTORY_DEPTH = 30, 5, 4
+
+
 def write_run(
     output_dir: Path,
     user_ids: np.ndarray | None = None,
@@ -65,11 +120,15 @@ def write_run(
     serving_arrays: bool = False,
     ragged: bool = False,
     row_group_size: int | None = None,
+    extras: bool = False,
 ) -> str:
     """Write and publish one run (LATEST then names it); returns its run id.
 
-    `serving_arrays`: recommendations.parquet sorted by (user_id, rank), as the job writes it, and the
-    served arrays written from it; else its rows are shuffled and there are no served arrays.
+    `serving_arrays`: the lists sorted by (user_id, rank), as the job writes them, and the served arrays
+    written from them; else rows are shuffled and there are no served arrays.
+    `extras`: also candidates.parquet (`CANDIDATES_DEPTH` deep; recommendations.parquet is its first top_n
+    ranks, popular.parquet as deep), similar_movies.parquet (`SIMILAR_K`) and history.parquet
+    (`HISTORY_DEPTH`), as the current job writes them; without, the run looks like an older job's.
     `edit_staging(staging_dir)` runs just before the manifest is written (to plant bad content whose
     checksums still match).
     """
@@ -78,21 +137,32 @@ def write_run(
     writer = RunWriter(output_dir, run_id=run_id)
     writer.write_table(MOVIES, movies)
     movie_ids = movies.column("movie_id").to_numpy()
-    recs = recommendations_table(user_ids, movie_ids, top_n, seed, ragged)
+    depth = CANDIDATES_DEPTH if extras else top_n
+    deep = recommendations_table(user_ids, movie_ids, depth, seed, ragged)
+    if ragged and extras:
+        raise ValueError("ragged runs are written without extras")
     if serving_arrays:
-        recs = recs.sort_by([("user_id", "ascending"), ("rank", "ascending")])
+        deep = deep.sort_by([("user_id", "ascending"), ("rank", "ascending")])
+    recs = deep.filter(pc.less_equal(deep.column("rank"), top_n))
     writer.write_table(RECOMMENDATIONS, recs, row_group_size=row_group_size)
+    if extras:
+        writer.write_table(CANDIDATES, deep, row_group_size=row_group_size)
+        writer.write_table(SIMILAR_MOVIES, similar_table(movie_ids, SIMILAR_K, seed))
+        writer.write_table(HISTORY, history_table(user_ids, movie_ids, HISTORY_DEPTH, seed))
     if serving_arrays:
         write_serving_arrays(writer)
     popular = pa.table(
         {
-            "rank": np.arange(1, top_n + 1, dtype=np.int16),
-            "movie_id": movie_ids[::-1][:top_n],
-            "score": np.linspace(1.0, 0.5, top_n, dtype=np.float32),
+            "rank": np.arange(1, depth + 1, dtype=np.int16),
+            "movie_id": movie_ids[::-1][:depth],
+            "score": np.linspace(1.0, 0.5, depth, dtype=np.float32),
         }
     )
     writer.write_table(POPULAR, popular)
-    writer.write_json(METRICS, {"test": {"sampled": {"hr@10": 0.5, "ndcg@10": 0.3}}})
+    metrics = {"test": {"sampled": {"hr@10": 0.5, "ndcg@10": 0.3}}}
+    if extras:
+        metrics["beyond_accuracy"] = {"k": 10, "coverage": 0.625, "gini": 0.4}
+    writer.write_json(METRICS, metrics)
     if edit_staging is not None:
         edit_staging(writer.staging)
     writer.publish(
@@ -102,6 +172,7 @@ def write_run(
         dataset={"name": "synthetic"},
         counts={"users": len(user_ids), "movies": len(movie_ids)},
         top_n=top_n,
+        **({"candidates": depth, "similar_k": SIMILAR_K, "history": HISTORY_DEPTH} if extras else {}),
     )
     return writer.run_id
 

@@ -170,7 +170,13 @@ def test_openapi_document_is_generated_from_the_models(client):
         "score",
     }
     params = {p["name"] for p in paths["/v1/users/{user_id}/recommendations"]["get"]["parameters"]}
-    assert params == {"user_id", "n", "fallback"}
+    assert params == {"user_id", "n", "fallback", "genre", "exclude_genre", "exclude", "year_from", "year_to"}
+    similar = {p["name"] for p in paths["/v1/movies/{movie_id}/similar"]["get"]["parameters"]}
+    assert similar == {"movie_id", "n", "genre", "exclude_genre", "exclude", "year_from", "year_to"}
+    post = paths["/v1/recommendations"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schemas[body]["properties"]["liked"]["maxItems"] == 100
+    assert "/v1/users/{user_id}/history" in paths
 
 
 def test_html_page_is_served_without_external_assets(client):

@@ -80,7 +80,7 @@ def test_ml100k_job_run_answers_the_same_mapped_and_from_parquet(tmp_path, ml100
     assert (run / MOVIE_POS).is_file()
     copy_without_serving_arrays(run, tmp_path / "parquet")
     mapped, _ = _assert_same_responses(output, tmp_path / "parquet", list(range(1, 944)), ["", "?n=50"])
-    assert len(mapped.users.ids) == 943 and len(mapped.rec_scores) == 943 * 50
+    assert len(mapped.users.ids) == 943 and len(mapped.rec_scores) == 943 * 200  # candidates, 200 deep
 
 
 def _is_mapped(array: np.ndarray) -> bool:
@@ -149,7 +149,7 @@ INCONSISTENT = {
     "nan score": (_edit_array(SCORES, _set(5, np.nan)), "scores must be finite"),
     "movie position past the end": (_edit_array(MOVIE_POS, _set(3, 40)), "positions outside the 40"),
     "negative movie position": (_edit_array(MOVIE_POS, _set(-1, -1)), "positions outside"),
-    "more rows than top_n": (_edit_array(OFFSETS, _set(1, 21)), "more than top_n 20"),
+    "more rows than top_n": (_edit_array(OFFSETS, _set(1, 21)), "a user has no rows or more than 20"),
     "a user without rows": (_edit_array(OFFSETS, _set(2, 20)), "a user has no rows"),
     "user ids out of order": (_edit_array(USER_IDS, lambda a: a[::-1]), "not strictly increasing"),
     "float32 scores": (
