@@ -40,6 +40,7 @@ from batch.contract import (
 from batch.pipeline import run_pipeline, scoring_pass_evaluates_test
 from batch.quality import check_drift, check_quality, published_model_checks
 from batch.recommend import chunk_lists
+from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
 from batch.similar import history_table, item_vectors, similar_movies_batches
@@ -167,8 +168,10 @@ def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest
             similar_source, similar_rows = write_similar_movies(
                 writer, production, trained_on, dataset.item_ids, settings
             )
+            write_list_arrays(writer, SIMILAR_LISTS)
         with timer.step("history"):
             writer.write_table(HISTORY, history_table(dataset, settings.history))
+            write_list_arrays(writer, HISTORY_LISTS)
         with timer.step("beyond_accuracy"):
             figures = beyond_accuracy(
                 writer.staging,

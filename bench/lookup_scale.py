@@ -2,8 +2,10 @@
 
 Builds synthetic runs directly with the contract writer (no model is trained: movie ids, titles, genres and
 scores are random, seeded) in the shapes of ML-25M (162,541 users, 59,047 movies, sparse movie ids up to
-~209,000) and ML-1M (6,040 users, 3,706 movies): recommendations.parquet written chunk by chunk as the job
-does, then the served arrays (`batch.serving_arrays.write_serving_arrays`), popular.parquet, the manifest.
+~209,000) and ML-1M (6,040 users, 3,706 movies), with every output of the job at its default sizes:
+recommendations.parquet (top 50) and candidates.parquet (200 deep) written chunk by chunk as the job does,
+similar_movies.parquet (100 per movie), history.parquet (10 per user), then the served arrays
+(`batch.serving_arrays.write_serving_arrays`), popular.parquet, the manifest.
 The ML-1M shape is also published without served arrays (the Parquet-built store, as runs of older jobs).
 
 For each run, with the pieces of bench/load_test.py (`Server`: `ncf-serve` with 2 workers on a free
@@ -47,15 +49,32 @@ import pyarrow as pa
 from load_test import Server, free_port, run_wrk
 from load_test_wsgi import cpu_us_per_request
 
-from batch.contract import METRICS, MOVIES, POPULAR, RECOMMENDATIONS, RunWriter, run_dir, verify_run
+from batch.contract import (
+    CANDIDATES,
+    HISTORY,
+    METRICS,
+    MOVIES,
+    POPULAR,
+    RECOMMENDATIONS,
+    SIMILAR_MOVIES,
+    RunWriter,
+    run_dir,
+    verify_run,
+)
 from batch.serving_arrays import write_serving_arrays
+from batch.settings import RunSettings
 from lookup_service.app import create_app
 from lookup_service.settings import ServerSettings, ServiceSettings
 from lookup_service.store import load_run
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-TOP_N = 50
+# the job's defaults: top-N, candidates depth, similar movies per movie, history per user
+_DEFAULTS = RunSettings.model_fields
+TOP_N = _DEFAULTS["top_n"].default
+DEPTH = _DEFAULTS["candidates"].default
+SIMILAR_K = _DEFAULTS["similar_k"].default
+HISTORY_N = _DEFAULTS["history"].default
 # users, movies, largest movie id
 SHAPES = {
     "ml-25m": (162_541, 59_047, 209_171),
@@ -90,20 +109,54 @@ def write_synthetic_run(output_dir: Path, shape: str, served: bool, seed: int = 
     seconds = {}
     started = time.perf_counter()
     writer.write_table(MOVIES, movies)
-    with writer.open_table(RECOMMENDATIONS) as out:
+    # candidates.parquet DEPTH deep per user, recommendations.parquet its first TOP_N ranks (as the job)
+    with writer.open_table(RECOMMENDATIONS) as top, writer.open_table(CANDIDATES) as deep:
         for start in range(0, n_users, 10_000):
             users = np.arange(start + 1, min(start + 10_000, n_users) + 1, dtype=np.int32)
             first = rng.integers(0, n_movies, len(users))
             step = rng.choice(steps, len(users))
-            picks = (first[:, None] + step[:, None] * np.arange(TOP_N)) % n_movies
-            scores = np.sort(rng.random((len(users), TOP_N), dtype=np.float32), axis=1)[:, ::-1]
+            picks = (first[:, None] + step[:, None] * np.arange(DEPTH)) % n_movies
+            scores = np.sort(rng.random((len(users), DEPTH), dtype=np.float32), axis=1)[:, ::-1]
+            for out, k in ((top, TOP_N), (deep, DEPTH)):
+                out.write_table(
+                    pa.table(
+                        {
+                            "user_id": np.repeat(users, k),
+                            "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), len(users)),
+                            "movie_id": movie_ids[picks[:, :k]].ravel(),
+                            "score": scores[:, :k].ravel(),
+                        }
+                    )
+                )
+    # similar_movies.parquet: SIMILAR_K other movies per movie; history.parquet: HISTORY movies per user
+    with writer.open_table(SIMILAR_MOVIES) as out:
+        for start in range(0, n_movies, 10_000):
+            owners = np.arange(start, min(start + 10_000, n_movies))
+            picks = (owners[:, None] + 1 + np.arange(SIMILAR_K)) % n_movies
+            scores = np.sort(rng.random((len(owners), SIMILAR_K), dtype=np.float32), axis=1)[:, ::-1]
             out.write_table(
                 pa.table(
                     {
-                        "user_id": np.repeat(users, TOP_N),
-                        "rank": np.tile(np.arange(1, TOP_N + 1, dtype=np.int16), len(users)),
-                        "movie_id": movie_ids[picks].ravel(),
+                        "movie_id": np.repeat(movie_ids[owners], SIMILAR_K),
+                        "rank": np.tile(np.arange(1, SIMILAR_K + 1, dtype=np.int16), len(owners)),
+                        "similar_movie_id": movie_ids[picks].ravel(),
                         "score": scores.ravel(),
+                    }
+                )
+            )
+    with writer.open_table(HISTORY) as out:
+        for start in range(0, n_users, 10_000):
+            users = np.arange(start + 1, min(start + 10_000, n_users) + 1, dtype=np.int32)
+            picks = (rng.integers(0, n_movies, len(users))[:, None] + np.arange(HISTORY_N)) % n_movies
+            out.write_table(
+                pa.table(
+                    {
+                        "user_id": np.repeat(users, HISTORY_N),
+                        "rank": np.tile(np.arange(1, HISTORY_N + 1, dtype=np.int16), len(users)),
+                        "movie_id": movie_ids[picks].ravel(),
+                        "timestamp": np.tile(
+                            1_500_000_000 - np.arange(HISTORY_N, dtype=np.int64), len(users)
+                        ),
                     }
                 )
             )
@@ -132,6 +185,10 @@ def write_synthetic_run(output_dir: Path, shape: str, served: bool, seed: int = 
         dataset={"name": f"synthetic {shape} shape"},
         counts={"users": n_users, "movies": n_movies, "rows": n_users * TOP_N},
         top_n=TOP_N,
+        candidates=DEPTH,
+        similar_k=SIMILAR_K,
+        similar_source="embedding",
+        history=HISTORY_N,
     )
     seconds["publish"] = time.perf_counter() - started
     return writer.run_id, seconds
@@ -387,7 +444,10 @@ def main() -> None:
         f"average at start {tuple(round(x, 2) for x in load_before)}, at end "
         f"{tuple(round(x, 2) for x in os.getloadavg())}",
         "setup": "synthetic runs (random seeded scores, titles and genres; no model trained) written with "
-        "RunWriter: ml-25m = 162,541 users x 50 (8,127,050 rows), 59,047 movies; ml-1m = 6,040 users x 50, "
+        f"RunWriter, every output at the job's default size (top {TOP_N}, candidates {DEPTH} deep, "
+        f"{SIMILAR_K} "
+        f"similar movies per movie, history {HISTORY_N} per user): ml-25m = 162,541 users x {TOP_N} "
+        "(8,127,050 rows), 59,047 movies; ml-1m = 6,040 users x 50, "
         "3,706 movies; each with served arrays (memory-mapped), and ml-1m-parquet the same ml-1m run "
         "without them (built in memory from the Parquet). ncf-serve (lookup_service/gunicorn_conf.py), "
         f"2 gthread workers x {ServerSettings().threads} threads, body cache "

@@ -5,11 +5,13 @@ served arrays (`batch/serving_arrays.py`, `serving/*.npy`) is memory-mapped: eve
 files, the page cache holds them once, and no per-user data is copied into a worker's private memory
 (users are found by binary search over the mapped ids). A run without them is built in memory from its
 candidates (or, in a run without those, its recommendations): the single file, or the parts of its
-folder in user order. Either
-way the arrays are checked before the store is served (bounds, order, counts, finite scores), after
-`verify_run` has checked every file's size and sha256 against the manifest. The movies table and its id
-index are held in memory: they grow with the catalogue, not with the users. Raw ids map to positions
-through `IdIndex` (a dense int32 table indexed by raw id when ids are compact, else a binary search).
+folder in user order. The similar-movie and history lists are mapped the same way from their own served
+arrays (`batch/served_lists.py`, `serving/similar/`, `serving/history/`) when the run has them. Either way
+the arrays are checked before the store is served (bounds, order, counts, finite scores), after
+`verify_run` has checked every file's size and sha256 against the manifest.
+The movies table and its id index are held in memory: they grow with the catalogue, not with the users.
+Raw ids map to positions through `IdIndex` (a dense int32 table indexed by raw id when ids are compact,
+else a binary search).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from batch.contract import (
     table_parts,
     verify_run,
 )
+from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, ListLayout, grouped_rows
 from batch.serving_arrays import (
     LAYOUT,
     MOVIE_POS,
@@ -195,7 +198,7 @@ class RunStore:
 
 @dataclass(frozen=True)
 class Recent:
-    """history.parquet in memory: user position u owns rows offsets[u]:offsets[u + 1], newest first."""
+    """history.parquet's lists: user position u owns rows offsets[u]:offsets[u + 1], newest first."""
 
     users: IdIndex
     offsets: np.ndarray
@@ -302,46 +305,64 @@ def _grouped(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows of a (key, rank, movie, value) table sorted by (key, rank), checked: ranks 1..k per key with
     k <= limit. Returns (keys (g,), starts (g,), counts (g,), movie ids (rows,), values (rows,))."""
-    keys = _column(table, key, np.int32)
-    rank = _column(table, RANK, np.int16)
-    order = np.lexsort((rank, keys))
-    keys, rank = keys[order], rank[order]
-    unique, starts, counts = np.unique(keys, return_index=True, return_counts=True)
-    if not np.array_equal(rank, np.arange(len(keys)) - np.repeat(starts, counts) + 1):
-        raise RunInvalid(f"{file}: ranks are not 1..k for every {key}")
+    try:
+        unique, starts, counts, movies, values = grouped_rows(file, table, key, movie, value, dtype)
+    except ValueError as exc:
+        raise RunInvalid(str(exc)) from None
     if len(counts) and counts.max() > limit:
         raise RunInvalid(f"{file}: a {key} has {counts.max()} rows, the manifest allows {limit}")
-    return unique, starts, counts, _column(table, movie, np.int32)[order], _column(table, value, dtype)[order]
+    return unique, starts, counts, movies, values
 
 
 def _load_similar(path: Path, manifest: Manifest, movie_index: IdIndex) -> NeighbourLists:
-    """similar_movies.parquet as flat arrays by movie position (every list empty when the run has none)."""
+    """similar_movies.parquet as flat arrays by movie position (every list empty when the run has none):
+    its served arrays memory-mapped when the manifest lists them, else read from the Parquet."""
     n_movies = len(movie_index.ids)
     if SIMILAR_MOVIES not in manifest.files:
         empty = np.zeros(n_movies + 1, dtype=np.int64)
         return NeighbourLists(empty, np.empty(0, np.int32), np.empty(0, np.float64))
     file = path / SIMILAR_MOVIES
-    table = pq.ParquetFile(file).read()
-    movies, _, counts, similar, scores = _grouped(
-        file, table, MOVIE_ID, SIMILAR_MOVIE_ID, SCORE, np.float32, manifest.similar_k or 0
-    )
-    owners = _movie_positions(file, movies, movie_index)
-    neighbours = _movie_positions(file, similar, movie_index)
-    if np.any(neighbours == np.repeat(owners, counts)):
-        raise RunInvalid(f"{file}: a movie is listed as similar to itself")
+    limit = manifest.similar_k or 0
+    if _has_list_arrays(path, manifest, SIMILAR_LISTS):
+        movies, offsets, neighbours, scores = _map_list_arrays(path, manifest, SIMILAR_LISTS, n_movies, limit)
+        counts = np.diff(offsets)
+        owners = movie_index.positions(movies)
+        if np.any(owners < 0):
+            raise RunInvalid(f"{path / SIMILAR_LISTS.file('keys')}: movie ids missing from {MOVIES}")
+    else:
+        table = pq.ParquetFile(file).read()
+        movies, _, counts, similar, scores = _grouped(
+            file, table, MOVIE_ID, SIMILAR_MOVIE_ID, SCORE, np.float32, limit
+        )
+        owners = _movie_positions(file, movies, movie_index)
+        neighbours = _movie_positions(file, similar, movie_index)
+        scores = _finite_scores(file, scores)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    step = max(CHECK_BLOCK // max(limit, 1), 1)  # movies per check: bounded temporaries
+    for first in range(0, len(owners), step):
+        last = min(first + step, len(owners))
+        rows = slice(int(bounds[first]), int(bounds[last]))
+        if np.any(neighbours[rows] == np.repeat(owners[first:last], counts[first:last])):
+            raise RunInvalid(f"{file}: a movie is listed as similar to itself")
     per_movie = np.zeros(n_movies, dtype=np.int64)
     per_movie[owners] = counts
     offsets = np.concatenate([[0], np.cumsum(per_movie)]).astype(np.int64)
     # rows are sorted by movie id, which is movie position order, so they already line up with `offsets`
-    return NeighbourLists(offsets, neighbours, _finite_scores(file, scores))
+    return NeighbourLists(offsets, neighbours, scores)
 
 
 def _load_history(path: Path, manifest: Manifest, movie_index: IdIndex) -> Recent:
+    """history.parquet by user: its served arrays memory-mapped when the manifest lists them (users found
+    by binary search over the mapped ids), else read from the Parquet."""
+    limit = manifest.history or 0
+    if _has_list_arrays(path, manifest, HISTORY_LISTS):
+        users, offsets, movies, times = _map_list_arrays(
+            path, manifest, HISTORY_LISTS, len(movie_index.ids), limit
+        )
+        return Recent(IdIndex(users, dense=False), offsets, movies, times)
     file = path / HISTORY
     table = pq.ParquetFile(file).read()
-    users, starts, _, movies, times = _grouped(
-        file, table, USER_ID, MOVIE_ID, TIMESTAMP, np.int64, manifest.history or 0
-    )
+    users, starts, _, movies, times = _grouped(file, table, USER_ID, MOVIE_ID, TIMESTAMP, np.int64, limit)
     offsets = np.append(starts, len(movies)).astype(np.int64)
     return Recent(IdIndex(users), offsets, _movie_positions(file, movies, movie_index), times)
 
@@ -352,6 +373,29 @@ def _served_parts(path: Path, manifest: Manifest) -> tuple[list[str], str]:
     table = served_source(manifest.files)
     parts = table_parts(path, manifest, table)
     return parts, (table if parts == [table] else dataset_dir(table) + "/")
+
+
+def _has_list_arrays(path: Path, manifest: Manifest, layout: ListLayout) -> bool:
+    """Whether the manifest lists `layout`'s served arrays: all four, or none (a run of an older job)."""
+    listed = [name for name in layout.files if name in manifest.files]
+    if listed and len(listed) < len(layout.files):
+        raise RunInvalid(f"{path}: the manifest lists {listed} but not all of {list(layout.files)}")
+    return bool(listed)
+
+
+def _map_list_arrays(
+    path: Path, manifest: Manifest, layout: ListLayout, n_movies: int, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Memory-map `layout`'s served arrays (`batch.served_lists`) read only and check them in blocks:
+    dtypes and lengths (as many rows as the Parquet's footer says), keys strictly increasing, 1..limit
+    rows per key, movie positions inside `movies`, finite scores. Returns (keys, offsets, movie_pos,
+    values)."""
+    keys, offsets, movie_pos, values = (_map(path / name, dtype) for name, dtype in layout.files.items())
+    files = [path / name for name in layout.files]
+    n_rows = pq.ParquetFile(path / layout.table).metadata.num_rows
+    noun = layout.key.removesuffix("_id")
+    _check_grouped(files, (keys, offsets, movie_pos, values), n_rows, layout.table, limit, n_movies, noun)
+    return keys, offsets, movie_pos, values
 
 
 def _map_served_arrays(
@@ -366,27 +410,45 @@ def _map_served_arrays(
     parts, source = _served_parts(path, manifest)
     depth = list_depth(manifest)
     n_rows = sum(pq.ParquetFile(path / part).metadata.num_rows for part in parts)
-    if len(offsets) != len(user_ids) + 1 or len(movie_pos) != n_rows or len(scores) != n_rows:
+    files = [path / name for name in (USER_IDS, OFFSETS, MOVIE_POS, SCORES)]
+    _check_grouped(files, (user_ids, offsets, movie_pos, scores), n_rows, source, depth, n_movies, "user")
+    return IdIndex(user_ids, dense=False), offsets, movie_pos, scores
+
+
+def _check_grouped(
+    files: list[Path],
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_rows: int,
+    source: str,
+    limit: int,
+    n_movies: int,
+    noun: str,
+) -> None:
+    """Check mapped (keys, offsets, movie_pos, values) arrays (`files`, in that order) in blocks: lengths
+    (`n_rows`, the Parquet `source`'s row count), offsets from 0 to n_rows, keys strictly increasing,
+    1..limit rows per key (a `noun`), movie positions inside `movies`, and finite values when they are
+    scores (float)."""
+    keys, offsets, movie_pos, values = arrays
+    if len(offsets) != len(keys) + 1 or len(movie_pos) != n_rows or len(values) != n_rows:
         raise RunInvalid(
-            f"{path}: served arrays of {len(user_ids)} users, {len(offsets)} offsets, {len(movie_pos)} "
-            f"movies and {len(scores)} scores for {n_rows} rows in {source}"
+            f"{files[0].parent}: served arrays of {len(keys)} {noun}s, {len(offsets)} offsets, "
+            f"{len(movie_pos)} movies and {len(values)} values for {n_rows} rows in {source}"
         )
     if offsets[0] != 0 or offsets[-1] != n_rows:
-        raise RunInvalid(f"{path / OFFSETS}: must run from 0 to {n_rows}")
-    for start in range(0, len(user_ids), CHECK_BLOCK):
-        ids = user_ids[max(start - 1, 0) : start + CHECK_BLOCK]
-        if np.any(ids[1:] <= ids[:-1]):
-            raise RunInvalid(f"{path / USER_IDS}: not strictly increasing")
+        raise RunInvalid(f"{files[1]}: must run from 0 to {n_rows}")
+    for start in range(0, len(keys), CHECK_BLOCK):
+        block = keys[max(start - 1, 0) : start + CHECK_BLOCK]
+        if np.any(block[1:] <= block[:-1]):
+            raise RunInvalid(f"{files[0]}: not strictly increasing")
         counts = np.diff(offsets[start : start + CHECK_BLOCK + 1])
-        if np.any(counts < 1) or np.any(counts > depth):
-            raise RunInvalid(f"{path / OFFSETS}: a user has no rows or more than {depth}")
+        if np.any(counts < 1) or np.any(counts > limit):
+            raise RunInvalid(f"{files[1]}: a {noun} has no rows or more than {limit}")
     for start in range(0, n_rows, CHECK_BLOCK):
         block = movie_pos[start : start + CHECK_BLOCK]
         if block.min() < 0 or block.max() >= n_movies:
-            raise RunInvalid(f"{path / MOVIE_POS}: positions outside the {n_movies} movies of {MOVIES}")
-        if not np.all(np.isfinite(scores[start : start + CHECK_BLOCK])):
-            raise RunInvalid(f"{path / SCORES}: scores must be finite")
-    return IdIndex(user_ids, dense=False), offsets, movie_pos, scores
+            raise RunInvalid(f"{files[2]}: positions outside the {n_movies} movies of {MOVIES}")
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values[start : start + CHECK_BLOCK])):
+            raise RunInvalid(f"{files[3]}: scores must be finite")
 
 
 def _map(file: Path, dtype: np.dtype) -> np.ndarray:

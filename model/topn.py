@@ -2,8 +2,8 @@
 
 Ties are broken by the lower item index, at the cut-off too, so the result is a pure function of the
 scores. Memory: the caller's (c, n_items) float32 matrix is masked in place; selection makes a few
-temporary (c, n_items) arrays (a float32 partition copy, bool masks, an int32 running count) and the
-(c, N) results.
+temporary (c, n_items) arrays (a float32 partition copy, a bool mask; for rows tied at the cut-off, more
+masks and an int32 running count) and the (c, N) results.
 """
 
 from __future__ import annotations
@@ -44,10 +44,14 @@ def _top_n_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # The k-th largest score of each row; everything above it is in, and of the items tied with it the
         # lowest indices fill the remaining places (so the result never depends on partition internals).
         kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k, None]
-        above = scores > kth
-        tied = scores == kth
-        need = k - above.sum(axis=1, keepdims=True)
-        take = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))
+        take = scores >= kth
+        # rows with more than k scores >= kth (ties at the cut): the lowest tied indices fill the places
+        tied_rows = np.flatnonzero(np.count_nonzero(take, axis=1) > k)
+        if tied_rows.size:
+            rows, cut = scores[tied_rows], kth[tied_rows]
+            above, tied = rows > cut, rows == cut
+            need = k - above.sum(axis=1, keepdims=True)
+            take[tied_rows] = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))
         part = np.nonzero(take)[1].reshape(-1, k)  # item order within each row
     else:
         part = np.broadcast_to(np.arange(n_items), scores.shape).copy()

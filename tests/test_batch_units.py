@@ -44,6 +44,16 @@ def test_top_n_masks_rated_items_and_matches_brute_force():
     np.testing.assert_array_equal(threaded[1], best)
 
 
+def test_top_n_rows_with_and_without_ties_at_the_cut_in_one_chunk():
+    rng = np.random.default_rng(4)
+    scores = rng.random((8, 40)).astype(np.float32)  # distinct scores
+    scores[1::2] = rng.integers(0, 4, size=(4, 40))  # every other row tied at the cut-off
+    rated = np.zeros_like(scores, dtype=bool)
+    items, best = top_n(scores.copy(), 6)
+    assert items.tolist() == brute_force_top_n(scores, rated, 6)
+    np.testing.assert_array_equal(best, np.take_along_axis(scores, items, axis=1))
+
+
 def test_top_n_with_n_at_least_the_item_count():
     scores = np.array([[0.1, 0.9, 0.5]], dtype=np.float32)
     items, best = top_n(scores, 10)

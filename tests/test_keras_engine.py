@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from batch.cli import main
+from model.ncf import keras_engine
+from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.keras_engine import KerasNCF
+from model.ncf.params import init_params
+from model.ncf.scoring import logits_all_items
 from model.registry import build_model
 from tests.ncf_contract import NCFModelContract
 
@@ -20,6 +24,38 @@ def test_registry_builds_keras_models_with_options():
     assert isinstance(model, KerasNCF)
     assert model.config.kind == "neumf" and model.config.factors == 16 and model.train_config.epochs == 2
     assert build_model("gmf").config.kind == "gmf"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        NCFConfig(kind="neumf", factors=4, layers=(16, 8, 4)),
+        NCFConfig(kind="gmf", factors=4),
+        NCFConfig(kind="mlp", layers=(16,)),  # no hidden layer: the item part is one number per item
+    ],
+    ids=["neumf", "gmf", "mlp-without-hidden-layers"],
+)
+def test_tiled_all_items_scorer_equals_pair_scores_across_tiles_and_calls(monkeypatch, config):
+    # 70 users and 600 items: three tiles of users and of items (the last ones partial), several
+    # calls of two user tiles (the last padded) on several threads.
+    monkeypatch.setattr(keras_engine, "PAIRS_PER_CALL", 2 * keras_engine.TILE_USERS * 768)
+    n_users, n_items = 70, 600
+    params = init_params(config, n_users, n_items, seed=3)
+    params = {k: (v * 30).astype(np.float32) for k, v in params.items()}
+    model = KerasNCF(config, TrainConfig())
+    model.build(n_users, n_items, params)
+    assert model.users_per_call == 2 * keras_engine.TILE_USERS
+    users = np.random.default_rng(0).permutation(n_users)[:67]
+    grid = model.score_users(users)
+    assert grid.shape == (67, n_items) and grid.dtype == np.float32
+    # float64 reference; the large weights leave float32 errors of ~2e-4 (pair scores alike), a misplaced
+    # tile errs by far more
+    exact = 1.0 / (
+        1.0 + np.exp(-logits_all_items({k: v.astype(np.float64) for k, v in params.items()}, config, users))
+    )
+    np.testing.assert_allclose(grid, exact, atol=1e-3)
+    pairs = model.score(np.repeat(users, n_items), np.tile(np.arange(n_items), users.size))
+    assert np.abs(grid - exact).max() <= 2 * np.abs(pairs.reshape(grid.shape) - exact).max() + 1e-6
 
 
 @pytest.mark.slow

@@ -23,8 +23,9 @@ computation between them is one XLA program (`_core`): TensorFlow's own row gath
 faster than XLA's on CPU (a row-wise step took 20-27% less CPU time this way than compiled whole, in
 A/B step timings on ML-1M- and ML-20M-sized tables). Nothing is XLA-compiled when dropout is on (see `build`).
 Scoring runs XLA-compiled forward passes over chunks of pairs (padded to a power of two, so few shapes
-compile); `score_users` scores every item at once with the structured trick of `model.ncf.scoring` (same
-maths, compiled).
+compile); `score_users` scores every item with the structured trick of `model.ncf.scoring` (same maths,
+compiled), a cache-sized tile of users x items per step (`TILE_USERS`, `TILE_ITEMS`), so its pairs/s and
+memory per call do not depend on the size of the catalogue.
 
 Several workers: when `$TF_CONFIG` names a cluster of more than one task, the network and optimizer are
 built inside a `tf.distribute.MultiWorkerMirroredStrategy` scope (`cluster_strategy`), every worker
@@ -43,6 +44,7 @@ import contextlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -54,16 +56,20 @@ from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.keras_optimizer import FOLD_BELOW, LazyOptimizer
 from model.ncf.params import Params, check_params, uses_gmf, uses_mlp
+from model.topn import available_cores
 
 logger = logging.getLogger(__name__)
 
 SIDES = ("user", "item")
 SLICE_BATCHES = 256  # full mini-batches per compiled training call
 SCORE_CHUNK = 1 << 18  # pairs per compiled scoring call
-USERS_CHUNK = 128  # most users per compiled all-items call
-# most user x item pairs per all-items call: its (users, n_items, layers[1]) float32 hidden layer is at
-# most PAIRS_PER_CALL * layers[1] * 4 bytes (128 MB at 64 units), whatever the catalogue
-PAIRS_PER_CALL = 1 << 19
+# All-items scoring: a compiled call walks over tiles of TILE_USERS users x TILE_ITEMS movies, so a tile's
+# hidden layer (TILE_USERS * TILE_ITEMS * layers[1] float32, 2 MB at 64 units) stays in the cores' caches
+# whatever the catalogue; a call holds whole tiles of users, at least PAIRS_PER_CALL pairs (fewer calls on
+# small catalogues); calls run on `available_cores()` threads.
+TILE_USERS = 32
+TILE_ITEMS = 256
+PAIRS_PER_CALL = 1 << 18
 
 
 class NCFNetwork(keras.Model):
@@ -216,7 +222,7 @@ class KerasNCF(NCFModel):
             reduce_retracing=True,
         )
         self._logits = tf.function(self._logits_impl, jit_compile=True, reduce_retracing=True)
-        self._all_logits = tf.function(self._all_logits_impl, jit_compile=True, reduce_retracing=True)
+        self._all_probs = tf.function(self._all_probs_impl, jit_compile=True, reduce_retracing=True)
         self._item_side = tf.function(self._item_side_impl, jit_compile=True)
 
     def get_params(self) -> Params:
@@ -425,66 +431,103 @@ class KerasNCF(NCFModel):
         return self.network((users, items), training=False)
 
     def _item_side_impl(self):
-        """The items' part of the first MLP layer, for `_all_logits_impl`: (n_items, layers[1]) item
-        embeddings times their half of the kernel, plus the bias ((n_items,) times the output kernel's
-        half for an MLP without hidden layers; a dummy (1,) without an MLP)."""
+        """The items' side of `_all_probs_impl`, zero rows appended up to a whole number of `TILE_ITEMS`:
+        (GMF item embeddings (n_pad, factors), the items' part of the first MLP layer (n_pad, layers[1]):
+        item embeddings times their half of the kernel, plus the bias; (n_pad, 1) times the output
+        kernel's half for an MLP without hidden layers). A tower the model lacks gives (n_pad, 0)."""
         net = self.network
-        if not net.uses_mlp:
-            return tf.zeros((1,))
-        half = self.config.layers[0] // 2
-        item = net.mlp_item.embeddings
-        if not net.dense:
-            w = net.out.kernel[:, 0][self.config.factors if net.uses_gmf else 0 :]
-            return tf.linalg.matvec(item, w[half:])
-        return tf.matmul(item, net.dense[0].kernel[half:]) + net.dense[0].bias
+        empty = tf.zeros((self.n_items, 0))
+        gmf = net.gmf_item.embeddings if net.uses_gmf else empty
+        mlp = empty
+        if net.uses_mlp:
+            half = self.config.layers[0] // 2
+            item = net.mlp_item.embeddings
+            if not net.dense:
+                w = net.out.kernel[:, 0][self.config.factors if net.uses_gmf else 0 :]
+                mlp = tf.linalg.matvec(item, w[half:])[:, None]
+            else:
+                mlp = tf.matmul(item, net.dense[0].kernel[half:]) + net.dense[0].bias
+        pad = [[0, -self.n_items % TILE_ITEMS], [0, 0]]
+        return tf.pad(gmf, pad), tf.pad(mlp, pad)
 
-    def _all_logits_impl(self, users, item_side):
-        """Logits of every item for users (c,) int32 -> (c, n_items), structured like
-        `model.ncf.scoring.logits_all_items`: GMF as a matrix product, the first MLP layer split into a
-        user part and an item part (`item_side`, from `_item_side_impl`, computed once per
-        `score_users` call)."""
+    def _all_probs_impl(self, users, gmf_items, mlp_items):
+        """Probabilities of every item for users (c,) int32, c a multiple of `TILE_USERS` -> (c, n_pad)
+        float32, with the items' side from `_item_side_impl`; the maths of
+        `model.ncf.scoring.logits_all_items` (GMF as a matrix product, the first MLP layer split into a
+        user part and an item part), one tile of `TILE_USERS` x `TILE_ITEMS` pairs per step of a compiled
+        loop."""
         net = self.network
         kernel = net.out.kernel[:, 0]
-        out = tf.zeros((tf.shape(users)[0], self.n_items)) + net.out.bias[0]
-        offset = 0
+        user_tiles, item_tiles = users.shape[0] // TILE_USERS, mlp_items.shape[0] // TILE_ITEMS
+        f = self.config.factors if net.uses_gmf else 0
         if net.uses_gmf:
-            f = self.config.factors
-            user = tf.gather(net.gmf_user.embeddings, users) * kernel[:f]
-            out += tf.matmul(user, net.gmf_item.embeddings, transpose_b=True)
-            offset = f
+            gmf_users = tf.gather(net.gmf_user.embeddings, users) * kernel[:f]
         if net.uses_mlp:
             half = self.config.layers[0] // 2
             user = tf.gather(net.mlp_user.embeddings, users)
             if not net.dense:
-                w = kernel[offset:]
-                return out + (tf.linalg.matvec(user, w[:half])[:, None] + item_side)
-            w0 = net.dense[0].kernel
-            h = tf.nn.relu(tf.matmul(user, w0[:half])[:, None, :] + item_side)
-            h = tf.reshape(h, (-1, tf.shape(h)[-1]))
-            for dense in net.dense[1:]:
-                h = tf.nn.relu(tf.matmul(h, dense.kernel) + dense.bias)
-            out += tf.reshape(tf.linalg.matvec(h, kernel[offset:]), tf.shape(out))
-        return out
+                mlp_users = tf.linalg.matvec(user, kernel[f:][:half])[:, None]
+            else:
+                mlp_users = tf.matmul(user, net.dense[0].kernel[:half])
+
+        def tile(j, probs):
+            first_user, first_item = (j // item_tiles) * TILE_USERS, (j % item_tiles) * TILE_ITEMS
+            out = tf.zeros((TILE_USERS, TILE_ITEMS)) + net.out.bias[0]
+            if net.uses_gmf:
+                user = tf.slice(gmf_users, [first_user, 0], [TILE_USERS, f])
+                items = tf.slice(gmf_items, [first_item, 0], [TILE_ITEMS, f])
+                out += tf.matmul(user, items, transpose_b=True)
+            if net.uses_mlp:
+                width = mlp_items.shape[1]
+                user = tf.slice(mlp_users, [first_user, 0], [TILE_USERS, width])
+                items = tf.slice(mlp_items, [first_item, 0], [TILE_ITEMS, width])
+                if not net.dense:
+                    out += user + tf.transpose(items)
+                else:
+                    h = tf.reshape(tf.nn.relu(user[:, None, :] + items[None]), (-1, width))
+                    for dense in net.dense[1:]:
+                        h = tf.nn.relu(tf.matmul(h, dense.kernel) + dense.bias)
+                    out += tf.reshape(tf.linalg.matvec(h, kernel[f:]), (TILE_USERS, TILE_ITEMS))
+            return j + 1, probs.write(j, tf.sigmoid(out))
+
+        n_tiles = user_tiles * item_tiles
+        _, probs = tf.while_loop(
+            lambda j, _: j < n_tiles, tile, (tf.constant(0), tf.TensorArray(tf.float32, size=n_tiles))
+        )
+        tiles = tf.reshape(probs.stack(), (user_tiles, item_tiles, TILE_USERS, TILE_ITEMS))
+        return tf.reshape(tf.transpose(tiles, (0, 2, 1, 3)), (users.shape[0], item_tiles * TILE_ITEMS))
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """(c,) int -> (c, n_items) float32 probabilities, compiled, `users_per_call` users per call."""
+        """(c,) int -> (c, n_items) float32 probabilities: compiled calls of `users_per_call` users (the
+        last padded), on `available_cores()` threads (TensorFlow runs calls concurrently)."""
         users = np.asarray(user_idx, dtype=np.int32)
         out = np.empty((users.shape[0], self.n_items), dtype=np.float32)
-        step = self.users_per_call
         item_side = self._item_side()
-        for start in range(0, users.shape[0], step):
+        step = self.users_per_call
+
+        def call(start: int) -> None:
             chunk = users[start : start + step]
-            if chunk.shape[0] < step:  # pad: one compiled shape for every call
-                chunk = np.concatenate([chunk, np.zeros(step - chunk.shape[0], np.int32)])
-            probs = tf.sigmoid(self._all_logits(tf.constant(chunk), item_side)).numpy()
-            out[start : start + step] = probs[: out[start : start + step].shape[0]]
+            n = chunk.shape[0]
+            if n < step:  # pad: one compiled shape for every call
+                chunk = np.concatenate([chunk, np.zeros(step - n, np.int32)])
+            probs = self._all_probs(tf.constant(chunk), *item_side).numpy()
+            out[start : start + n] = probs[:n, : self.n_items]
+
+        starts = range(0, users.shape[0], step)
+        threads = min(available_cores(), len(starts))
+        if threads <= 1:
+            for start in starts:
+                call(start)
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(call, starts))
         return out
 
     @property
     def users_per_call(self) -> int:
-        """Users per compiled all-items call: `USERS_CHUNK`, fewer when that many users' pairs would pass
-        `PAIRS_PER_CALL` (large catalogues)."""
-        return max(1, min(USERS_CHUNK, PAIRS_PER_CALL // self.n_items))
+        """Users per compiled all-items call: whole `TILE_USERS` tiles, at least `PAIRS_PER_CALL` pairs."""
+        n_pad = -(-self.n_items // TILE_ITEMS) * TILE_ITEMS
+        return TILE_USERS * max(1, PAIRS_PER_CALL // (TILE_USERS * n_pad))
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Probabilities of pairs: user_idx, item_idx (n,) int -> (n,) float32, in compiled chunks."""

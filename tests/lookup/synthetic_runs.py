@@ -26,6 +26,7 @@ from batch.contract import (
     RunWriter,
     run_dir,
 )
+from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
 from batch.serving_arrays import SERVING_DIR, write_serving_arrays
 
 N_MOVIES = 40
@@ -125,7 +126,8 @@ def write_run(
     """Write and publish one run (LATEST then names it); returns its run id.
 
     `serving_arrays`: the lists sorted by (user_id, rank), as the job writes them, and the served arrays
-    written from them; else rows are shuffled and there are no served arrays.
+    written from them (with `extras`, the similar-movie and history lists' too); else rows are shuffled and
+    there are no served arrays.
     `extras`: also candidates.parquet (`CANDIDATES_DEPTH` deep; recommendations.parquet is its first top_n
     ranks, popular.parquet as deep), similar_movies.parquet (`SIMILAR_K`) and history.parquet
     (`HISTORY_DEPTH`), as the current job writes them; without, the run looks like an older job's.
@@ -151,6 +153,9 @@ def write_run(
         writer.write_table(HISTORY, history_table(user_ids, movie_ids, HISTORY_DEPTH, seed))
     if serving_arrays:
         write_serving_arrays(writer)
+        if extras:
+            write_list_arrays(writer, SIMILAR_LISTS)
+            write_list_arrays(writer, HISTORY_LISTS)
     popular = pa.table(
         {
             "rank": np.arange(1, depth + 1, dtype=np.int16),

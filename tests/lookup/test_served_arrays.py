@@ -81,6 +81,13 @@ def test_ml100k_job_run_answers_the_same_mapped_and_from_parquet(tmp_path, ml100
     copy_without_serving_arrays(run, tmp_path / "parquet")
     mapped, _ = _assert_same_responses(output, tmp_path / "parquet", list(range(1, 944)), ["", "?n=50"])
     assert len(mapped.users.ids) == 943 and len(mapped.rec_scores) == 943 * 200  # candidates, 200 deep
+    # the similar-movie and history lists, mapped from their own served arrays, answer the same too
+    a, b = _app(output).test_client(), _app(tmp_path / "parquet").test_client()
+    urls = [f"/v1/movies/{m}/similar?n=20" for m in range(1, 1683, 7)]
+    urls += [f"/v1/users/{u}/history" for u in range(1, 944, 5)]
+    for url in urls:
+        ra, rb = a.get(url), b.get(url)
+        assert ra.status_code == rb.status_code == 200 and ra.get_data() == rb.get_data(), url
 
 
 def _is_mapped(array: np.ndarray) -> bool:
