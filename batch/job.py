@@ -35,9 +35,11 @@ from batch.contract import (
     Manifest,
     RunWriter,
     prune,
+    read_latest,
+    run_dir,
     sha256_file,
 )
-from batch.pipeline import run_pipeline, scoring_pass_evaluates_test
+from batch.pipeline import WarmStart, run_pipeline, scoring_pass_evaluates_test
 from batch.quality import check_drift, check_quality, published_model_checks
 from batch.recommend import chunk_lists
 from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
@@ -46,7 +48,7 @@ from batch.settings import RunSettings
 from batch.similar import history_table, item_vectors, similar_movies_batches
 from batch.steps import StepTimer
 from batch.version import code_version
-from model.base import Recommender
+from model.base import Recommender, load_id_maps, load_model
 from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, YEAR
 from model.data import Dataset
 from model.data.interactions import Interactions
@@ -124,7 +126,8 @@ def scorer_pool(settings: RunSettings) -> Iterator[Any]:
 
 def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest:
     test_in_scoring = scoring_pass_evaluates_test(settings, settings.gate.protocol)
-    result = run_pipeline(settings, publish=True, full_test_in_scoring=test_in_scoring)
+    warm_from = previous_model(settings.output_dir) if settings.warm_start else None
+    result = run_pipeline(settings, publish=True, full_test_in_scoring=test_in_scoring, warm_from=warm_from)
     dataset, model, production, timer = result.dataset, result.model, result.final, result.timer
     input_files = {path.name: sha256_file(path) for path in dataset.files}
     known = dataset.interactions().to_csr()
@@ -286,6 +289,23 @@ def write_recommendations(
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
     return rows, None if held is None else ranks_of_user[held.user_idx]
+
+
+def previous_model(output_dir: Path) -> WarmStart | None:
+    """The model of the run LATEST names, with its id maps, to warm-start from; None (logged) when there is
+    no published run or its model cannot be read."""
+    run_id = read_latest(output_dir)
+    if run_id is None:
+        logger.info("warm start: no published run in %s, training from scratch", output_dir)
+        return None
+    path = run_dir(output_dir, run_id) / MODEL_DIR
+    try:
+        return WarmStart(load_model(path), load_id_maps(path), run_id)
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning(
+            "warm start: the model of run %s cannot be read (%s), training from scratch", run_id, exc
+        )
+        return None
 
 
 def write_similar_movies(

@@ -19,6 +19,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from batch.settings import PipelineSettings
 from batch.steps import StepTimer
 from model.base import Recommender
@@ -28,6 +30,16 @@ from model.evaluation import Evaluator
 from model.registry import build_model
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A previous run's model to start training from: the model, its (user_ids, item_ids) by dense index
+    (the id maps saved beside it) and the run's id."""
+
+    model: Recommender
+    ids: tuple[np.ndarray, np.ndarray]
+    run_id: str
 
 
 @dataclass
@@ -50,6 +62,7 @@ class PipelineResult:
     results: dict[str, dict[str, dict[str, float]]]
     evaluator: Evaluator
     timer: StepTimer = field(default_factory=StepTimer)
+    warm_start: dict[str, Any] | None = None  # from_run, applied, reason; None without --warm-start
 
     def report(self, settings: PipelineSettings) -> dict[str, Any]:
         """The run's figures, the model's report and the step timings (JSON-able)."""
@@ -63,6 +76,7 @@ class PipelineResult:
             "split_seed": settings.split_seed,
             **self.results,
             "refit": self.final is not self.model,
+            "warm_start": self.warm_start,
             "training": self.model.report(),
             "refit_training": self.final.report() if self.final is not self.model else None,
             "data_gaps": data_gaps(self.dataset),
@@ -91,18 +105,27 @@ def run_pipeline(
     selection_only: bool = False,
     full_test_in_scoring: bool = False,
     evaluate: bool = True,
+    warm_from: WarmStart | None = None,
 ) -> PipelineResult:
     """Run the shared steps (see the module docstring); `selection_only` makes an `evaluate` run
     selection-only; `full_test_in_scoring` (`run` without refit) leaves the full-ranking test figures to
     the job's scoring pass; `evaluate` off trains (and refits) only, for a worker that is not the chief
-    of a multi-worker training (`batch.cluster`)."""
+    of a multi-worker training (`batch.cluster`); `warm_from` (`run --warm-start`) starts training from a
+    previous model when the model takes it (`Recommender.warm_start`; its outcome is in the report)."""
     timer = StepTimer()
     with timer.step("load"):
         dataset = DataLoader(settings.data_dir, format=settings.format, min_rating=settings.min_rating).load()
     with timer.step("split"):
         split = leave_one_out(dataset, seed=settings.split_seed, n_negatives=settings.eval_negatives)
+    warm = None
     with timer.step("fit"):
-        model = build_model(settings.model, **settings.model_options()).fit(split.train, split.validation)
+        model = build_model(settings.model, **settings.model_options())
+        if warm_from is not None:
+            ids = (dataset.user_ids, dataset.item_ids)
+            why_not = model.warm_start(warm_from.model, warm_from.ids, ids)
+            warm = {"from_run": warm_from.run_id, "applied": why_not is None, "reason": why_not}
+            logger.info("warm start from run %s: %s", warm_from.run_id, why_not or "applied")
+        model.fit(split.train, split.validation)
     evaluator = Evaluator(split, k=10, protocols=settings.protocols, chunk_users=settings.chunk_users)
     results = {}
     protocols = evaluator.protocols
@@ -128,7 +151,7 @@ def run_pipeline(
     for which, by_protocol in results.items():
         for protocol, values in by_protocol.items():
             logger.info("%s %s: HR@10 %.4f NDCG@10 %.4f", which, protocol, values["hr@10"], values["ndcg@10"])
-    return PipelineResult(dataset, split, model, final, results, evaluator, timer)
+    return PipelineResult(dataset, split, model, final, results, evaluator, timer, warm)
 
 
 def _without(protocols: tuple[str, ...], skip: tuple[str, ...]) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from batch.cluster import cluster_task
 from model.data.formats import FORMATS
 from model.evaluation import PROTOCOLS
 from model.ncf.config import NCFConfig, TrainConfig
@@ -253,6 +254,12 @@ class RunSettings(PipelineSettings):
         "the same training either way",
     )
     ray: RaySettings = Field(default_factory=RaySettings, description="Ray executor (batch.distributed)")
+    warm_start: bool = Field(
+        False,
+        description="start training from the LATEST run's model when it is the same model and architecture "
+        "(users and movies matched by raw id, new ones start fresh; NCF models); otherwise, or without a "
+        "published run, train from scratch (metrics.json warm_start says which); bench/results/warm_start.md",
+    )
     gate: GateSettings = Field(default_factory=GateSettings, description="quality gate (batch.quality)")
 
     @field_validator("output_dir")
@@ -264,6 +271,16 @@ class RunSettings(PipelineSettings):
     def depth(self) -> int:
         """Ranks per user in candidates.parquet (and of popular.parquet): `candidates`, at least `top_n`."""
         return max(self.candidates, self.top_n)
+
+    @model_validator(mode="after")
+    def _warm_start_on_one_worker(self) -> RunSettings:
+        # every task of a multi-worker training must start from the same weights; a task that cannot read
+        # the chief's LATEST would start cold, so the combination is refused
+        if self.warm_start and cluster_task().tasks > 1:
+            raise ValueError(
+                "warm_start is not supported in a multi-worker training ($TF_CONFIG names a cluster)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gate_protocol_is_evaluated(self) -> RunSettings:

@@ -116,6 +116,18 @@ class Recommender(ABC):
         items, best = top_n(scores, n, workers=workers or available_cores())
         return items, best, np.minimum(available, items.shape[1]), ranks
 
+    def warm_start(
+        self,
+        previous: Recommender,
+        old_ids: tuple[np.ndarray, np.ndarray],
+        new_ids: tuple[np.ndarray, np.ndarray],
+    ) -> str | None:
+        """Make the next `fit` start from `previous`, a fitted model (e.g. the last published one), with
+        users and movies matched by raw id: old_ids and new_ids are (user_ids, item_ids) by dense index of
+        `previous` and of the data `fit` will get. Returns None when it will, else why not (the default:
+        this model always starts fresh)."""
+        return f"{type(self).__name__} always starts fresh"
+
     def item_embeddings(self) -> np.ndarray | None:
         """(n_items, d) float32 item vectors whose cosine says how alike two items are, for models that
         learn such vectors (NCF: the GMF item embeddings); None for the others (the default)."""

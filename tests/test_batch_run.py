@@ -504,3 +504,38 @@ def test_large_catalogue_profile_runs_and_sets_what_it_documents(fixture_dir, tm
     assert (train_config["epochs"], train_config["num_negatives"]) == (2, 4)
     assert metrics["refit"] is False and set(metrics["validation"]) == {"sampled"}
     assert metrics["test"]["full"]["from"] == "scoring pass"
+
+
+def test_warm_start_from_the_latest_run_when_the_architecture_matches(fixture_dir, tmp_path):
+    neumf = [
+        "--model",
+        "neumf",
+        "--engine",
+        "numpy",
+        "--epochs",
+        "1",
+        "--layers",
+        "8,4",
+        "--batch-size",
+        "256",
+    ]
+    flags = [*neumf, "--eval-negatives", "3", "--top-n", str(TOP_N), "--gate-default-floor", "0"]
+    flags += ["--no-refit", "--no-pretrain"]
+
+    def run(*extra: str) -> dict:
+        assert_ok(run_batch(fixture_dir[0], tmp_path, *flags, *extra))
+        return json.loads((run_dir(tmp_path, read_latest(tmp_path)) / METRICS).read_text())
+
+    first = run("--factors", "4", "--warm-start")
+    assert first["warm_start"] is None  # nothing published yet: trained from scratch
+    cold = run("--factors", "4")
+    assert cold["warm_start"] is None  # not asked for
+    previous = read_latest(tmp_path)
+    warm = run("--factors", "4", "--warm-start")
+    assert warm["warm_start"] == {"from_run": previous, "applied": True, "reason": None}
+    # it starts where the previous model stopped: a lower first-epoch loss than the cold run's (a warm
+    # start's history also has an epoch-0 row: the start's validation figures)
+    loss = [next(r["loss"] for r in m["training"]["history"] if r["epoch"] == 1) for m in (cold, warm)]
+    assert loss[1] < loss[0], loss
+    other = run("--factors", "8", "--warm-start")  # another architecture: trained from scratch, said why
+    assert other["warm_start"]["applied"] is False and "config" in other["warm_start"]["reason"]

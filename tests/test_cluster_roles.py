@@ -68,3 +68,11 @@ def test_the_chief_evaluates_and_publishes(ml100k_dir, tmp_path, monkeypatch, ca
     manifest = run_job(RunSettings(data_dir=ml100k_dir, output_dir=output, **FAST))
     assert manifest is not None and read_latest(output) == manifest.run_id
     assert calls["evaluate"] >= 2 and calls["fit"] == 2
+
+
+def test_warm_start_is_refused_in_a_multi_worker_training(ml100k_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", tf_config(0))
+    with pytest.raises(ValueError, match="warm_start is not supported in a multi-worker training"):
+        RunSettings(data_dir=ml100k_dir, output_dir=tmp_path, warm_start=True, **FAST)
+    monkeypatch.delenv("TF_CONFIG")
+    assert RunSettings(data_dir=ml100k_dir, output_dir=tmp_path, warm_start=True, **FAST).warm_start

@@ -26,6 +26,7 @@ from model.ncf.config import TOWERS, NCFConfig, TrainConfig
 from model.ncf.params import Params, check_params, fuse_pretrained
 from model.ncf.scoring import score_all_items
 from model.ncf.trainer import NeuMFTrainer
+from model.ncf.warm_start import warm_params
 from model.registry import engine_class
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,22 @@ class NCFModel(Recommender):
             self.train_config = cfg.model_copy(update={k: v for k, v in finetune.items() if v is not None})
         NeuMFTrainer(self.train_config).fit(self, train, validation)
         return self
+
+    def warm_start(
+        self,
+        previous: Recommender,
+        old_ids: tuple[np.ndarray, np.ndarray],
+        new_ids: tuple[np.ndarray, np.ndarray],
+    ) -> str | None:
+        """`Recommender.warm_start` for NCF: `previous` must be an NCF model of the same architecture
+        (`config`); its parameters become `init_params` through `model.ncf.warm_start.warm_params` (new
+        users and movies get fresh rows from the training seed), so no pretraining runs."""
+        if not isinstance(previous, NCFModel) or previous.config != self.config:
+            return f"the previous model is not an NCF model with config {self.config.model_dump()}"
+        self.init_params = warm_params(
+            previous.get_params(), self.config, old_ids, new_ids, self.train_config.seed
+        )
+        return None
 
     def _pretrain_towers(self, train: Interactions, validation: HeldOut | None) -> dict[str, NCFModel]:
         """NeuMF pretraining (He et al. 2017, section 3.4.1): a GMF and an MLP with this model's factors,
