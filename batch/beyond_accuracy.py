@@ -1,8 +1,8 @@
 """Beyond-accuracy figures of a run's published lists, and their drift against the previous published run.
 
 Computed from the written files (the served arrays of the staged run, movies.parquet, and the previous run's
-recommendations.parquet through LATEST), vectorized over users; memory is one (chunk, k, k) block for the
-diversity, never users x movies. All figures are over each user's first `k` (10) movies:
+recommendations through LATEST, in either layout), vectorized over users; memory is one (chunk, k, k) block
+for the diversity, never users x movies. All figures are over each user's first `k` (10) movies:
 
 - coverage: share of the catalogue (movies with at least one interaction) in at least one list; also for
   the whole published lists (`coverage_top_n`);
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from batch.contract import MOVIES, RECOMMENDATIONS, read_latest, run_dir
+from batch.contract import MOVIES, RECOMMENDATIONS, read_latest, run_dir, staged_table_files
 from batch.serving_arrays import MOVIE_POS, OFFSETS, USER_IDS, column_array
 from model.columns import GENRES, MOVIE_ID, RANK, USER_ID
 
@@ -131,14 +131,18 @@ def beyond_accuracy(
 
 
 def drift(run: Path, output_dir: Path, k: int = K) -> dict[str, Any]:
-    """Top-k lists of the staged run `run` against the run LATEST names (its recommendations.parquet);
-    `{"previous_run": None, ...}` when there is none or it cannot be read (logged, never raised)."""
+    """Top-k lists of the staged run `run` against the run LATEST names (its recommendations, the single
+    file or the dataset's parts); `{"previous_run": None, ...}` when there is none or it cannot be read
+    (logged, never raised)."""
     previous = read_latest(output_dir)
     if previous is None:
         return {"previous_run": None, "reason": "no published run"}
     try:
+        files = staged_table_files(run_dir(output_dir, previous), RECOMMENDATIONS)
+        if not files:
+            raise FileNotFoundError(f"{run_dir(output_dir, previous)}: no recommendations")
         table = pq.read_table(
-            run_dir(output_dir, previous) / RECOMMENDATIONS,
+            [str(file) for file in files],
             columns=[USER_ID, RANK, MOVIE_ID],
             filters=[(RANK, "<=", k)],
         )

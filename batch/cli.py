@@ -131,5 +131,7 @@ def _run_job(args: argparse.Namespace) -> int:
     except JobLocked as exc:
         logger.error("%s", exc)
         return exit_codes.FAILURE
+    if manifest is None:  # a multi-worker training's task other than the chief: trained, published nothing
+        return exit_codes.OK
     print(json.dumps({"run_id": manifest.run_id, "output_dir": str(settings.output_dir), **manifest.counts}))
     return exit_codes.OK

@@ -7,6 +7,10 @@ Layout under the output directory:
       recommendations.parquet   user_id int32, rank int16 (1..N), movie_id int32, score float32
       candidates.parquet        the same columns, ranks 1..C (C = `candidates` >= N): the deeper list that
                                 request-time filters pick from; its first N ranks are recommendations.parquet
+        or, for both lists (`--executor ray`): recommendations/part-<shard>.parquet and
+                                candidates/part-<shard>.parquet, Parquet datasets with one part per shard of
+                                users (the same shards in both), parts in user order, each sorted by
+                                (user_id, rank); a run has one layout for both lists (`list_table_parts`)
       movies.parquet            movie_id int32, title string, year int16 (nullable), genres list<string>
       popular.parquet           rank int16, movie_id int32, score float32 (ranks 1..C)
       similar_movies.parquet    movie_id int32, rank int16 (1..K), similar_movie_id int32, score float32
@@ -30,7 +34,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,10 +89,37 @@ TABLE_SCHEMAS = {
     SIMILAR_MOVIES: SIMILAR_MOVIES_SCHEMA,
     HISTORY: HISTORY_SCHEMA,
 }
-REQUIRED_FILES = (RECOMMENDATIONS, MOVIES, POPULAR, METRICS)
+REQUIRED_FILES = (RECOMMENDATIONS, MOVIES, POPULAR, METRICS)  # recommendations: in either layout
 # Written by every run of the current job; a run of an older job lacks them and is still served (without
 # request-time depth, similar movies or history). When the manifest lists one, its schema is checked.
 OPTIONAL_TABLES = (CANDIDATES, SIMILAR_MOVIES, HISTORY)
+# The per-user lists: each one file (`--executor local`) or a folder of parts (`--executor ray`, the dataset
+# layout), the same layout for both in a run.
+LIST_TABLES = (RECOMMENDATIONS, CANDIDATES)
+PART_SUFFIX = ".parquet"
+
+
+def dataset_dir(table: str) -> str:
+    """The folder of list table `table` in the dataset layout (`recommendations.parquet`:
+    `recommendations`)."""
+    return table.removesuffix(PART_SUFFIX)
+
+
+RECOMMENDATIONS_DIR = dataset_dir(RECOMMENDATIONS)
+CANDIDATES_DIR = dataset_dir(CANDIDATES)
+
+
+def part_name(shard: int, table: str = RECOMMENDATIONS) -> str:
+    """Manifest key of shard `shard`'s part of `table` in the dataset layout, e.g.
+    `candidates/part-00003.parquet` (zero-padded, so sorting the names sorts the parts by shard, i.e. by
+    user)."""
+    return f"{dataset_dir(table)}/part-{shard:05d}{PART_SUFFIX}"
+
+
+def has_list_table(files: Iterable[str], table: str) -> bool:
+    """Whether `files` (manifest keys) hold list table `table` in either layout."""
+    prefix = dataset_dir(table) + "/"
+    return any(name == table or name.startswith(prefix) for name in files)
 
 
 class RunInvalid(Exception):
@@ -160,7 +191,8 @@ def run_dir(output_dir: Path, run_id: str) -> Path:
 
 def verify_run(path: Path) -> Manifest:
     """Check a run directory against its manifest (files present, sizes, sha256, table schemas: the four
-    required files' always, the optional tables' when the manifest lists them).
+    required files' always, the optional tables' when the manifest lists them, every part's in the dataset
+    layout; the lists in one layout with no unlisted file in their folders, `list_table_parts`).
 
     Every file the manifest lists must be a regular file inside `path` reached through no symbolic link:
     a key that is absolute, holds `..` or an empty part, or leads through a symlink refuses the run, so a
@@ -183,24 +215,91 @@ def verify_run(path: Path) -> Manifest:
     if manifest.schema_version != SCHEMA_VERSION:
         raise RunInvalid(f"{path}: schema_version {manifest.schema_version}, expected {SCHEMA_VERSION}")
     for name in REQUIRED_FILES:
-        if name not in manifest.files:
+        if name not in manifest.files and name not in LIST_TABLES:
             raise RunInvalid(f"{path}: manifest does not list {name}")
+    lists = list_table_parts(path, manifest)
     for name, entry in manifest.files.items():
         file = _listed_file(path, name)
         if file.stat().st_size != entry.bytes:
             raise RunInvalid(f"{file}: {file.stat().st_size} bytes, manifest says {entry.bytes}")
         if sha256_file(file) != entry.sha256:
             raise RunInvalid(f"{file}: sha256 does not match the manifest")
-    for name, schema in TABLE_SCHEMAS.items():
-        if name in OPTIONAL_TABLES and name not in manifest.files:
-            continue
-        try:
-            actual = pq.read_schema(path / name)
-        except (pa.ArrowException, OSError) as exc:
-            raise RunInvalid(f"{path / name}: unreadable Parquet: {exc}") from None
-        if not actual.remove_metadata().equals(schema):
-            raise RunInvalid(f"{path / name}: schema {actual} differs from the contract {schema}")
+    for table, schema in TABLE_SCHEMAS.items():
+        if table in lists:
+            names = lists[table]
+        else:
+            names = [table] if table in REQUIRED_FILES or table in manifest.files else []
+        for name in names:
+            try:
+                actual = pq.read_schema(path / name)
+            except (pa.ArrowException, OSError) as exc:
+                raise RunInvalid(f"{path / name}: unreadable Parquet: {exc}") from None
+            if not actual.remove_metadata().equals(schema):
+                raise RunInvalid(f"{path / name}: schema {actual} differs from the contract {schema}")
     return manifest
+
+
+def table_parts(path: Path, manifest: Manifest, table: str) -> list[str]:
+    """The manifest keys of list table `table` (`LIST_TABLES`) in user order: `[table]` (single file), the
+    parts `<folder>/part-*.parquet` sorted (dataset layout), or `[]` when the manifest lists neither.
+
+    Raises:
+        RunInvalid: the manifest lists both layouts of `table`, a key in its folder that is not a part, or
+            the folder holds a file the manifest does not list (readers of the folder would read it too).
+    """
+    folder_name = dataset_dir(table)
+    prefix = folder_name + "/"
+    parts = sorted(name for name in manifest.files if name.startswith(prefix))
+    if table in manifest.files:
+        if parts:
+            raise RunInvalid(f"{path}: manifest lists both {table} and {prefix}")
+        return [table]
+    bad = [name for name in parts if "/" in name[len(prefix) :] or not name.endswith(PART_SUFFIX)]
+    if bad:
+        raise RunInvalid(f"{path}: {bad[0]} is not a part of the form {part_name(0, table)}")
+    folder = Path(path) / folder_name
+    present = sorted(f"{prefix}{entry.name}" for entry in folder.iterdir()) if folder.is_dir() else []
+    unlisted = sorted(set(present) - set(parts))
+    if unlisted:
+        raise RunInvalid(f"{path}: {unlisted[0]} is not listed in the manifest")
+    return parts
+
+
+def list_table_parts(path: Path, manifest: Manifest) -> dict[str, list[str]]:
+    """`table_parts` of every list table the run has (recommendations always, candidates when listed),
+    checked to share one layout: both single files, or both datasets with parts of the same shards.
+
+    Raises:
+        RunInvalid: as `table_parts`; no recommendations; the lists in different layouts (mixed) or with
+            parts of different shards.
+    """
+    lists = {table: table_parts(path, manifest, table) for table in LIST_TABLES}
+    if not lists[RECOMMENDATIONS]:
+        raise RunInvalid(f"{path}: manifest lists neither {RECOMMENDATIONS} nor {RECOMMENDATIONS_DIR}/ parts")
+    lists = {table: names for table, names in lists.items() if names}
+    layouts = {table: _layout(table, names) for table, names in lists.items()}
+    if len(set(layouts.values())) > 1:
+        found = "; ".join(
+            f"{table}: {' '.join(layout) or 'single file'}" for table, layout in layouts.items()
+        )
+        raise RunInvalid(f"{path}: the lists are not in one layout with the same parts ({found})")
+    return lists
+
+
+def _layout(table: str, names: list[str]) -> tuple[str, ...]:
+    """The part file names of a list table's manifest keys; () for the single file."""
+    return () if names == [table] else tuple(name.rsplit("/", 1)[1] for name in names)
+
+
+def staged_table_files(run: Path, table: str) -> list[Path]:
+    """The files of list table `table` in a run directory (staged or published) in user order, found on
+    disk: the single file when present, else the dataset's parts sorted by name. Empty when there are
+    none."""
+    run = Path(run)
+    if (run / table).is_file():
+        return [run / table]
+    folder = run / dataset_dir(table)
+    return sorted(folder.glob(f"part-*{PART_SUFFIX}")) if folder.is_dir() else []
 
 
 def _listed_file(run: Path, name: str) -> Path:

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from batch.beyond_accuracy import beyond_accuracy, drift
+from batch.cluster import cluster_task
 from batch.contract import (
     CANDIDATES,
     HISTORY,
@@ -41,6 +41,7 @@ from batch.contract import (
 )
 from batch.pipeline import WarmStart, run_pipeline, scoring_pass_evaluates_test
 from batch.quality import check_drift, check_quality, published_model_checks
+from batch.recommend import chunk_lists
 from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
@@ -48,7 +49,7 @@ from batch.similar import history_table, item_vectors, similar_movies_batches
 from batch.steps import StepTimer
 from batch.version import code_version
 from model.base import Recommender, load_id_maps, load_model
-from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, USER_ID, YEAR
+from model.columns import GENRES, MOVIE_ID, RANK, SCORE, TITLE, YEAR
 from model.data import Dataset
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
@@ -89,14 +90,41 @@ def output_lock(output_dir: Path) -> Iterator[None]:
         yield
 
 
-def run_job(settings: RunSettings, pause: PausePoint | None = None) -> Manifest:
-    """Run every step and publish; raises `DataFormatError` (bad input) or `QualityGateError` (refused)."""
+def run_job(settings: RunSettings, pause: PausePoint | None = None) -> Manifest | None:
+    """Run every step and publish; raises `DataFormatError` (bad input) or `QualityGateError` (refused).
+
+    In a multi-worker training (`$TF_CONFIG`, `batch.cluster`) a task that is not the chief only trains
+    alongside the chief (the fit and the refit) and returns None: it takes no lock, evaluates, scores and
+    writes nothing."""
+    task = cluster_task()
+    if not task.is_chief:
+        run_pipeline(settings, publish=True, evaluate=False)
+        logger.info(
+            "%s task %d of %d: trained; the chief evaluates, scores and publishes",
+            task.type,
+            task.index,
+            task.tasks,
+        )
+        return None
     pause = pause or PausePoint()
-    with output_lock(settings.output_dir):
-        return _run(settings, pause)
+    with output_lock(settings.output_dir), scorer_pool(settings) as pool:
+        return _run(settings, pause, pool)
 
 
-def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
+@contextmanager
+def scorer_pool(settings: RunSettings) -> Iterator[Any]:
+    """The Ray executor's scoring actors (`batch.distributed.ScorerPool`), started before the pipeline so
+    their start overlaps the training; None for the local executor."""
+    if settings.executor != "ray":
+        yield None
+        return
+    from batch.distributed import ScorerPool
+
+    with ScorerPool(settings) as pool:
+        yield pool
+
+
+def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest:
     test_in_scoring = scoring_pass_evaluates_test(settings, settings.gate.protocol)
     warm_from = previous_model(settings.output_dir) if settings.warm_start else None
     result = run_pipeline(settings, publish=True, full_test_in_scoring=test_in_scoring, warm_from=warm_from)
@@ -116,10 +144,19 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
 
     writer = RunWriter(settings.output_dir)
     try:
+        with timer.step("save_model"):  # before scoring: the Ray executor's actors load it from here
+            production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
         held = result.split.held_out("test") if test_in_scoring else None
         with timer.step("score"):
             start = time.perf_counter()
-            rows, ranks = write_recommendations(writer, production, dataset, known, settings, pause, held)
+            if settings.executor == "ray":
+                from batch.distributed import write_recommendations_ray
+
+                report = write_recommendations_ray(writer, dataset, known, settings, held, pool)
+                rows, ranks, scoring = report.rows, report.ranks, report.as_dict()
+            else:
+                rows, ranks = write_recommendations(writer, production, dataset, known, settings, pause, held)
+                scoring = {"executor": "local", "rows": rows}
         if ranks is not None:
             full = result.evaluator.figures(ranks, time.perf_counter() - start)
             result.results["test"]["full"] = {**full, "from": "scoring pass"}
@@ -130,7 +167,6 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             writer.write_table(
                 POPULAR, popular_table(trained_on.item_counts(), dataset.item_ids, settings.depth)
             )
-            production.save(writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
         with timer.step("similar"):
             similar_source, similar_rows = write_similar_movies(
                 writer, production, trained_on, dataset.item_ids, settings
@@ -154,6 +190,7 @@ def _run(settings: RunSettings, pause: PausePoint) -> Manifest:
             "quality_gate": gate,
             "beyond_accuracy": figures,
             "drift": drifted,
+            "scoring": scoring,
         }
         writer.write_json(METRICS, metrics)
         with timer.step("publish"):
@@ -202,11 +239,11 @@ def write_recommendations(
     """Score every unrated movie for all users, chunk by chunk, one Parquet row group per chunk: the top
     `settings.depth` movies into candidates.parquet and their first `top_n` into recommendations.parquet.
 
-    Lists come from the model's own batched `recommend` (rated movies, `known`, masked before the top-n
-    selection; NCF scores with the structured all-items scorer of its engine, XLA-compiled for Keras,
-    `model.ncf.scoring` for NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies)
-    float32 score matrix plus the scorer's own bounded working set; the output of a chunk is
-    (chunk_users, depth) rows.
+    A chunk's lists come from `batch.recommend.chunk_lists` (the Ray executor's actors call it too): the
+    model's own batched `recommend` (rated movies, `known`, masked before the top-n selection; NCF scores
+    with the structured all-items scorer of its engine, XLA-compiled for Keras, `model.ncf.scoring` for
+    NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus the
+    scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows.
 
     With `held` (the test items, when the published model is the selection model) the same scores also
     give each held-out item's full-ranking rank (`Recommender.recommend_and_rank`; `known` holds the held
@@ -234,36 +271,24 @@ def write_recommendations(
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
             targets = None if held_of_user is None else held_of_user[users]
-            items, best, unrated, ranks = model.recommend_and_rank(
-                users, settings.depth, known[users], targets
+            lists = chunk_lists(
+                model,
+                users,
+                known[users],
+                settings.top_n,
+                settings.depth,
+                dataset.user_ids,
+                dataset.item_ids,
+                targets,
             )
-            if ranks is not None:
-                ranks_of_user[users] = ranks
-            table = lists_table(dataset, users, items, best, unrated)
-            deep.write_table(table)
-            top = table.filter(pc.less_equal(table.column(RANK), settings.top_n))
-            out.write_table(top)
-            rows += top.num_rows
+            if lists.ranks is not None:
+                ranks_of_user[users] = lists.ranks
+            deep.write_table(lists.candidates)
+            out.write_table(lists.recommendations)
+            rows += lists.recommendations.num_rows
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")
     return rows, None if held is None else ranks_of_user[held.user_idx]
-
-
-def lists_table(
-    dataset: Dataset, users: np.ndarray, items: np.ndarray, best: np.ndarray, unrated: np.ndarray
-) -> pa.Table:
-    """A chunk's lists as recommendations-schema rows: users (c,) dense indices, items (c, k) and best
-    (c, k) from `Recommender.recommend`, unrated (c,) how many of each row are real recommendations."""
-    keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
-    user_rows, rank_cols = np.nonzero(keep)
-    return pa.table(
-        {
-            USER_ID: pa.array(dataset.user_ids[users[user_rows]], pa.int32()),
-            RANK: pa.array(rank_cols + 1, pa.int16()),
-            MOVIE_ID: pa.array(dataset.item_ids[items[keep]], pa.int32()),
-            SCORE: pa.array(best[keep], pa.float32()),
-        }
-    )
 
 
 def previous_model(output_dir: Path) -> WarmStart | None:

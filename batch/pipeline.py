@@ -104,12 +104,14 @@ def run_pipeline(
     publish: bool,
     selection_only: bool = False,
     full_test_in_scoring: bool = False,
+    evaluate: bool = True,
     warm_from: WarmStart | None = None,
 ) -> PipelineResult:
     """Run the shared steps (see the module docstring); `selection_only` makes an `evaluate` run
     selection-only; `full_test_in_scoring` (`run` without refit) leaves the full-ranking test figures to
-    the job's scoring pass; `warm_from` (`run --warm-start`) starts training from a previous model when
-    the model takes it (`Recommender.warm_start`; its outcome is in the report)."""
+    the job's scoring pass; `evaluate` off trains (and refits) only, for a worker that is not the chief
+    of a multi-worker training (`batch.cluster`); `warm_from` (`run --warm-start`) starts training from a
+    previous model when the model takes it (`Recommender.warm_start`; its outcome is in the report)."""
     timer = StepTimer()
     with timer.step("load"):
         dataset = DataLoader(settings.data_dir, format=settings.format, min_rating=settings.min_rating).load()
@@ -127,14 +129,16 @@ def run_pipeline(
     evaluator = Evaluator(split, k=10, protocols=settings.protocols, chunk_users=settings.chunk_users)
     results = {}
     protocols = evaluator.protocols
-    with timer.step("evaluate_validation"):
-        skip = () if settings.full_validation else ("full",)
-        results["validation"] = evaluator.evaluate(model, "validation", _without(protocols, skip))
+    if evaluate:
+        with timer.step("evaluate_validation"):
+            skip = () if settings.full_validation else ("full",)
+            results["validation"] = evaluator.evaluate(model, "validation", _without(protocols, skip))
     final = model
     if publish:
-        with timer.step("evaluate_test"):
-            skip = ("full",) if full_test_in_scoring else ()
-            results["test"] = evaluator.evaluate(model, "test", _without(protocols, skip))
+        if evaluate:
+            with timer.step("evaluate_test"):
+                skip = ("full",) if full_test_in_scoring else ()
+                results["test"] = evaluator.evaluate(model, "test", _without(protocols, skip))
         if settings.refit:
             with timer.step("refit"):
                 final = model.refit(dataset.interactions())

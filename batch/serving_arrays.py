@@ -1,8 +1,9 @@
-"""The served arrays: `candidates.parquet` (the per-user lists `candidates` deep; `recommendations.parquet`
-in a run without it) laid out as flat `.npy` files the lookup service memory-maps.
+"""The served arrays: the candidates (the per-user lists `candidates` deep; the recommendations in a run
+without them) laid out as flat `.npy` files the lookup service memory-maps.
 
 The job writes them into `serving/` of the run, beside the Parquet (which stays the contract for downstream
-readers), and `RunWriter.publish` lists them in the manifest with their sha256 like every other file:
+readers; `candidates.parquet`, or the parts of `candidates/` read in user order), and `RunWriter.publish`
+lists them in the manifest with their sha256 like every other file:
 
     serving/user_ids.npy    int64   (n_users,)      raw user ids with at least one row, strictly increasing
     serving/offsets.npy     int64   (n_users + 1,)  user i owns rows offsets[i]:offsets[i + 1]; offsets[0] = 0
@@ -19,6 +20,7 @@ takes no private memory in any of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch.contract import CANDIDATES, MOVIES, RECOMMENDATIONS, RunWriter
+from batch.contract import CANDIDATES, MOVIES, RECOMMENDATIONS, RunWriter, has_list_table, staged_table_files
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
 
 SERVING_DIR = "serving"
@@ -82,10 +84,10 @@ def _npy_header(file: BinaryIO, dtype: np.dtype, length: int) -> None:
     np.lib.format.write_array_header_1_0(file, header)
 
 
-def served_source(files: object) -> str:
-    """The Parquet the served arrays are laid out from: candidates.parquet when the run has it (`files`:
-    names of the run's files), else recommendations.parquet."""
-    return CANDIDATES if CANDIDATES in files else RECOMMENDATIONS
+def served_source(files: Iterable[str]) -> str:
+    """The list table the served arrays are laid out from: CANDIDATES when the run has them in either
+    layout (`files`: the manifest's keys), else RECOMMENDATIONS."""
+    return CANDIDATES if has_list_table(files, CANDIDATES) else RECOMMENDATIONS
 
 
 def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, source: Path) -> np.ndarray:
@@ -98,25 +100,28 @@ def _positions(sorted_movies: np.ndarray, movie_ids: np.ndarray, source: Path) -
 
 
 def write_serving_arrays(writer: RunWriter) -> None:
-    """Write the served arrays of the run staged by `writer`, from its candidates.parquet (or, without it,
-    recommendations.parquet) and movies.parquet (both must be written already); see the module docstring
-    for the layout.
+    """Write the served arrays of the run staged by `writer`, from its candidates (without them, its
+    recommendations), the single file or every part of the dataset in user order, and movies.parquet (both
+    must be written already); see the module docstring for the layout.
 
-    Reads the recommendations one row group at a time and appends to the files, so memory is one row group
-    plus 16 bytes per user.
+    Reads the lists one row group at a time and appends to the files, so memory is one row group plus 16
+    bytes per user. The order checks run across part boundaries too: the parts must follow each other in
+    user order.
 
     Raises:
-        ValueError: the recommendations are not sorted by (user_id, rank) with ranks 1..k per user, name a
-            movie missing from movies.parquet, or hold a null or non-finite value; movies.parquet repeats
-            a movie id.
+        ValueError: no lists are staged; the lists are not sorted by (user_id, rank) with ranks 1..k per
+            user, name a movie missing from movies.parquet, or hold a null or non-finite value;
+            movies.parquet repeats a movie id.
     """
     run = writer.staging
-    source = run / served_source({p.name for p in run.iterdir()})
     sorted_movies = np.sort(column_array(pq.read_table(run / MOVIES, columns=[MOVIE_ID]), MOVIE_ID, np.int32))
     if np.any(sorted_movies[1:] == sorted_movies[:-1]):
         raise ValueError(f"{run / MOVIES}: duplicate movie_id")
-    recs = pq.ParquetFile(source)
-    n_rows = recs.metadata.num_rows
+    files = staged_table_files(run, CANDIDATES) or staged_table_files(run, RECOMMENDATIONS)
+    if not files:
+        raise ValueError(f"{run}: no lists written")
+    recs = [(file, pq.ParquetFile(file)) for file in files]
+    n_rows = sum(part.metadata.num_rows for _, part in recs)
     (run / SERVING_DIR).mkdir(exist_ok=True)
     user_ids: list[np.ndarray] = []
     starts: list[np.ndarray] = []
@@ -124,8 +129,8 @@ def write_serving_arrays(writer: RunWriter) -> None:
     with (run / MOVIE_POS).open("wb") as movie_pos, (run / SCORES).open("wb") as scores:
         _npy_header(movie_pos, LAYOUT[MOVIE_POS], n_rows)
         _npy_header(scores, LAYOUT[SCORES], n_rows)
-        for group in range(recs.num_row_groups):
-            table = recs.read_row_group(group, columns=[USER_ID, RANK, MOVIE_ID, SCORE])
+        for source, file, group in ((p, f, g) for p, f in recs for g in range(f.num_row_groups)):
+            table = file.read_row_group(group, columns=[USER_ID, RANK, MOVIE_ID, SCORE])
             if table.num_rows == 0:
                 continue
             user = column_array(table, USER_ID, np.int32).astype(np.int64)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from batch.cluster import cluster_task
 from model.data.formats import FORMATS
 from model.evaluation import PROTOCOLS
 from model.ncf.config import NCFConfig, TrainConfig
@@ -101,6 +102,31 @@ class GateSettings(BaseModel):
 
     def floor(self, dataset: str) -> float:
         return self.floors.get(dataset, self.default_floor)
+
+
+class RaySettings(BaseModel):
+    """Distributed scoring on a Ray cluster (`--executor ray`, `batch.distributed`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join (`ray.init(address=...)`; `auto` inside a KubeRay job); None: the "
+        "cluster $RAY_ADDRESS names, else a local cluster started for the run and stopped after it",
+    )
+    workers: int = Field(2, ge=1, description="scoring actors (Ray actors, started before training)")
+    cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for each scoring actor")
+    shards_per_worker: int = Field(
+        4,
+        ge=1,
+        description="users are cut into workers x this many shards of consecutive users, each one Parquet "
+        "part; more shards balance better and redo less after a failure, fewer make fewer files",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        description="restarts of a dead scoring actor and retries of its shard before the run fails",
+    )
 
 
 class PipelineSettings(BaseSettings):
@@ -193,8 +219,9 @@ class RunSettings(PipelineSettings):
         200,
         ge=1,
         le=32767,
-        description="ranked movies kept per user in candidates.parquet and the served arrays, for "
-        "request-time filters (genre, year, exclusions); at least top_n are kept",
+        description="ranked movies kept per user in the candidates (candidates.parquet, or candidates/ "
+        "with the ray executor) and the served arrays, for request-time filters (genre, year, "
+        "exclusions); at least top_n are kept",
     )
     similar_source: Literal["embedding", "cooccurrence"] = Field(
         "embedding",
@@ -219,6 +246,14 @@ class RunSettings(PipelineSettings):
         10, ge=1, le=32767, description="newest rated movies kept per user (history.parquet)"
     )
     keep_runs: int = Field(7, ge=1, description="newest published runs kept; the LATEST run is never deleted")
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where every user's movies are scored: local (this process, chunk by chunk, one "
+        "recommendations.parquet and one candidates.parquet) or ray (shards of users on a Ray actor pool, "
+        "Parquet datasets recommendations/ and candidates/ of one part per shard each); the same rows and "
+        "the same training either way",
+    )
+    ray: RaySettings = Field(default_factory=RaySettings, description="Ray executor (batch.distributed)")
     warm_start: bool = Field(
         False,
         description="start training from the LATEST run's model when it is the same model and architecture "
@@ -236,6 +271,16 @@ class RunSettings(PipelineSettings):
     def depth(self) -> int:
         """Ranks per user in candidates.parquet (and of popular.parquet): `candidates`, at least `top_n`."""
         return max(self.candidates, self.top_n)
+
+    @model_validator(mode="after")
+    def _warm_start_on_one_worker(self) -> RunSettings:
+        # every task of a multi-worker training must start from the same weights; a task that cannot read
+        # the chief's LATEST would start cold, so the combination is refused
+        if self.warm_start and cluster_task().tasks > 1:
+            raise ValueError(
+                "warm_start is not supported in a multi-worker training ($TF_CONFIG names a cluster)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gate_protocol_is_evaluated(self) -> RunSettings:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from batch.contract import RECOMMENDATIONS, TABLE_SCHEMAS
-from batch.job import lists_table
+from batch.recommend import lists_table
 from model.data import DataLoader
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.keras_engine import KerasNCF
@@ -99,7 +99,14 @@ def breakdown(name: str, data_dir: str, chunks: int, chunk_users: int, top: int)
                 t2 = time.perf_counter()
                 items, best = top_n(scores, top, workers=workers)
                 t3 = time.perf_counter()
-                table = lists_table(dataset, users, items, best, np.minimum(unrated, items.shape[1]))
+                table = lists_table(
+                    dataset.user_ids,
+                    dataset.item_ids,
+                    users,
+                    items,
+                    best,
+                    np.minimum(unrated, items.shape[1]),
+                )
                 writer.write_table(table)
                 t4, c4 = time.perf_counter(), time.process_time()
                 if k == 0:  # the first chunk compiles the scorer: not timed

@@ -3,8 +3,9 @@
 Recommendations are flat arrays in (user, rank) order plus an offset per user. A run that carries the
 served arrays (`batch/serving_arrays.py`, `serving/*.npy`) is memory-mapped: every worker maps the same
 files, the page cache holds them once, and no per-user data is copied into a worker's private memory
-(users are found by binary search over the mapped ids). A run without them is built in memory from
-recommendations.parquet. The similar-movie and history lists are mapped the same way from their own served
+(users are found by binary search over the mapped ids). A run without them is built in memory from its
+candidates (or, in a run without those, its recommendations): the single file, or the parts of its
+folder in user order. The similar-movie and history lists are mapped the same way from their own served
 arrays (`batch/served_lists.py`, `serving/similar/`, `serving/history/`) when the run has them. Either way
 the arrays are checked before the store is served (bounds, order, counts, finite scores), after
 `verify_run` has checked every file's size and sha256 against the manifest.
@@ -38,6 +39,9 @@ from batch.contract import (
     SIMILAR_MOVIES,
     Manifest,
     RunInvalid,
+    dataset_dir,
+    has_list_table,
+    table_parts,
     verify_run,
 )
 from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, ListLayout, grouped_rows
@@ -213,15 +217,18 @@ LOAD_ERRORS = (RunInvalid, OSError, ValueError, KeyError, pa.ArrowException)
 
 
 def list_depth(manifest: Manifest) -> int:
-    """Ranks per user in the served lists: the run's `candidates` when it has candidates.parquet, else
-    top_n."""
-    return manifest.candidates if CANDIDATES in manifest.files and manifest.candidates else manifest.top_n
+    """Ranks per user in the served lists: the run's `candidates` when it has candidates (either layout),
+    else top_n."""
+    if has_list_table(manifest.files, CANDIDATES) and manifest.candidates:
+        return manifest.candidates
+    return manifest.top_n
 
 
 def load_run(path: Path, body_cache_bytes: int = 0) -> RunStore:
     """Verify a run directory against its manifest and load it, with an empty `BodyCache` of
     `body_cache_bytes` (0: no caching): memory-mapping its served arrays when the manifest lists them,
-    else building the arrays from recommendations.parquet.
+    else building the arrays from the candidates (without them, the recommendations; single file or
+    dataset parts).
 
     Raises:
         RunInvalid: the run breaks the contract (checksums, schemas, ranks, unknown movies).
@@ -360,6 +367,14 @@ def _load_history(path: Path, manifest: Manifest, movie_index: IdIndex) -> Recen
     return Recent(IdIndex(users), offsets, _movie_positions(file, movies, movie_index), times)
 
 
+def _served_parts(path: Path, manifest: Manifest) -> tuple[list[str], str]:
+    """The manifest keys the served lists come from (`served_source`: the candidates, else the
+    recommendations) in user order, and how errors name them: the single file, or the dataset's folder."""
+    table = served_source(manifest.files)
+    parts = table_parts(path, manifest, table)
+    return parts, (table if parts == [table] else dataset_dir(table) + "/")
+
+
 def _has_list_arrays(path: Path, manifest: Manifest, layout: ListLayout) -> bool:
     """Whether the manifest lists `layout`'s served arrays: all four, or none (a run of an older job)."""
     listed = [name for name in layout.files if name in manifest.files]
@@ -388,13 +403,13 @@ def _map_served_arrays(
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
     """Memory-map the served arrays (read only) and check them in blocks: dtypes and lengths, user ids
     strictly increasing, 1..depth rows per user, movie positions inside `movies`, finite scores, and as
-    many rows as the Parquet they were laid out from (its footer only)."""
+    many rows as the Parquet they were laid out from (its footers only)."""
     arrays = {name: _map(path / name, dtype) for name, dtype in LAYOUT.items()}
     user_ids, offsets = arrays[USER_IDS], arrays[OFFSETS]
     movie_pos, scores = arrays[MOVIE_POS], arrays[SCORES]
-    source = served_source(manifest.files)
+    parts, source = _served_parts(path, manifest)
     depth = list_depth(manifest)
-    n_rows = pq.ParquetFile(path / source).metadata.num_rows
+    n_rows = sum(pq.ParquetFile(path / part).metadata.num_rows for part in parts)
     files = [path / name for name in (USER_IDS, OFFSETS, MOVIE_POS, SCORES)]
     _check_grouped(files, (user_ids, offsets, movie_pos, scores), n_rows, source, depth, n_movies, "user")
     return IdIndex(user_ids, dense=False), offsets, movie_pos, scores
@@ -450,9 +465,10 @@ def _map(file: Path, dtype: np.dtype) -> np.ndarray:
 def _load_recommendations(
     path: Path, manifest: Manifest, movie_index: IdIndex
 ) -> tuple[IdIndex, np.ndarray, np.ndarray, np.ndarray]:
-    source = path / served_source(manifest.files)
+    parts, name = _served_parts(path, manifest)
+    source = path / name
     depth = list_depth(manifest)
-    table = pq.ParquetFile(source).read()
+    table = pa.concat_tables([pq.ParquetFile(path / part).read() for part in parts])
     user = _column(table, USER_ID, np.int32)
     rank = _column(table, RANK, np.int16)
     order = np.lexsort((rank, user))

@@ -1,7 +1,8 @@
 """Write the hash-pinned requirement files of the container images.
 
 `requirements/batch.txt`: the project's core dependencies (`[project].dependencies` of `pyproject.toml`)
-and everything they pull in, each pinned (`name==version`) to the version installed in the running
+plus the optional extras the batch image carries (`BATCH_EXTRAS`: `ray`, for `--executor ray`) and
+everything they pull in, each pinned (`name==version`) to the version installed in the running
 interpreter's environment. `requirements/service.txt`: the same for the core dependencies named in
 `requirements/service.in` (what the lookup service imports; no TensorFlow). `requirements/build.txt`: the
 build backend of the project itself (`[build-system].requires`), at the newest versions PyPI offers.
@@ -42,6 +43,7 @@ PYTHON = ("3.11", "cp")  # the images' Python version and implementation
 # x86_64 only: tensorflow-cpu publishes no other Linux wheels.
 TARGETS = (("x86_64", 36), ("x86_64", 41))
 LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+BATCH_EXTRAS = ("ray",)  # optional extras installed in the batch image
 
 Resolved = dict[str, tuple[str, str]]  # canonical name -> (version, sha256)
 
@@ -49,6 +51,12 @@ Resolved = dict[str, tuple[str, str]]  # canonical name -> (version, sha256)
 def core_dependencies(pyproject: Path) -> list[str]:
     """The `[project].dependencies` strings of `pyproject`."""
     return tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+
+
+def extra_dependencies(pyproject: Path, extras: Iterable[str]) -> list[str]:
+    """The requirement strings of the `[project.optional-dependencies]` groups `extras`."""
+    optional = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    return [dep for extra in extras for dep in optional[extra]]
 
 
 def build_requirements(pyproject: Path) -> list[str]:
@@ -196,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     req_dir = ROOT / "requirements"
     pyproject = ROOT / "pyproject.toml"
     core = core_dependencies(pyproject)
-    targets = {"batch.txt": core, "service.txt": select(core, read_names(req_dir / "service.in"))}
+    batch = core + extra_dependencies(pyproject, BATCH_EXTRAS)
+    targets = {"batch.txt": batch, "service.txt": select(core, read_names(req_dir / "service.in"))}
     build = build_requirements(pyproject)
     if args.check:
         stale = stale_files(req_dir, targets, build)

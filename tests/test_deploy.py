@@ -365,3 +365,57 @@ def test_pods_are_locked_down():
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes[mounts["/tmp"]], f"{name}: /tmp must be writable (emptyDir)"
+
+
+# ---- KubeRay (deploy/ray/rayjob.yaml) ----
+
+
+def test_batch_pins_the_ray_extra_and_the_service_does_not():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    batch = pinned(ROOT / "requirements" / "batch.txt")
+    for req in map(Requirement, pyproject["project"]["optional-dependencies"]["ray"]):
+        name = canonicalize_name(req.name)
+        assert name in batch and req.specifier.contains(batch[name]), f"{req}: batch.txt {batch.get(name)}"
+    assert "ray" not in pinned(ROOT / "requirements" / "service.txt")
+    assert "ncf-recommender[ray]" in pyproject["project"]["optional-dependencies"]["dev"]
+
+
+def test_rayjob_runs_the_batch_image_with_the_ray_executor_on_the_shared_output():
+    (job,) = load_all(DEPLOY / "ray" / "rayjob.yaml")
+    assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
+    spec = job["spec"]
+    entrypoint = spec["entrypoint"].split()
+    assert entrypoint[:2] == ["ncf-batch", "run"]
+    assert entrypoint[entrypoint.index("--executor") + 1] == "ray"
+    assert entrypoint[entrypoint.index("--ray-address") + 1] == "auto"
+    assert spec["shutdownAfterJobFinishes"] is True and spec["backoffLimit"] == 0
+    cluster = spec["rayClusterSpec"]
+    assert cluster["rayVersion"] == pinned(ROOT / "requirements" / "batch.txt")["ray"]
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    groups = cluster["workerGroupSpecs"]
+    pods = {"head": head, **{g["groupName"]: g["template"]["spec"] for g in groups}}
+    cronjob = k8s_objects()["CronJob/ncf-batch"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    output_claim = {v["name"]: v.get("persistentVolumeClaim") for v in cronjob["volumes"]}["output"]
+    for name, pod in pods.items():
+        (container,) = pod["containers"]
+        assert image_target(container["image"]) == "batch", name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert volumes[mounts["/output"]]["persistentVolumeClaim"] == output_claim, name
+        assert "emptyDir" in volumes[mounts["/tmp"]] and volumes[mounts["/dev/shm"]]["emptyDir"] == {
+            "medium": "Memory"
+        }, name
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}, name
+    assert "/data" in {m["mountPath"] for m in head["containers"][0]["volumeMounts"]}
+    # the actor pool fits the worker group: workers x CPUs per worker <= the group's CPUs
+    workers = int(entrypoint[entrypoint.index("--ray-workers") + 1])
+    cpus = float(entrypoint[entrypoint.index("--ray-cpus-per-worker") + 1])
+    group_cpus = sum(
+        g["replicas"] * float(g["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"])
+        for g in groups
+    )
+    assert workers * cpus <= group_cpus
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"

@@ -26,10 +26,23 @@ Scoring runs XLA-compiled forward passes over chunks of pairs (padded to a power
 compile); `score_users` scores every item with the structured trick of `model.ncf.scoring` (same maths,
 compiled), a cache-sized tile of users x items per step (`TILE_USERS`, `TILE_ITEMS`), so its pairs/s and
 memory per call do not depend on the size of the catalogue.
+
+Several workers: when `$TF_CONFIG` names a cluster of more than one task, the network and optimizer are
+built inside a `tf.distribute.MultiWorkerMirroredStrategy` scope (`cluster_strategy`), every worker
+holds a full copy of the variables, and each training step runs on the worker's slice of the global
+mini-batch (`batch_size / workers` examples) with the gradients summed across workers by all-reduce (the
+loss is scaled by 1 / workers, so the sum is the global batch's mean). Every worker must run the same
+training with the same seeds, so they sample the same negatives and shuffle alike; the trailing partial
+batch of an epoch is skipped (each worker must take the same number of steps), and the loop is not XLA
+compiled (collectives). Only dense embedding updates are supported there. Without `$TF_CONFIG`, or with
+a single task, none of this is involved.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,6 +57,8 @@ from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.keras_optimizer import FOLD_BELOW, LazyOptimizer
 from model.ncf.params import Params, check_params, uses_gmf, uses_mlp
 from model.topn import available_cores
+
+logger = logging.getLogger(__name__)
 
 SIDES = ("user", "item")
 SLICE_BATCHES = 256  # full mini-batches per compiled training call
@@ -125,6 +140,32 @@ class NCFNetwork(keras.Model):
         return named
 
 
+_STRATEGY: tf.distribute.Strategy | None = None
+
+
+def cluster_strategy() -> tf.distribute.Strategy | None:
+    """The process's `MultiWorkerMirroredStrategy` when `$TF_CONFIG` names a cluster of more than one
+    task, else None. Created once per process, on first use (TensorFlow allows one collective setup per
+    process, before any other TensorFlow op runs)."""
+    global _STRATEGY
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    cluster = json.loads(raw).get("cluster", {})
+    if sum(len(tasks) for tasks in cluster.values()) <= 1:
+        return None
+    if _STRATEGY is None:
+        _STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = _STRATEGY.cluster_resolver
+        logger.info(
+            "training with MultiWorkerMirroredStrategy: %s task %d of %d replicas",
+            resolver.task_type,
+            resolver.task_id,
+            _STRATEGY.num_replicas_in_sync,
+        )
+    return _STRATEGY
+
+
 def make_optimizer(train_config: TrainConfig) -> keras.optimizers.Optimizer:
     """Adam, or SGD with optional momentum, at `train_config.learning_rate`, with the decoupled weight
     decay of `train_config.weight_decay` when it is non-zero (Adam then is AdamW): the dense updates."""
@@ -144,22 +185,27 @@ class KerasNCF(NCFModel):
         """Create the network and optimizer, holding `params` (names/shapes per `model.ncf.params`)."""
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
-        self.network = NCFNetwork(self.config, n_users, n_items, self.train_config.seed)
-        self.network((tf.zeros((1,), tf.int32), tf.zeros((1,), tf.int32)))
-        self._vars = self.network.named_variables()
-        self._tables = {name: var for name, var in self._vars.items() if name.endswith("_embedding")}
-        self._dense = [var for name, var in self._vars.items() if name not in self._tables]
         self.lazy = self.train_config.embedding_updates == "lazy"
-        if self.lazy:
-            sides = {s: [v for n, v in self._tables.items() if _side(n) == s] for s in SIDES}
-            self.optimizer = LazyOptimizer(self.train_config, self._dense, sides)
-        else:
-            self.optimizer = make_optimizer(self.train_config)
-            self.optimizer.build(list(self._vars.values()))
+        self._strategy = cluster_strategy()
+        if self._strategy is not None and self.lazy:
+            raise ValueError("training on several workers ($TF_CONFIG) supports dense embedding updates only")
+        with self._strategy.scope() if self._strategy is not None else contextlib.nullcontext():
+            self.network = NCFNetwork(self.config, n_users, n_items, self.train_config.seed)
+            self.network((tf.zeros((1,), tf.int32), tf.zeros((1,), tf.int32)))
+            self._vars = self.network.named_variables()
+            self._tables = {name: var for name, var in self._vars.items() if name.endswith("_embedding")}
+            self._dense = [var for name, var in self._vars.items() if name not in self._tables]
+            if self.lazy:
+                sides = {s: [v for n, v in self._tables.items() if _side(n) == s] for s in SIDES}
+                self.optimizer = LazyOptimizer(self.train_config, self._dense, sides)
+            else:
+                self.optimizer = make_optimizer(self.train_config)
+                self.optimizer.build(list(self._vars.values()))
         self.set_params(params)
         # XLA on CPU makes Keras' dropout masks ~40x slower (measured 14 K vs 223 K samples/s for the
-        # ML-1M MLP tower at dropout 0.2), so the training loop is compiled by XLA only without dropout.
-        xla = self.config.dropout == 0.0
+        # ML-1M MLP tower at dropout 0.2), so the training loop is compiled by XLA only without dropout
+        # (and never across workers: the all-reduce is a collective op).
+        xla = self.config.dropout == 0.0 and self._strategy is None
         # Dense updates: the loop over a slice and Keras' steps are one compiled program. Lazy updates:
         # when every side is updated whole, the same; when a side is updated row-wise, the loop and the
         # rows' gathers and scatters run as TensorFlow ops (faster per row than XLA's on CPU) and each
@@ -211,17 +257,29 @@ class KerasNCF(NCFModel):
         kernels = [tf.reduce_sum(tf.square(v)) for n, v in self._vars.items() if n.endswith("kernel")]
         return tf.add_n(rows) / batch + tf.add_n(kernels)
 
+    def _dense_step(self, users, items, labels):
+        """One Keras optimizer step on one mini-batch (b,) -> its mean loss. Across workers the gradients
+        are summed, so the loss is scaled by 1 / workers for the sum to be the global batch's mean."""
+        trainable = list(self._vars.values())
+        with tf.GradientTape() as tape:
+            loss = self._dense_loss(users, items, labels)
+            scaled = loss if self._strategy is None else loss / self._strategy.num_replicas_in_sync
+        grads = tape.gradient(scaled, trainable)
+        self.optimizer.apply_gradients(zip(grads, trainable, strict=True))
+        return loss
+
     def _dense_slice_impl(self, users, items, labels, n_batches):
         """users, items (s, b) int32; labels (s, b) float32; one Keras optimizer step on each of the first
-        `n_batches` rows -> the sum of their batch mean losses."""
-        trainable = list(self._vars.values())
+        `n_batches` rows -> the sum of their batch mean losses. Under the multi-worker strategy each step
+        runs through `strategy.run` (the loop stays outside it: the all-reduce is a synchronisation
+        point) and the loss is the workers' mean."""
         total = tf.constant(0.0, tf.float32)
         for i in tf.range(n_batches):
-            with tf.GradientTape() as tape:
-                loss = self._dense_loss(users[i], items[i], labels[i])
-            grads = tape.gradient(loss, trainable)
-            self.optimizer.apply_gradients(zip(grads, trainable, strict=True))
-            total += loss
+            if self._strategy is None:
+                total += self._dense_step(users[i], items[i], labels[i])
+            else:
+                loss = self._strategy.run(self._dense_step, args=(users[i], items[i], labels[i]))
+                total += self._strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
         return total
 
     # lazy updates: `LazyOptimizer`, the batch's rows only
@@ -307,6 +365,8 @@ class KerasNCF(NCFModel):
     ) -> float:
         """One pass in mini-batches of `batch_size` (the last may be smaller); returns the mean log loss
         (plus the L2 term when `l2` > 0), weighted by batch size."""
+        if self._strategy is not None:
+            return self._train_epoch_workers(user_idx, item_idx, labels, batch_size)
         m = int(user_idx.shape[0])
         n_full = m // batch_size
         cut = n_full * batch_size
@@ -338,6 +398,33 @@ class KerasNCF(NCFModel):
             if opt:
                 opt.fold()  # the tables hold the parameters again
         return total / max(m, 1)
+
+    def _train_epoch_workers(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
+    ) -> float:
+        """`train_epoch` under the multi-worker strategy: every worker holds the whole epoch (same seeds)
+        and trains on its column slice of each full mini-batch, in slices of `SLICE_BATCHES` batches; the
+        trailing partial batch is skipped. Returns the mean loss over the workers and batches."""
+        strategy = self._strategy
+        workers, rank = strategy.num_replicas_in_sync, strategy.cluster_resolver.task_id
+        if batch_size % workers:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of the {workers} workers")
+        local = batch_size // workers
+        n_full = int(user_idx.shape[0]) // batch_size
+        if n_full == 0:
+            return float("nan")
+        cut, cols = n_full * batch_size, slice(rank * local, (rank + 1) * local)
+        parts = [
+            np.ascontiguousarray(np.asarray(a[:cut], dtype=dtype).reshape(n_full, batch_size)[:, cols])
+            for a, dtype in ((user_idx, np.int32), (item_idx, np.int32), (labels, np.float32))
+        ]
+        per_call = min(SLICE_BATCHES, n_full)
+        total = 0.0
+        for start in range(0, n_full, per_call):
+            n = min(per_call, n_full - start)
+            chunk = [tf.constant(_padded(a[start : start + n], per_call)) for a in parts]
+            total += float(self._train_slice_dense(*chunk, tf.constant(n, tf.int32)))
+        return total / n_full
 
     # --- scoring ------------------------------------------------------------------------------------
     def _logits_impl(self, users, items):
@@ -471,4 +558,4 @@ def _padded(batches: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-__all__ = ["SLICE_BATCHES", "KerasNCF", "NCFNetwork", "make_optimizer"]
+__all__ = ["SLICE_BATCHES", "KerasNCF", "NCFNetwork", "cluster_strategy", "make_optimizer"]

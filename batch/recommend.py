@@ -1,0 +1,80 @@
+"""One chunk of users' lists as tables of the output contract, shared by both executors (the local chunk
+loop in `batch.job.write_recommendations` and the Ray shard scorers in `batch.distributed`), so their rows
+are selected and built the same way: the top `depth` movies (candidates) and their first `top_n`
+(recommendations) from one scoring of the chunk."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from batch.contract import RECOMMENDATIONS_SCHEMA
+from model.base import Recommender
+from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
+
+
+class ChunkLists(NamedTuple):
+    """A chunk's candidates (ranks 1..depth) and recommendations (their ranks 1..top_n) as tables of
+    `RECOMMENDATIONS_SCHEMA`, rows sorted by (user_id, rank), and the held-out items' ranks (or None)."""
+
+    candidates: pa.Table
+    recommendations: pa.Table
+    ranks: np.ndarray | None
+
+
+def lists_table(
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    best: np.ndarray,
+    unrated: np.ndarray,
+) -> pa.Table:
+    """A chunk's lists as recommendations-schema rows: user_ids, item_ids the raw ids by dense index,
+    users (c,) dense indices, items (c, k) and best (c, k) from `Recommender.recommend`, unrated (c,) how
+    many of each row are real recommendations."""
+    keep = np.arange(items.shape[1])[None, :] < unrated[:, None]
+    user_rows, rank_cols = np.nonzero(keep)
+    return pa.table(
+        {
+            USER_ID: pa.array(user_ids[users[user_rows]], pa.int32()),
+            RANK: pa.array(rank_cols + 1, pa.int16()),
+            MOVIE_ID: pa.array(item_ids[items[keep]], pa.int32()),
+            SCORE: pa.array(best[keep], pa.float32()),
+        },
+        schema=RECOMMENDATIONS_SCHEMA,
+    )
+
+
+def chunk_lists(
+    model: Recommender,
+    users: np.ndarray,
+    rated: sp.csr_matrix,
+    top_n: int,
+    depth: int,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    held_items: np.ndarray | None = None,
+) -> ChunkLists:
+    """The top `depth` unrated movies of `users` and their first `top_n`, and the full-ranking ranks of the
+    users' held-out items from the same scores (`Recommender.recommend_and_rank`).
+
+    Args:
+        users: (c,) int dense user indices, ascending.
+        rated: (c, n_items) CSR of the same users' rated items, masked before the selection.
+        top_n, depth: ranks of the recommendations and of the candidates (depth >= top_n).
+        user_ids, item_ids: raw ids by dense index (the output speaks raw ids).
+        held_items: (c,) int each user's held-out item (-1 for none; it must be among `rated`), or None.
+
+    Returns:
+        `ChunkLists`; a user gets fewer rows only when fewer movies are unrated; ranks (c,) int64 0-based
+        (-1 where no held item), or None without `held_items`.
+    """
+    items, best, unrated, ranks = model.recommend_and_rank(users, depth, rated, held_items)
+    candidates = lists_table(user_ids, item_ids, users, items, best, unrated)
+    recommendations = candidates.filter(pc.less_equal(candidates.column(RANK), top_n))
+    return ChunkLists(candidates, recommendations, ranks)
