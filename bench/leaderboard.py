@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -534,6 +535,11 @@ def to_markdown(report: dict) -> str:
         f"Data: {meta['dataset']} ({meta['n_users']} users, {meta['n_items']} items, "
         f"{meta['n_interactions']} interactions), split seed {meta['seed']}, generated {meta['generated']}.",
         "",
+        *(
+            [f"**Unfinished**: the run stopped before these models: {', '.join(meta['unfinished'])}.", ""]
+            if meta.get("unfinished")
+            else []
+        ),
         "Hyperparameters chosen on the validation item only (sampled NDCG@10); test figures are of that "
         "one configuration. Published figures: sampled protocol, test item, on the NCF authors' split "
         "(ours is a fresh leave-one-out of this copy, same rule: newest rating per user is the test item).",
@@ -707,6 +713,32 @@ def write_report(rows: list[dict], meta: dict, args: argparse.Namespace, old: di
     write_views(report, args.out_dir)
 
 
+SAME_SPLIT = ("dataset", "n_users", "n_items", "n_interactions", "seed")
+
+
+def merge(args: argparse.Namespace) -> None:
+    """--merge-from: the rows of other output directories (same data and split) replace or join the rows
+    of --out-dir's leaderboard; their per-user files are copied; paired tests and views are rewritten."""
+    report = json.loads((args.out_dir / "leaderboard.json").read_text())
+    rows, meta, notes = report["models"], report["meta"], []
+    for source in args.merge_from:
+        other = json.loads((source / "leaderboard.json").read_text())
+        if differ := [k for k in SAME_SPLIT if other["meta"][k] != meta[k]]:
+            raise SystemExit(f"{source}: another data set or split ({', '.join(differ)})")
+        for row in other["models"]:
+            for run in row.get("runs", []):
+                target = args.out_dir / run["per_user_file"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / run["per_user_file"], target)
+        names = [r["name"] for r in other["models"]]
+        notes.append(f"rows {', '.join(names)} from `{other['meta']['command']}`")
+        fresh = {r["name"]: r for r in other["models"]}
+        rows = [fresh.pop(r["name"], r) for r in rows] + list(fresh.values())
+        meta["unfinished"] = [n for n in meta.get("unfinished", []) if n not in names]
+    meta["command"] = f"{meta['command']}; merged: {'; '.join(notes)}"
+    write_report(rows, meta, args, None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -748,6 +780,14 @@ def main(argv: list[str] | None = None) -> int:
         "--update", action="store_true", help="replace only the --models rows of an existing leaderboard.json"
     )
     parser.add_argument(
+        "--merge-from",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="fold the rows and per-user files of other output directories of this script (e.g. models run "
+        "in parallel on the same split) into --out-dir's leaderboard, replacing rows of the same model",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help="rewrite the .md and .png from an existing leaderboard.json (and its paired tests from the "
@@ -763,6 +803,9 @@ def main(argv: list[str] | None = None) -> int:
             report["paired"] = paired  # recomputed from the per-user files
             path.write_text(json.dumps(report, indent=2) + "\n")
         write_views(report, args.out_dir)
+        return 0
+    if args.merge_from:
+        merge(args)
         return 0
     if not args.data_dir:
         parser.error("pass --data-dir or set NCF_DATA_DIR")

@@ -86,6 +86,26 @@ def test_leaderboard_writes_its_three_files(tmp_path, ml100k_dir):
     subprocess.run([*cmd[:2], "--out-dir", str(tmp_path), "--render-only"], check=True, cwd=ROOT, timeout=120)
     assert "EASE^R" in (tmp_path / "leaderboard.md").read_text()
 
+    # --merge-from folds a model run elsewhere (same split) into the leaderboard, per-user files included.
+    other = [
+        *cmd[:4],
+        "--out-dir",
+        str(tmp_path / "other"),
+        "--models",
+        "itemknn",
+        "--no-search",
+        "--no-refit",
+    ]
+    subprocess.run([*other, "--timing-repeats", "1"], check=True, cwd=ROOT, timeout=300)
+    merge = [*cmd[:2], "--out-dir", str(tmp_path), "--merge-from", str(tmp_path / "other")]
+    subprocess.run(merge, check=True, cwd=ROOT, timeout=120)
+    merged = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert [r["name"] for r in merged["models"]] == ["itempop", "itemknn", "ials", "ease"]
+    assert (tmp_path / "leaderboard_per_user" / "itemknn.npz").exists()
+    compared = merged["paired"]["groups"]["test.sampled"]["hr@10"]
+    assert "itemknn" in {compared["best"], *compared["vs_best"]}
+    assert "merged: rows itemknn from" in merged["meta"]["command"]
+
 
 def test_chosen_from_skips_the_search(tmp_path, ml100k_dir):
     """--chosen-from fits the configuration another leaderboard chose, carrying its search record."""
