@@ -399,7 +399,8 @@ def _cell(row: dict, which: str, protocol: str, metric: str) -> str:
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}"
+    """A p-value to two significant digits; below 1e-300 (where float64 underflows to 0) as "<1e-300"."""
+    return "<1e-300" if p < 1e-300 else f"{p:.2g}"
 
 
 def _difference(result: dict) -> str:
@@ -612,6 +613,16 @@ def to_markdown(report: dict) -> str:
         "",
         "## Chosen hyperparameters and the validation search",
         "",
+        *(
+            [
+                "Rows whose configuration was chosen in another leaderboard file (`--chosen-from`) carry "
+                "that file's search record: its validation figures come from the run that made it (the "
+                "sampled ones against the evaluation candidates of that run), not from this one.",
+                "",
+            ]
+            if any(r.get("chosen_from") for r in rows)
+            else []
+        ),
     ]
     for r in rows:
         same = "equal to" if r["chosen_equals_defaults"] else "NOT equal to"

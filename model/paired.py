@@ -15,7 +15,6 @@ import numpy as np
 from scipy import stats
 
 
-
 @dataclass(frozen=True)
 class PairedResult:
     """A paired comparison of a against b.
