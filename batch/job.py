@@ -158,7 +158,7 @@ def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest
                 rows, ranks = write_recommendations(writer, production, dataset, known, settings, pause, held)
                 scoring = {"executor": "local", "rows": rows}
         if ranks is not None:
-            full = result.evaluator.figures(ranks, time.perf_counter() - start)
+            full = result.evaluator.figures(ranks, time.perf_counter() - start, "full")
             result.results["test"]["full"] = {**full, "from": "scoring pass"}
             logger.info("test full (scoring pass): HR@10 %.4f NDCG@10 %.4f", full["hr@10"], full["ndcg@10"])
         with timer.step("write"):

@@ -3,12 +3,17 @@
 - `sampled`: the held-out positive against its 99 sampled negatives (He et al. 2017);
 - `full`: the held-out positive against every item the user has no other interaction with.
 
+Both report HR@k and NDCG@k; `full` adds Recall@`recall_k` (with one held-out item, the hit at
+`recall_k`) and MRR (over the whole ranking). `Evaluator.evaluate_per_user` also returns each metric per
+evaluated user, (n,) float64 arrays whose means are the figures, from the same scoring pass.
+
 Scores are computed in batched calls (one `score` call per chunk of users for `sampled`, one
 `score_users` call per chunk for `full`), never one predict call per user.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -16,9 +21,20 @@ import scipy.sparse as sp
 
 from model.base import Recommender
 from model.data.split import HeldOut, LeaveOneOutSplit
-from model.metrics import full_rank, hit_rate_at, ndcg_at, positive_rank
+from model.metrics import (
+    average,
+    full_rank,
+    hits_at,
+    ndcg_gains_at,
+    positive_rank,
+    recalls_at,
+    reciprocal_ranks,
+)
+
+logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("sampled", "full")
+PerUser = dict[str, dict[str, np.ndarray]]
 
 
 def sampled_ranks(model: Recommender, held: HeldOut, users_per_call: int = 16384) -> np.ndarray:
@@ -45,13 +61,15 @@ def _row_mask(rows: sp.csr_matrix) -> np.ndarray:
 
 
 class Evaluator:
-    """Computes HR@k and NDCG@k of a model on the validation or test items of a split.
+    """Computes HR@k and NDCG@k (both protocols), Recall@recall_k and MRR (full ranking) of a model on the
+    validation or test items of a split.
 
     Args:
         split: the leave-one-out split (candidates and known interactions).
-        k: cut-off (10 in the paper).
+        k: cut-off of HR and NDCG (10 in the paper).
         protocols: any of "sampled", "full".
         chunk_users: users per batched scoring call (memory: chunk_users * n_items float32 for `full`).
+        recall_k: cut-off of Recall on the full ranking.
     """
 
     def __init__(
@@ -60,12 +78,14 @@ class Evaluator:
         k: int = 10,
         protocols: tuple[str, ...] = PROTOCOLS,
         chunk_users: int = 1024,
+        recall_k: int = 20,
     ) -> None:
         unknown = set(protocols) - set(PROTOCOLS)
         if unknown or not protocols:
             raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {protocols}")
         self.split = split
         self.k = k
+        self.recall_k = recall_k
         self.protocols = tuple(protocols)
         self.chunk_users = chunk_users
 
@@ -99,20 +119,44 @@ class Evaluator:
             protocols: a subset of the configured protocols (None: all of them).
 
         Returns:
-            {protocol: {"hr@k": float, "ndcg@k": float, "seconds": float}} for each protocol.
+            {protocol: {"hr@k", "ndcg@k", "seconds"}} for each protocol, "full" with "recall@recall_k" and
+            "mrr" as well (floats).
+        """
+        return self.evaluate_per_user(model, which, protocols)[0]
+
+    def evaluate_per_user(
+        self, model: Recommender, which: str = "validation", protocols: tuple[str, ...] | None = None
+    ) -> tuple[dict[str, dict[str, float]], PerUser]:
+        """`evaluate`'s figures and, from the same scoring pass, each metric per evaluated user.
+
+        Returns:
+            (figures as `evaluate` returns them, {protocol: {metric: (n,) float64}}), the arrays in the
+            order of `split.held_out(which).user_idx`, each figure the mean of its array.
         """
         held = self.split.held_out(which)
-        out: dict[str, dict[str, float]] = {}
+        figures: dict[str, dict[str, float]] = {}
+        per_user: PerUser = {}
         for protocol in self.protocols if protocols is None else protocols:
             start = time.perf_counter()
             ranks = self.sampled_ranks(model, held) if protocol == "sampled" else self.full_ranks(model, held)
-            out[protocol] = self.figures(ranks, time.perf_counter() - start)
-        return out
+            seconds = time.perf_counter() - start
+            per_user[protocol] = self.per_user(ranks, protocol)
+            figures[protocol] = self._means(per_user[protocol], seconds)
+            logger.debug("%s %s: %d users in %.2fs", which, protocol, len(held), seconds)
+        return figures, per_user
 
-    def figures(self, ranks: np.ndarray, seconds: float) -> dict[str, float]:
-        """{"hr@k", "ndcg@k", "seconds"} of (n,) 0-based ranks."""
-        return {
-            f"hr@{self.k}": hit_rate_at(ranks, self.k),
-            f"ndcg@{self.k}": ndcg_at(ranks, self.k),
-            "seconds": round(seconds, 4),
-        }
+    def per_user(self, ranks: np.ndarray, protocol: str = "sampled") -> dict[str, np.ndarray]:
+        """{metric: (n,) float64} of (n,) 0-based ranks under `protocol` (its metrics as in `evaluate`)."""
+        values = {f"hr@{self.k}": hits_at(ranks, self.k), f"ndcg@{self.k}": ndcg_gains_at(ranks, self.k)}
+        if protocol == "full":
+            values[f"recall@{self.recall_k}"] = recalls_at(ranks, self.recall_k)
+            values["mrr"] = reciprocal_ranks(ranks)
+        return values
+
+    def figures(self, ranks: np.ndarray, seconds: float, protocol: str = "sampled") -> dict[str, float]:
+        """The figures of (n,) 0-based ranks under `protocol` (as `evaluate` reports them) and "seconds"."""
+        return self._means(self.per_user(ranks, protocol), seconds)
+
+    @staticmethod
+    def _means(per_user: dict[str, np.ndarray], seconds: float) -> dict[str, float]:
+        return {**{name: average(v) for name, v in per_user.items()}, "seconds": round(seconds, 4)}

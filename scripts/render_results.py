@@ -1,10 +1,11 @@
-"""The README's "results at a glance" table, generated from the benchmark result files in bench/results/.
+"""The README's "results at a glance" table and docs/accuracy.md's leaderboard tables, generated from the
+benchmark result files in bench/results/.
 
-    python scripts/render_results.py            # print the table
-    python scripts/render_results.py --write    # replace the block between the markers in README.md
+    python scripts/render_results.py            # print the README's table
+    python scripts/render_results.py --write    # replace the blocks between the markers of both pages
 
-Every figure links to the JSON file it is read from; `tests/test_docs.py` checks that the README's block
-equals this script's output, so the README cannot drift from the results.
+Every figure of the README links to the JSON file it is read from; `tests/test_docs.py` checks that both
+pages' blocks equal this script's output, so the pages cannot drift from the results.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
+ACCURACY = ROOT / "docs" / "accuracy.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+BOARD_BEGIN, BOARD_END = "<!-- leaderboard:begin -->", "<!-- leaderboard:end -->"
 
-# neumf_accuracy.json rows of the current defaults, one per training seed (bench/run_accuracy.sh names)
-DEFAULTS_RUNS = ("recency_defaults", "recency_defaults_train_seed1", "recency_defaults_train_seed2")
 REFIT = "test_refit_on_train_and_validation"
 
 
@@ -43,15 +44,28 @@ def recency(model: dict) -> str:
     return f", newest {weighting['recent_fraction']:.0%} x{weighting['recent_weight']:g}"
 
 
+def seeds_label(model: dict) -> str:
+    seeds = [s for s in model.get("seeds") or [] if s is not None]
+    return f", mean of training seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else ""
+
+
+def goal_rows(board: dict) -> dict[tuple[str, str], dict]:
+    """The leaderboard's goal comparisons of the refit models, by (other model, metric)."""
+    goal = (board.get("paired") or {}).get("goal") or []
+    return {(g["against"], g["metric"]): g for g in goal if g["figures"] == REFIT}
+
+
+def difference(g: dict) -> str:
+    return f"{g['mean_difference']:+.4f} (p {g['t_pvalue']:.2g} / {g['wilcoxon_pvalue']:.2g})"
+
+
 def rows() -> list[tuple[str, str]]:
     board = load("leaderboard.json")
     models = {m["name"]: m for m in board["models"]}
     neumf = models.pop("neumf")
     best_sampled = max(models.values(), key=lambda m: m[REFIT]["sampled"]["hr@10"])
     best_full = max(models.values(), key=lambda m: m[REFIT]["full"]["hr@10"])
-    accuracy = {r["name"]: r for r in load("neumf_accuracy.json")}
-    seeds = [accuracy[name] for name in DEFAULTS_RUNS]
-    mean = {k: sum(r[f"test_{k}"] for r in seeds) / len(seeds) for k in ("hr@10", "ndcg@10")}
+    goal = goal_rows(board)
     published = neumf["published_sampled_test"]
     nightly, load_test, containers = load("nightly_run.json"), load("load_test.json"), load("containers.json")
     engines = load("compare_engines.json")
@@ -59,18 +73,18 @@ def rows() -> list[tuple[str, str]]:
     chosen = foldin["chosen_on_validation"]
     post = endpoints["gunicorn_2_workers"]["new_user"]
     scale = next(r for r in load("scale.json")["runs"] if r["data"] == "synthetic ml-25m")
-    lb, acc = "leaderboard.json", "neumf_accuracy.json"
+    lb = "leaderboard.json"
+    compared = [
+        (other, protocol, goal.get((name, "hr@10")), goal.get((name, "ndcg@10")))
+        for name, other, protocol in (("ials", "iALS", "sampled"), ("ease", "EASE^R", "full"))
+    ]
     return [
         (
-            "NeuMF (defaults), test HR@10 / NDCG@10, sampled (1 + 99)",
+            f"NeuMF (defaults), test HR@10 / NDCG@10, sampled (1 + 99){seeds_label(neumf)}",
             link(pair(neumf[REFIT]["sampled"]), lb),
         ),
         (
-            f"same, mean of training seeds 0-{len(seeds) - 1}",
-            link(pair(mean), acc),
-        ),
-        (
-            "NeuMF (defaults), test HR@10 / NDCG@10, full ranking",
+            f"NeuMF (defaults), test HR@10 / NDCG@10, full ranking{seeds_label(neumf)}",
             link(pair(neumf[REFIT]["full"]), lb),
         ),
         (
@@ -88,6 +102,15 @@ def rows() -> list[tuple[str, str]]:
         (
             f"best baseline, full ranking: {best_full['display']}{recency(best_full)}",
             link(pair(best_full[REFIT]["full"]), lb),
+        ),
+        *(
+            (
+                f"NeuMF minus {other}, {protocol}, per user: HR@10 / NDCG@10 difference "
+                "(p: paired t-test / Wilcoxon)",
+                link(f"{difference(hr)}; {difference(ndcg)}", lb),
+            )
+            for other, protocol, hr, ndcg in compared
+            if hr is not None and ndcg is not None
         ),
         (
             "ItemPop (popularity), sampled",
@@ -152,24 +175,107 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_block(text: str, block: str) -> str:
-    head, begin, rest = text.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"README.md needs the markers {BEGIN} and {END}")
-    return f"{head}{BEGIN}\n{block}{END}{tail}"
+BOARD_COLUMNS = (
+    ("test", "sampled", "sampled HR@10 / NDCG@10"),
+    ("test", "full", "full HR@10 / NDCG@10"),
+    (REFIT, "sampled", "refit: sampled"),
+    (REFIT, "full", "refit: full"),
+)
+TRAINED_ON = {"test": "train", REFIT: "train + validation"}
 
 
-def block_of(text: str) -> str:
-    return text.partition(BEGIN)[2].partition(END)[0].removeprefix("\n")
+def recency_cell(model: dict) -> str:
+    """The recency weighting a row used: "newest 10% x4", "off", or "–" for models without the option."""
+    if model.get("recency") is None:
+        return "–"
+    return recency(model).removeprefix(", ") or "off"
+
+
+def runs_cell(model: dict) -> str:
+    seeds = model.get("seeds") or []
+    return "1" if seeds == [None] else str(len(seeds))
+
+
+def render_leaderboard() -> str:
+    """docs/accuracy.md's leaderboard block: the test figures of every row (means over training seeds) and
+    the goal's paired tests, from leaderboard.json."""
+    board = load("leaderboard.json")
+    models = board["models"]
+    best = {
+        (which, protocol): max(m[which][protocol]["ndcg@10"] for m in models)
+        for which, protocol, _ in BOARD_COLUMNS
+    }
+
+    def cell(model: dict, which: str, protocol: str) -> str:
+        text = pair(model[which][protocol])
+        return f"**{text}**" if model[which][protocol]["ndcg@10"] == best[which, protocol] else text
+
+    lines = [
+        "| model | recency | runs | "
+        + " | ".join(title for _, _, title in BOARD_COLUMNS)
+        + " | refit: full Recall@20 / MRR | published (sampled) | fit s |",
+        "|---|---|---:|" + "---|" * len(BOARD_COLUMNS) + "---|---|---:|",
+    ]
+    for m in models:
+        published = m.get("published_sampled_test") or {}
+        pub = (
+            f"{published['hr@10']:.4f} / {published['ndcg@10']:.4f}"
+            if published.get("hr@10") is not None
+            else "chart only"
+            if published
+            else "–"
+        )
+        refit_full = m[REFIT]["full"]
+        lines.append(
+            f"| {m['display']} | {recency_cell(m)} | {runs_cell(m)} | "
+            + " | ".join(cell(m, which, protocol) for which, protocol, _ in BOARD_COLUMNS)
+            + f" | {refit_full['recall@20']:.4f} / {refit_full['mrr']:.4f} | {pub} "
+            f"| {m['fit_seconds']['median']:.0f} |"
+        )
+    goal = (board.get("paired") or {}).get("goal") or []
+    if goal:
+        display = {m["name"]: m["display"] for m in models}
+        lines += [
+            "",
+            "| trained on | NeuMF against | metric | NeuMF | other | Δ [95% CI] | p (t / Wilcoxon) "
+            "| at or above? | difference |",
+            "|---|---|---|---:|---:|---|---|---|---|",
+        ]
+        for g in goal:
+            lines.append(
+                f"| {TRAINED_ON[g['figures']]} | {display[g['against']]}, {g['protocol']} "
+                f"| {g['metric'].upper()} | {g['model_mean']:.4f} | {g['against_mean']:.4f} "
+                f"| {g['mean_difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] "
+                f"| {g['t_pvalue']:.2g} / {g['wilcoxon_pvalue']:.2g} | {'yes' if g['at_or_above'] else 'no'} "
+                f"| {g['difference']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+PAGES = {README: (BEGIN, END, render), ACCURACY: (BOARD_BEGIN, BOARD_END, render_leaderboard)}
+
+
+def with_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    head, found_begin, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found_begin or not found_end:
+        raise ValueError(f"the page needs the markers {begin} and {end}")
+    return f"{head}{begin}\n{block}{end}{tail}"
+
+
+def block_of(text: str, begin: str = BEGIN, end: str = END) -> str:
+    return text.partition(begin)[2].partition(end)[0].removeprefix("\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the block in README.md")
+    parser.add_argument(
+        "--write", action="store_true", help="replace the blocks in README.md and accuracy.md"
+    )
     args = parser.parse_args()
     if args.write:
-        README.write_text(with_block(README.read_text(), render()))
+        for page, (begin, end, renderer) in PAGES.items():
+            page.write_text(with_block(page.read_text(), renderer(), begin, end))
     else:
         sys.stdout.write(render())
 

@@ -2,7 +2,8 @@
 
 - docs/configuration.md equals `scripts/config_reference.py`'s output, and names every flag of
   `ncf-batch run` and `ncf-batch evaluate`;
-- README.md's results block equals `scripts/render_results.py`'s output (figures read from bench/results/);
+- README.md's results block and docs/accuracy.md's leaderboard block equal `scripts/render_results.py`'s
+  output (figures read from bench/results/);
 - every relative link in README.md, docs/*.md and bench/results/README.md points to an existing file (and
   an existing heading when it names one).
 """
@@ -56,6 +57,15 @@ def test_readme_results_block_is_current() -> None:
     assert render.BEGIN in readme and render.END in readme
     assert render.block_of(readme) == render.render(), (
         "README.md's results block is stale: run python scripts/render_results.py --write"
+    )
+
+
+def test_accuracy_leaderboard_block_is_current() -> None:
+    render = script("render_results")
+    page = (ROOT / "docs" / "accuracy.md").read_text()
+    assert render.BOARD_BEGIN in page and render.BOARD_END in page
+    assert render.block_of(page, render.BOARD_BEGIN, render.BOARD_END) == render.render_leaderboard(), (
+        "docs/accuracy.md's leaderboard block is stale: run python scripts/render_results.py --write"
     )
 
 

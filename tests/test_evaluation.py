@@ -73,6 +73,47 @@ def test_full_ranking_excludes_known_items(split):
         assert ranks[j] == int((pop[others] >= pop[i]).sum())
 
 
+def test_full_ranking_recall_and_mrr_by_hand(split):
+    """The perfect model ranks every held-out item first; the hopeless one last among the unrated items,
+    whose count per user is known: n_items - (rated items, the held-out one included)."""
+    evaluator = Evaluator(split, protocols=("full",), recall_k=20)
+    best = evaluator.evaluate(Oracle(split.test).fit(split.train), "test")["full"]
+    assert best["recall@20"] == 1.0 and best["mrr"] == 1.0
+    worst = evaluator.evaluate(Oracle(split.test, worst=True).fit(split.train), "test")["full"]
+    rated = np.diff(split.known.indptr)[split.test.user_idx]
+    last = split.n_items - rated  # 0-based rank of the held-out item below every unrated one
+    assert worst["mrr"] == pytest.approx(np.mean(1.0 / (last + 1)))
+    assert worst["recall@20"] == pytest.approx(np.mean(last < 20))
+    assert set(worst) == {"hr@10", "ndcg@10", "recall@20", "mrr", "seconds"}
+
+
+def test_per_user_arrays_come_from_the_same_pass_and_average_to_the_figures(split):
+    model = ItemPop().fit(split.train)
+    calls = {"score": 0}
+    original = model.score
+
+    def counted(users, items):
+        calls["score"] += 1
+        return original(users, items)
+
+    model.score = counted
+    evaluator = Evaluator(split)
+    figures = evaluator.evaluate(model, "test")
+    one_pass = calls["score"]
+    again, per_user = evaluator.evaluate_per_user(model, "test")
+    assert calls["score"] == 2 * one_pass  # no second scoring pass for the per-user arrays
+    assert set(per_user) == {"sampled", "full"}
+    assert set(per_user["full"]) == {"hr@10", "ndcg@10", "recall@20", "mrr"}
+    assert set(per_user["sampled"]) == {"hr@10", "ndcg@10"}
+    for protocol, metrics in per_user.items():
+        for name, values in metrics.items():
+            assert values.shape == (len(split.test),) and values.dtype == np.float64
+            assert values.mean() == figures[protocol][name] == again[protocol][name]
+    ranks = evaluator.full_ranks(ItemPop().fit(split.train), split.test)
+    np.testing.assert_array_equal(per_user["full"]["mrr"], 1.0 / (ranks + 1))
+    assert 0 < figures["full"]["mrr"] < 1
+
+
 def test_random_is_deterministic_and_near_chance(split):
     model = RandomModel(seed=1).fit(split.train)
     u, i = np.array([0, 1, 2]), np.array([3, 4, 5])
