@@ -4,6 +4,7 @@ NCF_DATA_DIR_100K; skipped when unset); its paired tests and goal verdicts on sy
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,15 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(cmd: list[str], timeout: int = 300) -> None:
+    """Runs the script with this tree's packages first on the path (the script's own folder is bench/)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    subprocess.run(cmd, check=True, cwd=ROOT, timeout=timeout, env=env)
 
 
 def leaderboard_module():
@@ -26,7 +36,7 @@ def test_leaderboard_writes_its_three_files(tmp_path, ml100k_dir):
     cmd = [sys.executable, str(ROOT / "bench" / "leaderboard.py"), "--data-dir", str(ml100k_dir)]
     cmd += ["--out-dir", str(tmp_path), "--models", "itempop", "ease", "ials", "--no-search"]
     cmd += ["--timing-repeats", "1", "--seeds", "0", "1", "--num-threads", "1"]
-    subprocess.run(cmd, check=True, cwd=ROOT, timeout=300)
+    run_script(cmd)
     report = json.loads((tmp_path / "leaderboard.json").read_text())
     rows = {r["name"]: r for r in report["models"]}
     assert set(rows) == {"itempop", "ease", "ials"}
@@ -73,7 +83,7 @@ def test_leaderboard_writes_its_three_files(tmp_path, ml100k_dir):
     # --update re-runs only the named model and keeps the other rows; --render-only needs no data.
     (tmp_path / "leaderboard.md").unlink()
     update = [*cmd[:2], "--data-dir", str(ml100k_dir), "--out-dir", str(tmp_path), "--models", "itempop"]
-    subprocess.run([*update, "--no-search", "--no-refit", "--update"], check=True, cwd=ROOT, timeout=300)
+    run_script([*update, "--no-search", "--no-refit", "--update"])
     updated = {r["name"]: r for r in json.loads((tmp_path / "leaderboard.json").read_text())["models"]}
     assert updated["ease"] == rows["ease"]
     assert [r["name"] for r in json.loads((tmp_path / "leaderboard.json").read_text())["models"]] == [
@@ -83,7 +93,7 @@ def test_leaderboard_writes_its_three_files(tmp_path, ml100k_dir):
     ]  # the leaderboard's order, whatever order the runs had
     assert updated["itempop"]["test_refit_on_train_and_validation"] == {}
     (tmp_path / "leaderboard.md").unlink()
-    subprocess.run([*cmd[:2], "--out-dir", str(tmp_path), "--render-only"], check=True, cwd=ROOT, timeout=120)
+    run_script([*cmd[:2], "--out-dir", str(tmp_path), "--render-only"], timeout=120)
     assert "EASE^R" in (tmp_path / "leaderboard.md").read_text()
 
     # --merge-from folds a model run elsewhere (same split) into the leaderboard, per-user files included.
@@ -96,9 +106,9 @@ def test_leaderboard_writes_its_three_files(tmp_path, ml100k_dir):
         "--no-search",
         "--no-refit",
     ]
-    subprocess.run([*other, "--timing-repeats", "1"], check=True, cwd=ROOT, timeout=300)
+    run_script([*other, "--timing-repeats", "1"])
     merge = [*cmd[:2], "--out-dir", str(tmp_path), "--merge-from", str(tmp_path / "other")]
-    subprocess.run(merge, check=True, cwd=ROOT, timeout=120)
+    run_script(merge, timeout=120)
     merged = json.loads((tmp_path / "leaderboard.json").read_text())
     assert [r["name"] for r in merged["models"]] == ["itempop", "itemknn", "ials", "ease"]
     assert (tmp_path / "leaderboard_per_user" / "itemknn.npz").exists()
@@ -121,7 +131,7 @@ def test_chosen_from_skips_the_search(tmp_path, ml100k_dir):
     (tmp_path / "chosen.json").write_text(json.dumps(chosen))
     cmd = [sys.executable, str(ROOT / "bench" / "leaderboard.py"), "--data-dir", str(ml100k_dir)]
     cmd += ["--out-dir", str(tmp_path / "out"), "--models", "itemknn", "--no-refit", "--timing-repeats", "1"]
-    subprocess.run([*cmd, "--chosen-from", str(tmp_path / "chosen.json")], check=True, cwd=ROOT, timeout=300)
+    run_script([*cmd, "--chosen-from", str(tmp_path / "chosen.json")])
     row = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["models"][0]
     assert (
         row["chosen_params"] == {"k": 20, "shrink": 10.0} and row["search"] == chosen["models"][0]["search"]

@@ -9,7 +9,7 @@ from scipy.stats import chisquare
 
 from model.data import Interactions, NegativeSampler, sample_candidates
 from model.data.positives import PositiveLookup
-from model.data.sampling import recency_rank, recent_mask, weighted_csr
+from model.data.sampling import popularity_weights, recency_rank, recent_mask, weighted_csr
 
 # NegativeSampler(_toy(n_users=3, n_items=12, per_user=4), num_negatives=2, seed=7).epoch(0) negatives
 NEGATIVES_SEED7 = [11, 8, 8, 10, 11, 9, 10, 2, 11, 3, 3, 10, 10, 5, 5, 9, 1, 9, 1, 5, 9, 3, 4, 3]
@@ -61,6 +61,32 @@ def test_negatives_are_unchanged_by_the_lookup():
     _, items, _ = NegativeSampler(train, num_negatives=2, seed=7).epoch(0)
     assert not PositiveLookup(train).contains(np.repeat(train.user_idx, 2), items[len(train) :]).any()
     np.testing.assert_array_equal(items[len(train) :], NEGATIVES_SEED7)
+
+
+def test_popularity_aware_negatives_follow_the_item_counts():
+    """negative_popularity b: a negative is item i with probability proportional to (count_i + 1) ** b among
+    the user's non-positives (chi-square against those expected frequencies); 0 keeps the uniform draws."""
+    # User 0 rated items 0 and 1; users 1-6 give items 2, 3, 4, 5 training counts 0, 1, 3, 6.
+    users = [0, 0, 1, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
+    items = [0, 1, 1, 3, 4, 4, 4, 5, 5, 5, 5, 5, 5]
+    train = Interactions(np.array(users, np.int32), np.array(items, np.int32), 7, 6)
+    counts = train.item_counts()
+    np.testing.assert_array_equal(counts, [1, 2, 0, 1, 3, 6])
+    np.testing.assert_allclose(popularity_weights(train, 0.5), np.cumsum(np.sqrt(counts + 1.0)))
+    assert popularity_weights(train, 0.0) is None
+    sampler = NegativeSampler(train, num_negatives=20000, seed=1, negative_popularity=1.0)
+    all_users, all_items, _ = sampler.epoch(0)
+    negatives = all_items[len(train) :][all_users[len(train) :] == 0][:20000]
+    observed = np.bincount(negatives, minlength=6)
+    assert observed[0] == observed[1] == 0  # the user's own positives
+    allowed = np.array([2, 3, 4, 5])
+    expected = (counts[allowed] + 1.0) / (counts[allowed] + 1.0).sum() * observed.sum()
+    assert chisquare(observed[allowed], expected).pvalue > 0.001
+    assert observed[5] > 4 * observed[2]  # weights 7 and 1: the popular item far more often
+    uniform = NegativeSampler(train, num_negatives=2, seed=7, negative_popularity=0.0).epoch(0)[1]
+    np.testing.assert_array_equal(uniform, NegativeSampler(train, num_negatives=2, seed=7).epoch(0)[1])
+    with pytest.raises(ValueError):
+        popularity_weights(train, -1.0)
 
 
 def test_user_with_every_item_is_an_error():

@@ -4,7 +4,8 @@
   user interacted with anywhere), uniform without replacement.
 - `NegativeSampler`: fresh training negatives every epoch (never a training positive of that user), plus
   the positives, as flat arrays ready for a trainer; optionally each user's newest positives count more
-  (`recent_fraction`, `recent_weight`: recency weighting, see `recent_mask`).
+  (`recent_fraction`, `recent_weight`: recency weighting, see `recent_mask`), and optionally negatives
+  drawn by item popularity (`negative_popularity`, see `popularity_weights`) instead of uniformly.
 - `weighted_csr`: the same recency weighting for matrix models (iALS, eALS, EASE^R): the training matrix
   with a larger value at each user's newest positives.
 """
@@ -22,15 +23,41 @@ _CANDIDATE_BUDGET = 1 << 22
 
 
 def sample_negatives(
-    user_idx: np.ndarray, lookup: PositiveLookup, n_items: int, rng: np.random.Generator
+    user_idx: np.ndarray,
+    lookup: PositiveLookup,
+    n_items: int,
+    rng: np.random.Generator,
+    cumulative_weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """One uniform negative item per entry of `user_idx`, by rejection; (n,) int32."""
-    items = rng.integers(0, n_items, size=user_idx.shape[0], dtype=np.int32)
+    """One negative item per entry of `user_idx`, by rejection; (n,) int32.
+
+    Uniform over the items, or, given `cumulative_weights` ((n_items,) cumulative sums of positive item
+    weights), each item with probability proportional to its weight.
+    """
+
+    def draw(size: int) -> np.ndarray:
+        if cumulative_weights is None:
+            return rng.integers(0, n_items, size=size, dtype=np.int32)
+        u = rng.random(size) * cumulative_weights[-1]
+        return np.searchsorted(cumulative_weights, u, side="right").astype(np.int32)
+
+    items = draw(user_idx.shape[0])
     todo = np.flatnonzero(lookup.contains(user_idx, items))
     while todo.size:
-        items[todo] = rng.integers(0, n_items, size=todo.size, dtype=np.int32)
+        items[todo] = draw(todo.size)
         todo = todo[lookup.contains(user_idx[todo], items[todo])]
     return items
+
+
+def popularity_weights(interactions: Interactions, exponent: float) -> np.ndarray | None:
+    """(n_items,) float64 cumulative weights (item training count + 1) ** `exponent` for
+    `sample_negatives`; None for exponent 0 (uniform). The + 1 keeps items without a training positive
+    drawable."""
+    if exponent < 0.0:
+        raise ValueError(f"exponent must be >= 0, got {exponent}")
+    if exponent == 0.0:
+        return None
+    return np.cumsum((interactions.item_counts() + 1.0) ** exponent)
 
 
 def recency_rank(interactions: Interactions) -> np.ndarray:
@@ -100,6 +127,8 @@ class NegativeSampler:
         seed: base seed; epoch e draws from `default_rng([seed, e])`, so any epoch is reproducible alone.
         recent_fraction: share of each user's newest positives that `recent_weight` applies to.
         recent_weight: how many times each of those counts (1 = no recency weighting).
+        negative_popularity: negatives drawn with probability proportional to (the item's training count
+            + 1) ** this exponent (`popularity_weights`); 0 = uniform.
     """
 
     def __init__(
@@ -109,6 +138,7 @@ class NegativeSampler:
         seed: int = 0,
         recent_fraction: float = 0.0,
         recent_weight: int = 1,
+        negative_popularity: float = 0.0,
     ) -> None:
         if num_negatives < 0:
             raise ValueError("num_negatives must be >= 0")
@@ -121,6 +151,7 @@ class NegativeSampler:
         self.num_negatives = num_negatives
         self.seed = seed
         self._lookup = PositiveLookup(train)
+        self._weights = popularity_weights(train, negative_popularity)
         rows = np.arange(len(train))
         if recent_weight > 1 and recent_fraction > 0.0:
             recent = np.flatnonzero(recent_mask(train, recent_fraction))
@@ -139,7 +170,7 @@ class NegativeSampler:
         rng = np.random.default_rng([self.seed, epoch])
         n_pos = self._pos_users.shape[0]
         neg_users = np.repeat(self._pos_users, self.num_negatives)
-        neg_items = sample_negatives(neg_users, self._lookup, self.train.n_items, rng)
+        neg_items = sample_negatives(neg_users, self._lookup, self.train.n_items, rng, self._weights)
         users = np.concatenate([self._pos_users, neg_users])
         items = np.concatenate([self._pos_items, neg_items])
         labels = np.zeros(users.shape[0], dtype=np.float32)

@@ -114,6 +114,13 @@ class TrainConfig(BaseModel):
         "embedding tables included, is multiplied by 1 - learning_rate * weight_decay (0 = off)",
     )
     num_negatives: int = Field(8, ge=0, description="fresh negatives per positive each epoch")
+    negative_popularity: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="negatives drawn with probability proportional to (the movie's training count + 1) ** "
+        "this exponent (0 = uniform, the paper's sampling; 0.75 = word2vec's)",
+    )
     recent_fraction: float = Field(
         0.1,
         ge=0.0,

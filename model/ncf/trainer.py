@@ -90,6 +90,7 @@ class NeuMFTrainer:
             seed=cfg.seed,
             recent_fraction=cfg.recent_fraction,
             recent_weight=cfg.recent_weight,
+            negative_popularity=cfg.negative_popularity,
         )
         rng = np.random.default_rng([cfg.seed, 1])
         history: list[dict[str, float]] = []
