@@ -20,7 +20,6 @@ genre=Drama&year_from=1990: no body cache, filters over the 200-deep list), `sim
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 from load_test import UNITS, Server, free_port  # bench/ is on sys.path when this script runs
+from load_test_wsgi import environ as wsgi_environ
 
 from batch.contract import MOVIES, read_latest, run_dir
 
@@ -80,27 +80,7 @@ def requests_for(endpoint: str, rng: np.random.Generator, movies: np.ndarray, n:
 
 
 def environ(request: dict) -> dict:
-    body = request.get("body", b"")
-    return {
-        "REQUEST_METHOD": request["method"],
-        "PATH_INFO": request["path"],
-        "QUERY_STRING": request["query"],
-        "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "CONTENT_TYPE": "application/json" if body else "",
-        "CONTENT_LENGTH": str(len(body)) if body else "",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    return wsgi_environ(request["path"], request["query"], request["method"], request.get("body", b""))
 
 
 def in_process(app, requests: list[dict]) -> tuple[list[float], float]:

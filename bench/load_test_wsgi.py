@@ -36,9 +36,10 @@ from model.data import DataLoader
 WSGIApp = Callable[[dict, Callable], object]
 
 
-def environ(path: str, query: str) -> dict:
+def environ(path: str, query: str, method: str = "GET", body: bytes = b"") -> dict:
+    """A WSGI environ for one request to 127.0.0.1:8000 (a JSON `body` for POST)."""
     return {
-        "REQUEST_METHOD": "GET",
+        "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "QUERY_STRING": query,
         "SCRIPT_NAME": "",
@@ -47,8 +48,10 @@ def environ(path: str, query: str) -> dict:
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_HOST": "127.0.0.1:8000",
+        "CONTENT_TYPE": "application/json" if body else "",
+        "CONTENT_LENGTH": str(len(body)) if body else "",
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
+        "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
         "wsgi.version": (1, 0),
         "wsgi.multithread": True,
