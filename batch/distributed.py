@@ -3,7 +3,11 @@
 `ScorerPool` starts `ray.workers` `ShardScorer` actors (Ray Core actors, `ray.cpus_per_worker` CPUs each).
 The job starts the pool before it loads the data and trains, so the actors' start (a Python process each,
 the engine's imports: TensorFlow for the Keras engine) overlaps the training instead of adding to the
-scoring step; an actor loads the model on its first shard, once.
+scoring step. Once the data is loaded, the job has each actor build the run's model untrained at the data's
+sizes and compile its scorer (`ScorerPool.prepare`), also while the model trains; an actor then sets the
+trained parameters into that model on its first shard (`NCFModel.load_weights`; any other model, or an
+actor Ray restarted, loads the saved model instead), once. The local executor's scorer is likewise
+compiled before its scoring step, by the quality gate's checks of the published model.
 
 The driver (the job's process) cuts the users into shards of consecutive dense indices, each carrying its
 own slice of the rated set as CSR (`indptr` rebased to 0, `indices`), and hands them to the actors as they
@@ -35,6 +39,7 @@ import itertools
 import logging
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections import deque
@@ -58,9 +63,12 @@ from batch.contract import (
 )
 from batch.recommend import chunk_lists
 from batch.settings import RunSettings
+from model.base import load_id_maps, load_model
 from model.data import Dataset
 from model.data.split import HeldOut
-from model.registry import MODELS
+from model.ncf.base import NCFModel
+from model.registry import MODELS, build_model
+from model.topn import available_cores
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +84,16 @@ SHARD = "shard"
 @dataclass(frozen=True)
 class ScoringReport:
     """What the distributed scoring step did: recommendation and candidate rows written, shards, actors,
-    the actors' peak RSS, where the time went, and the held-out items' full-ranking ranks (in `held`'s
-    order) when asked for."""
+    their compute threads each, whether every shard was scored by a model its actor had prepared (compiled
+    before the step), the actors' peak RSS, where the time went, and the held-out items'
+    full-ranking ranks (in `held`'s order) when asked for."""
 
     rows: int
     candidate_rows: int
     shards: int
     workers: int
+    threads_per_worker: int
+    prepared: bool
     worker_peak_rss_mb: float
     phases: dict[str, float] = field(default_factory=dict)
     ranks: np.ndarray | None = None
@@ -94,6 +105,8 @@ class ScoringReport:
             "candidate_rows": self.candidate_rows,
             "shards": self.shards,
             "workers": self.workers,
+            "threads_per_worker": self.threads_per_worker,
+            "prepared": self.prepared,
             "worker_peak_rss_mb": self.worker_peak_rss_mb,
             "phases": self.phases,
         }
@@ -173,9 +186,21 @@ class ShardScorer:
         self.started = time.time()
         for module in warm:
             importlib.import_module(module)
+        self.threads = limit_threads()
         self.ready = time.time()
         self.kill_marker = Path(kill_marker) if kill_marker else None
         self.model_dir: str | None = None
+        self.prepared: NCFModel | None = None
+
+    def prepare(self, name: str, options: dict[str, Any], n_users: int, n_items: int) -> float:
+        """Build the run's model (`model.registry.build_model(name, **options)`) untrained at the data's
+        sizes and, for an NCF model, compile its scorer (`NCFModel.prepare_scoring`), while the driver
+        trains; `_load` then sets the trained parameters into it. Returns the seconds it took."""
+        started = time.time()
+        model = build_model(name, **options)
+        if isinstance(model, NCFModel):
+            self.prepared = model.prepare_scoring(n_users, n_items)
+        return time.time() - started
 
     def ready_at(self) -> float:
         """When the constructor finished (time.time())."""
@@ -183,9 +208,10 @@ class ShardScorer:
 
     def _load(self, model_dir: str) -> None:
         if model_dir != self.model_dir:
-            from model.base import load_id_maps, load_model
-
-            self.model = load_model(model_dir)
+            if self.prepared is not None and self.prepared.load_weights(model_dir):
+                self.model = self.prepared
+            else:
+                self.model = load_model(model_dir)
             self.user_ids, self.item_ids = load_id_maps(model_dir)
             self.model_dir = model_dir
 
@@ -193,7 +219,8 @@ class ShardScorer:
         self, shard: Shard, model_dir: str, staging: str, top_n: int, depth: int, chunk_users: int
     ) -> dict[str, Any]:
         """Score `shard` into its parts under `staging`. Returns shard, rows (by list table: rows of its
-        part), the actor's peak RSS in MB, the held items' ranks (empty without), and the `STAMPS`."""
+        part), the actor's peak RSS in MB and compute threads, whether the prepared model scored it, the held
+        items' ranks (empty without), and the `STAMPS`."""
         called = time.time()
         self._load(model_dir)
         begun = time.time()
@@ -203,6 +230,8 @@ class ShardScorer:
             SHARD: shard.shard,
             "rows": rows,
             "peak_rss_mb": _peak_rss_mb(),
+            "threads": self.threads,
+            "prepared": self.model is self.prepared,
             "ranks": ranks,
             **dict(zip(STAMPS, stamps, strict=True)),
         }
@@ -254,6 +283,22 @@ class ShardScorer:
             os._exit(1)
 
 
+def limit_threads() -> int:
+    """Cap this process's compute threads at `available_cores()` (an actor's reserved CPUs: Ray sets
+    `OMP_NUM_THREADS` to them), the scorer's calls and, when TensorFlow is imported, its thread pools, so
+    actors sharing a node do not each run a thread per core. Returns the thread count."""
+    threads = available_cores()
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran an op; its pools are fixed
+            logger.warning("TensorFlow's thread pools were already started; not capped at %d", threads)
+    return threads
+
+
 def _peak_rss_mb() -> float:
     from batch.steps import peak_rss_mb
 
@@ -279,6 +324,7 @@ class ScorerPool:
         )
         warm, kill_marker = warm_modules(settings), os.environ.get(KILL_ENV)
         self.actors = [actor.remote(warm, kill_marker) for _ in range(options.workers)]
+        self.preparing: list[Any] = []
         logger.info(
             "started %d scoring actors (%g CPU each, warming %s)",
             options.workers,
@@ -291,6 +337,21 @@ class ScorerPool:
         import ray
 
         return max(ray.get([actor.ready_at.remote() for actor in self.actors])) - self.started
+
+    def prepare(self, settings: RunSettings, n_users: int, n_items: int) -> None:
+        """Have every actor build the run's model untrained at the data's sizes and compile its scorer
+        (`ShardScorer.prepare`) without waiting: the job calls this once the data is loaded, so that it
+        happens while the model trains. `run` waits for it."""
+        options = settings.model_options()
+        self.preparing = [
+            actor.prepare.remote(settings.model, options, n_users, n_items) for actor in self.actors
+        ]
+
+    def prepared_s(self) -> float | None:
+        """The slowest actor's `prepare` in seconds (waiting for it), None when `prepare` was not called."""
+        import ray
+
+        return max(ray.get(self.preparing)) if self.preparing else None
 
     def run(
         self, shards: list[Shard], model_dir: str, staging: str, top_n: int, depth: int, chunk_users: int
@@ -375,6 +436,7 @@ def write_recommendations_ray(
         for table in LIST_TABLES:
             (writer.staging / dataset_dir(table)).mkdir()
         (writer.staging / TMP_DIR).mkdir()
+        prepare_s = pool.prepared_s()
         results = pool.run(
             make_shards(known, bounds, held_of_user),
             str(writer.path(MODEL_DIR)),
@@ -402,8 +464,13 @@ def write_recommendations_ray(
         candidate_rows=rows[CANDIDATES],
         shards=n_shards,
         workers=options.workers,
+        threads_per_worker=max(int(r["threads"]) for r in results),
+        prepared=all(bool(r["prepared"]) for r in results),
         worker_peak_rss_mb=max(float(r["peak_rss_mb"]) for r in results),
-        phases=scoring_phases(pool.started, called, finished, results),
+        phases={
+            **scoring_phases(pool.started, called, finished, results),
+            **({} if prepare_s is None else {"prepare_s": round(prepare_s, 3)}),
+        },
         ranks=ranks,
     )
     logger.info("scored on Ray: %s", report.as_dict())

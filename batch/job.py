@@ -127,7 +127,13 @@ def scorer_pool(settings: RunSettings) -> Iterator[Any]:
 def _run(settings: RunSettings, pause: PausePoint, pool: Any = None) -> Manifest:
     test_in_scoring = scoring_pass_evaluates_test(settings, settings.gate.protocol)
     warm_from = previous_model(settings.output_dir) if settings.warm_start else None
-    result = run_pipeline(settings, publish=True, full_test_in_scoring=test_in_scoring, warm_from=warm_from)
+    result = run_pipeline(
+        settings,
+        publish=True,
+        full_test_in_scoring=test_in_scoring,
+        warm_from=warm_from,
+        on_load=None if pool is None else lambda data: pool.prepare(settings, data.n_users, data.n_items),
+    )
     dataset, model, production, timer = result.dataset, result.model, result.final, result.timer
     input_files = {path.name: sha256_file(path) for path in dataset.files}
     known = dataset.interactions().to_csr()

@@ -16,6 +16,7 @@ The two commands differ only in what is refit and which model the test figures d
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,15 +107,19 @@ def run_pipeline(
     full_test_in_scoring: bool = False,
     evaluate: bool = True,
     warm_from: WarmStart | None = None,
+    on_load: Callable[[Dataset], None] | None = None,
 ) -> PipelineResult:
     """Run the shared steps (see the module docstring); `selection_only` makes an `evaluate` run
     selection-only; `full_test_in_scoring` (`run` without refit) leaves the full-ranking test figures to
     the job's scoring pass; `evaluate` off trains (and refits) only, for a worker that is not the chief
     of a multi-worker training (`batch.cluster`); `warm_from` (`run --warm-start`) starts training from a
-    previous model when the model takes it (`Recommender.warm_start`; its outcome is in the report)."""
+    previous model when the model takes it (`Recommender.warm_start`; its outcome is in the report);
+    `on_load` is called with the dataset once it is loaded, before training."""
     timer = StepTimer()
     with timer.step("load"):
         dataset = DataLoader(settings.data_dir, format=settings.format, min_rating=settings.min_rating).load()
+    if on_load is not None:
+        on_load(dataset)
     with timer.step("split"):
         split = leave_one_out(dataset, seed=settings.split_seed, n_negatives=settings.eval_negatives)
     warm = None

@@ -5,14 +5,16 @@ Both score every user (or the first `--max-users`) x every movie, rated movies m
 the Keras engine (the job's default) and random parameters (speed does not depend on training; embeddings
 scaled x30 so the ReLUs switch), and write the Parquet output into a staged run, as `ncf-batch run` does:
 
-- local: `load_model` from the saved model directory + `batch.job.write_recommendations` in this process
-  (TensorFlow already imported, as in the job after training; one `candidates.parquet` and one
-  `recommendations.parquet`);
+- local: `batch.job.write_recommendations` in this process with the model loaded from the saved model
+  directory and its scorer compiled by one call before the step (in the job the quality gate's checks of
+  the published model compile it before the scoring step); one `candidates.parquet` and one
+  `recommendations.parquet`;
 - ray: `batch.distributed.write_recommendations_ray` on a local Ray cluster already running
   (`ray.init(num_cpus=cores)`, as a KubeRay cluster is up before its job starts), with a `ScorerPool`
-  whose actors were started, and have imported the engine, before the step, as the job starts them before
-  training; each actor still loads the model and compiles inside the timed step. The pool's own start-up
-  is reported beside it (`pool_start_s`);
+  whose actors were started, have imported the engine and have compiled an untrained model of the run's
+  sizes (`ScorerPool.prepare`) before the step, as the job has them do while it trains; each actor sets
+  the saved parameters into that model inside the timed step. The pool's start-up and the preparation are
+  reported beside it (`pool_start_s`, `prepare_s`);
 - ray_cold: the same with the pool started inside the timed step (a job whose training is too short to
   hide the actors' start).
 
@@ -116,8 +118,9 @@ def main() -> None:
 
     def local() -> dict:
         writer = staged()
-        start = time.perf_counter()
         loaded = load_model(writer.path(MODEL_DIR))
+        loaded.score_users(np.arange(1))  # compiled before the step, as the job's quality gate does
+        start = time.perf_counter()
         rows, _ = write_recommendations(writer, loaded, dataset, known, settings, PausePoint())
         wall = time.perf_counter() - start
         writer.abort()
@@ -127,6 +130,9 @@ def main() -> None:
         writer = staged()
         pool = None if cold else ScorerPool(settings)
         pool_start = None if cold else pool.wait_ready()
+        if pool is not None:
+            pool.prepare(settings, full.n_users, full.n_items)
+            pool.prepared_s()
         start = time.perf_counter()
         report = write_recommendations_ray(writer, dataset, known, settings, pool=pool)
         wall = time.perf_counter() - start
@@ -140,6 +146,7 @@ def main() -> None:
             "wall_s": wall,
             "rows": report.rows,
             "worker_peak_rss_mb": report.worker_peak_rss_mb,
+            "threads_per_worker": report.threads_per_worker,
             "phases": phases,
         }
 
@@ -162,6 +169,7 @@ def main() -> None:
         }
         if name != "local":
             summary[name]["worker_peak_rss_mb"] = max(r["worker_peak_rss_mb"] for r in results)
+            summary[name]["threads_per_worker"] = max(r["threads_per_worker"] for r in results)
             summary[name]["phases_of_median_run"] = median_run["phases"]
     entry = {
         "command": " ".join(["NCF_DATA_DIR=" + str(data_dir), ".venv/bin/python", *sys.argv]),
@@ -210,6 +218,7 @@ def render(entries: dict[str, dict]) -> str:
     ]
     for label, e in entries.items():
         t = e["timings"]
+        threads = t["ray"].get("threads_per_worker", "?")
         lines += [
             "",
             f"## {label}",
@@ -217,7 +226,8 @@ def render(entries: dict[str, dict]) -> str:
             f"`{e['command']}`: {e['users']:,} of {e['users_in_dataset']:,} users x {e['movies']:,} movies = "
             f"{e['pairs']:,} pairs, top {e['top_n']}, {e['rows']:,} rows; {e['cores']} cores shared with "
             f"other jobs (load average {e['load_average_start']} at the start, {e['load_average_end']} at "
-            f"the end); Ray: {e['workers']} actors x 1 CPU, {e['shards']} shards.",
+            f"the end); Ray: {e['workers']} actors x 1 CPU ({threads} compute threads each), "
+            f"{e['shards']} shards.",
             "",
             "| executor | wall median (s) | all runs (s) | pairs/s | / local | peak RSS per worker (MB) |",
             "|---|---:|---|---:|---:|---:|",

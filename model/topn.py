@@ -16,11 +16,15 @@ import scipy.sparse as sp
 
 
 def available_cores() -> int:
-    """CPU cores this process may run on (the default number of scoring and selection threads)."""
+    """CPU cores this process may use (the default number of scoring and selection threads): the cores it
+    may run on, capped by `OMP_NUM_THREADS` when that is a positive integer (Ray sets it to an actor's
+    reserved CPUs, so actors sharing a node do not each start a thread per core)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(limit)) if limit.isdigit() and int(limit) > 0 else cores
 
 
 def mask_rated(scores: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:

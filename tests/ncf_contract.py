@@ -182,6 +182,28 @@ class NCFModelContract:
             u, i = np.repeat(users, N_ITEMS), np.tile(np.arange(N_ITEMS), N_USERS)
             np.testing.assert_array_equal(loaded.score(u, i), model.score(u, i))
 
+    def test_prepared_model_takes_the_weights_of_a_saved_model_of_its_architecture_only(self, tmp_path):
+        train, _ = block_data()
+        config = NCFConfig(kind="neumf", **TINY)
+        trained = self.make_model(config, tiny_train_config(epochs=2)).fit(train)
+        trained.save(tmp_path / "m")
+        users = np.arange(N_USERS)
+        prepared = self.make_model(config).prepare_scoring(N_USERS, N_ITEMS)
+        assert not np.array_equal(prepared.score_users(users), trained.score_users(users))
+        assert prepared.load_weights(tmp_path / "m")
+        np.testing.assert_array_equal(prepared.score_users(users), trained.score_users(users))
+
+        for other, sizes in (
+            (NCFConfig(kind="neumf", **{**TINY, "factors": TINY["factors"] + 1}), (N_USERS, N_ITEMS)),
+            (NCFConfig(kind="gmf", **TINY), (N_USERS, N_ITEMS)),
+            (config, (N_USERS + 1, N_ITEMS)),
+        ):
+            model = self.make_model(other).prepare_scoring(*sizes)
+            before = model.get_params()
+            assert not model.load_weights(tmp_path / "m")
+            for name, value in model.get_params().items():
+                np.testing.assert_array_equal(value, before[name])
+
     def test_pretraining_starts_neumf_from_the_trained_gmf_and_mlp(self):
         train, _ = block_data()
         config = NCFConfig(kind="neumf", **TINY)

@@ -37,7 +37,7 @@ from batch.contract import (
     sha256_file,
     verify_run,
 )
-from batch.distributed import KILL_ENV, TMP_DIR, shard_bounds, write_recommendations_ray
+from batch.distributed import KILL_ENV, TMP_DIR, ScorerPool, shard_bounds, write_recommendations_ray
 from batch.job import PausePoint, run_job, write_recommendations
 from batch.settings import RunSettings
 from lookup_service.app import create_app
@@ -83,21 +83,27 @@ def test_shard_bounds_cover_every_user_once():
     assert bounds[0] == 0 and bounds[-1] == 943 and np.all(np.diff(bounds) > 0)
 
 
-def test_ray_scoring_equals_local_user_by_user(ray_cluster, ml100k, ml100k_dir, tmp_path):
+@pytest.mark.parametrize("prepared", [False, True], ids=["loaded", "prepared"])
+def test_ray_scoring_equals_local_user_by_user(ray_cluster, ml100k, ml100k_dir, tmp_path, prepared):
     """A trained GMF (Keras): the parts of both lists, read in order, hold the local executor's rows: the
     candidates (200 deep) and the recommendations (their first TOP_N), same users, same movies in the same
     order, scores within 1e-6; the held-out test items' full-ranking ranks from the scoring pass are the
-    local executor's."""
+    local executor's. Either with actors that load the saved model, or with actors prepared as in the job
+    (an untrained model of the run's sizes compiled before, the saved parameters set into it)."""
     dataset, known = ml100k
-    model = build_model("gmf", engine="keras", config={"factors": 8}, train_config={"epochs": 1})
-    model.fit(dataset.interactions())
-    run = settings(ml100k_dir, tmp_path, chunk_users=100, executor="ray")
+    options = {"engine": "keras", "config": {"factors": 8}, "train_config": {"epochs": 1}}
+    model = build_model("gmf", **options).fit(dataset.interactions())
+    run = settings(ml100k_dir, tmp_path, chunk_users=100, executor="ray", model="gmf", ncf=options["config"])
     local_writer, ray_writer = RunWriter(tmp_path / "local"), RunWriter(tmp_path / "ray")
     held = leave_one_out(dataset, seed=0, n_negatives=3).held_out("test")
     rows, ranks = write_recommendations(local_writer, model, dataset, known, run, PausePoint(), held)
     model.save(ray_writer.path(MODEL_DIR), user_ids=dataset.user_ids, item_ids=dataset.item_ids)
-    report = write_recommendations_ray(ray_writer, dataset, known, run, held)
+    with ScorerPool(run) as pool:
+        if prepared:
+            pool.prepare(run, dataset.n_users, dataset.n_items)
+        report = write_recommendations_ray(ray_writer, dataset, known, run, held, pool)
 
+    assert report.prepared is prepared and ("prepare_s" in report.phases) is prepared
     assert report.rows == rows and report.shards == 6 and report.worker_peak_rss_mb > 50
     assert ranks.shape == (len(held.user_idx),) and np.unique(ranks).size > 10  # ranks that can differ
     np.testing.assert_array_equal(report.ranks, ranks)
@@ -290,15 +296,19 @@ def test_lookup_service_serves_a_ray_run_as_the_local_one(ray_output, local_outp
 
 
 def test_ray_run_without_refit_gives_the_scoring_pass_full_ranking_figures(ray_cluster, ml100k_dir, tmp_path):
-    """No refit: the published model is the selection model and the Ray actors rank the held-out test
-    items from the same scores; the figures equal the local executor's."""
+    """No refit: the published model (a small Keras GMF) is the selection model and the Ray actors, which
+    the job had prepare the model while it trained, rank the held-out test items from the same scores; the
+    figures equal the local executor's."""
     figures = {}
     for executor in ("local", "ray"):
         output = tmp_path / executor
-        extra = {**FAST, "model": "bpr", "refit": False, "full_validation": False}
+        extra = {**FAST, "model": "gmf", "ncf": {"factors": 8}, "train": {"epochs": 1}}
+        extra.update(refit=False, full_validation=False)
         manifest = run_job(settings(ml100k_dir, output, executor=executor, **extra))
         metrics = json.loads((run_dir(output, manifest.run_id) / METRICS).read_text())
         assert metrics["test"]["full"]["from"] == "scoring pass"
+        if executor == "ray":
+            assert metrics["scoring"]["prepared"] is True
         figures[executor] = {k: metrics["test"]["full"][k] for k in ("hr@10", "ndcg@10")}
     assert figures["ray"] == figures["local"]
     assert 0 < figures["local"]["hr@10"] < 1  # a figure that can tell a wrong rank

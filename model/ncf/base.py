@@ -23,7 +23,7 @@ from model.base import MODEL_FILE, Recommender, save_id_maps
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
 from model.ncf.config import TOWERS, NCFConfig, TrainConfig
-from model.ncf.params import Params, check_params, fuse_pretrained
+from model.ncf.params import Params, check_params, fuse_pretrained, init_params
 from model.ncf.scoring import score_all_items
 from model.ncf.trainer import NeuMFTrainer
 from model.ncf.warm_start import warm_params
@@ -218,6 +218,31 @@ class NCFModel(Recommender):
         np.savez(path / WEIGHTS_FILE, **self.get_params())
         save_id_maps(path, user_ids, item_ids)
         return path
+
+    def prepare_scoring(self, n_users: int, n_items: int) -> Self:
+        """Build this model with random parameters for `n_users` x `n_items` and score a few users once,
+        so that the scorer is compiled (the Keras engine compiles per model instance, ~0.5-1 s) before
+        `load_weights` gives it the trained parameters: for a scoring worker that is ready before the model
+        is trained. Returns self."""
+        self.build(n_users, n_items, init_params(self.config, n_users, n_items, seed=0))
+        self.score_users(np.arange(min(n_users, 1), dtype=np.int64))
+        return self
+
+    def load_weights(self, path: str | Path) -> bool:
+        """Set the parameters `save` wrote to `path` into this built model when that model has the same
+        architecture (`NCFConfig`) and sizes, keeping this instance's compiled scorer; returns whether it
+        did (False: nothing changed, load it with `model.base.load_model`)."""
+        path = Path(path)
+        meta = json.loads((path / MODEL_FILE).read_text())
+        same = (
+            meta["class"] == f"{NCFModel.__module__}.{NCFModel.__qualname__}"
+            and NCFConfig.model_validate(meta["config"]) == self.config
+            and (meta["n_users"], meta["n_items"]) == (self.n_users, self.n_items)
+        )
+        if same:
+            with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
+                self.set_params({k: npz[k] for k in npz.files})
+        return same
 
     @classmethod
     def load(cls, path: str | Path, engine: str | None = None) -> NCFModel:
