@@ -13,7 +13,7 @@ from batch.settings import GateSettings, RunSettings
 from model.ncf.config import NCFConfig
 from model.ncf.params import init_params
 from model.ncf.scoring import BLOCK_USERS, logits_all_items, logits_pairs
-from model.topn import mask_rated, top_n
+from model.topn import available_cores, mask_rated, top_n
 
 
 def brute_force_top_n(scores: np.ndarray, rated: np.ndarray, n: int) -> list[list[int]]:
@@ -117,3 +117,17 @@ def test_prune_keeps_newest_runs_and_never_the_latest_run(tmp_path):
     deleted = prune(tmp_path, keep=2)
     assert sorted(deleted) == ids[1:3]
     assert sorted(p.name for p in runs.iterdir()) == [ids[0], *ids[3:]]
+
+
+def test_available_cores_follow_omp_num_threads(monkeypatch):
+    """Ray sets OMP_NUM_THREADS to an actor's reserved CPUs: the scorer's threads follow it, never above
+    the cores the process may run on; unset, empty or not a positive integer, it is ignored."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = available_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert available_cores() == 1
+    for ignored in ("", "0", "two", "-1"):
+        monkeypatch.setenv("OMP_NUM_THREADS", ignored)
+        assert available_cores() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 8))
+    assert available_cores() == cores
