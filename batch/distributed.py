@@ -61,7 +61,7 @@ from batch.contract import (
     dataset_dir,
     part_name,
 )
-from batch.recommend import chunk_lists
+from batch.recommend import ListWriter, chunk_lists
 from batch.settings import RunSettings
 from model.base import load_id_maps, load_model
 from model.data import Dataset
@@ -252,6 +252,7 @@ class ShardScorer:
         with (
             pq.ParquetWriter(tmp[CANDIDATES], RECOMMENDATIONS_SCHEMA) as deep,
             pq.ParquetWriter(tmp[RECOMMENDATIONS], RECOMMENDATIONS_SCHEMA) as out,
+            ListWriter(deep, out) as lists_writer,
         ):
             for first in range(start, stop, chunk_users):
                 users = np.arange(first, min(first + chunk_users, stop))
@@ -266,8 +267,7 @@ class ShardScorer:
                     self.item_ids,
                     None if shard.held is None else shard.held[local],
                 )
-                deep.write_table(lists.candidates)
-                out.write_table(lists.recommendations)
+                lists_writer.write(lists)
                 rows[CANDIDATES] += lists.candidates.num_rows
                 rows[RECOMMENDATIONS] += lists.recommendations.num_rows
                 if lists.ranks is not None:

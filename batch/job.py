@@ -41,7 +41,7 @@ from batch.contract import (
 )
 from batch.pipeline import WarmStart, run_pipeline, scoring_pass_evaluates_test
 from batch.quality import check_drift, check_quality, published_model_checks
-from batch.recommend import chunk_lists
+from batch.recommend import ListWriter, chunk_lists
 from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
@@ -248,8 +248,10 @@ def write_recommendations(
     A chunk's lists come from `batch.recommend.chunk_lists` (the Ray executor's actors call it too): the
     model's own batched `recommend` (rated movies, `known`, masked before the top-n selection; NCF scores
     with the structured all-items scorer of its engine, XLA-compiled for Keras, `model.ncf.scoring` for
-    NumPy; bench/score_all.py). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus the
-    scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows.
+    NumPy; bench/score_all.py). A chunk's tables are written while the next chunk is scored
+    (`batch.recommend.ListWriter`). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus
+    the scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows, of which at
+    most two chunks' are held (one being written).
 
     With `held` (the test items, when the published model is the selection model) the same scores also
     give each held-out item's full-ranking rank (`Recommender.recommend_and_rank`; `known` holds the held
@@ -273,7 +275,11 @@ def write_recommendations(
         held_of_user = np.full(n_users, -1, dtype=np.int64)
         held_of_user[held.user_idx] = held.item_idx
         ranks_of_user = np.full(n_users, -1, dtype=np.int64)
-    with writer.open_table(RECOMMENDATIONS) as out, writer.open_table(CANDIDATES) as deep:
+    with (
+        writer.open_table(RECOMMENDATIONS) as out,
+        writer.open_table(CANDIDATES) as deep,
+        ListWriter(deep, out) as lists_writer,
+    ):
         for start in range(0, n_users, chunk):
             users = np.arange(start, min(start + chunk, n_users))
             targets = None if held_of_user is None else held_of_user[users]
@@ -289,8 +295,7 @@ def write_recommendations(
             )
             if lists.ranks is not None:
                 ranks_of_user[users] = lists.ranks
-            deep.write_table(lists.candidates)
-            out.write_table(lists.recommendations)
+            lists_writer.write(lists)
             rows += lists.recommendations.num_rows
             StepTimer.progress("score", int(users[-1]) + 1, n_users, max(1, n_users // 10))
             pause("scoring")

@@ -1,15 +1,18 @@
 """One chunk of users' lists as tables of the output contract, shared by both executors (the local chunk
 loop in `batch.job.write_recommendations` and the Ray shard scorers in `batch.distributed`), so their rows
 are selected and built the same way: the top `depth` movies (candidates) and their first `top_n`
-(recommendations) from one scoring of the chunk."""
+(recommendations) from one scoring of the chunk; and `ListWriter`, which writes a chunk's two tables while
+the caller scores the next chunk."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple, Self
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from batch.contract import RECOMMENDATIONS_SCHEMA
@@ -78,3 +81,41 @@ def chunk_lists(
     candidates = lists_table(user_ids, item_ids, users, items, best, unrated)
     recommendations = candidates.filter(pc.less_equal(candidates.column(RANK), top_n))
     return ChunkLists(candidates, recommendations, ranks)
+
+
+class ListWriter:
+    """Writes each chunk's candidates and recommendations (one row group each) on one background thread,
+    so that writing a chunk overlaps scoring the next (Parquet encoding and file writes release the GIL):
+    `write` first waits for the previous chunk's write, so at most one chunk's tables wait in memory.
+    Leaving the context waits for the last write and re-raises a write's error; the Parquet writers are
+    the caller's to close, after this context.
+    """
+
+    def __init__(self, candidates: pq.ParquetWriter, recommendations: pq.ParquetWriter) -> None:
+        self.candidates, self.recommendations = candidates, recommendations
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-writer")
+        self.pending: Future | None = None
+
+    def write(self, lists: ChunkLists) -> None:
+        """Queue `lists`'s two tables, once the previous chunk is written (re-raising its error)."""
+        self.wait()
+        self.pending = self.pool.submit(self._write, lists.candidates, lists.recommendations)
+
+    def _write(self, candidates: pa.Table, recommendations: pa.Table) -> None:
+        self.candidates.write_table(candidates)
+        self.recommendations.write_table(recommendations)
+
+    def wait(self) -> None:
+        """Block until the queued chunk is written; re-raises its error."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown(wait=True)

@@ -131,3 +131,42 @@ def test_available_cores_follow_omp_num_threads(monkeypatch):
         assert available_cores() == cores
     monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 8))
     assert available_cores() == cores
+
+
+def test_list_writer_writes_chunks_in_order_and_reraises_a_failed_write(tmp_path):
+    """One row group per chunk in both files, in the order given; a write that fails (a table of another
+    schema) surfaces at the next `write` or when the context closes, never silently."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batch.contract import RECOMMENDATIONS_SCHEMA
+    from batch.recommend import ChunkLists, ListWriter, lists_table
+
+    ids = np.arange(100, 110)
+
+    def chunk(first: int) -> ChunkLists:
+        users = np.arange(first, first + 2)
+        items = np.tile(np.arange(3), (2, 1))
+        table = lists_table(ids, ids, users, items, np.ones((2, 3), np.float32), np.full(2, 3))
+        return ChunkLists(table, table.slice(0, 2), None)
+
+    paths = tmp_path / "deep.parquet", tmp_path / "top.parquet"
+    with (
+        pq.ParquetWriter(paths[0], RECOMMENDATIONS_SCHEMA) as deep,
+        pq.ParquetWriter(paths[1], RECOMMENDATIONS_SCHEMA) as top,
+        ListWriter(deep, top) as writer,
+    ):
+        for first in (0, 2, 4):
+            writer.write(chunk(first))
+    expected = {paths[0]: np.repeat(ids[:6], 3), paths[1]: np.repeat(ids[[0, 2, 4]], 2)}
+    for path, users in expected.items():
+        parquet = pq.ParquetFile(path)
+        assert [parquet.metadata.row_group(g).num_rows for g in range(3)] == [len(users) // 3] * 3
+        np.testing.assert_array_equal(parquet.read().column("user_id").to_numpy(), users)
+    wrong = pa.table({"x": [1]})
+    with pq.ParquetWriter(tmp_path / "x.parquet", RECOMMENDATIONS_SCHEMA) as deep:
+        writer = ListWriter(deep, deep)
+        writer.write(ChunkLists(wrong, wrong, None))
+        with pytest.raises(ValueError):
+            writer.write(chunk(0))
+        writer.__exit__(None, None, None)
