@@ -61,7 +61,7 @@ from batch.contract import (
     dataset_dir,
     part_name,
 )
-from batch.recommend import ListWriter, chunk_lists
+from batch.recommend import ListWriter, chunk_lists, scored_chunks
 from batch.settings import RunSettings
 from model.base import load_id_maps, load_model
 from model.data import Dataset
@@ -254,8 +254,8 @@ class ShardScorer:
             pq.ParquetWriter(tmp[RECOMMENDATIONS], RECOMMENDATIONS_SCHEMA) as out,
             ListWriter(deep, out) as lists_writer,
         ):
-            for first in range(start, stop, chunk_users):
-                users = np.arange(first, min(first + chunk_users, stop))
+            ranges = ((first, min(first + chunk_users, stop)) for first in range(start, stop, chunk_users))
+            for users, scores in scored_chunks(self.model, ranges):
                 local = slice(users[0] - start, users[-1] + 1 - start)
                 lists = chunk_lists(
                     self.model,
@@ -266,6 +266,7 @@ class ShardScorer:
                     self.user_ids,
                     self.item_ids,
                     None if shard.held is None else shard.held[local],
+                    scores,
                 )
                 lists_writer.write(lists)
                 rows[CANDIDATES] += lists.candidates.num_rows

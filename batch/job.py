@@ -41,7 +41,7 @@ from batch.contract import (
 )
 from batch.pipeline import WarmStart, run_pipeline, scoring_pass_evaluates_test
 from batch.quality import check_drift, check_quality, published_model_checks
-from batch.recommend import ListWriter, chunk_lists
+from batch.recommend import ListWriter, chunk_lists, scored_chunks
 from batch.served_lists import HISTORY_LISTS, SIMILAR_LISTS, write_list_arrays
 from batch.serving_arrays import write_serving_arrays
 from batch.settings import RunSettings
@@ -249,9 +249,10 @@ def write_recommendations(
     model's own batched `recommend` (rated movies, `known`, masked before the top-n selection; NCF scores
     with the structured all-items scorer of its engine, XLA-compiled for Keras, `model.ncf.scoring` for
     NumPy; bench/score_all.py). A chunk's tables are written while the next chunk is scored
-    (`batch.recommend.ListWriter`). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus
+    (`batch.recommend.ListWriter`), and the next chunk is scored while this one's lists are selected
+    (`batch.recommend.scored_chunks`). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus
     the scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows, of which at
-    most two chunks' are held (one being written).
+    most two chunks' are held (one being written); two or three chunks' score matrices are held at once.
 
     With `held` (the test items, when the published model is the selection model) the same scores also
     give each held-out item's full-ranking rank (`Recommender.recommend_and_rank`; `known` holds the held
@@ -280,8 +281,8 @@ def write_recommendations(
         writer.open_table(CANDIDATES) as deep,
         ListWriter(deep, out) as lists_writer,
     ):
-        for start in range(0, n_users, chunk):
-            users = np.arange(start, min(start + chunk, n_users))
+        ranges = ((start, min(start + chunk, n_users)) for start in range(0, n_users, chunk))
+        for users, scores in scored_chunks(model, ranges):
             targets = None if held_of_user is None else held_of_user[users]
             lists = chunk_lists(
                 model,
@@ -292,6 +293,7 @@ def write_recommendations(
                 dataset.user_ids,
                 dataset.item_ids,
                 targets,
+                scores,
             )
             if lists.ranks is not None:
                 ranks_of_user[users] = lists.ranks

@@ -1,11 +1,13 @@
 """One chunk of users' lists as tables of the output contract, shared by both executors (the local chunk
 loop in `batch.job.write_recommendations` and the Ray shard scorers in `batch.distributed`), so their rows
 are selected and built the same way: the top `depth` movies (candidates) and their first `top_n`
-(recommendations) from one scoring of the chunk; and `ListWriter`, which writes a chunk's two tables while
-the caller scores the next chunk."""
+(recommendations) from one scoring of the chunk; `scored_chunks`, which scores the next chunk of users
+while the caller selects and writes the current one, and `ListWriter`, which writes a chunk's two tables
+meanwhile too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, Self
 
@@ -18,6 +20,7 @@ import scipy.sparse as sp
 from batch.contract import RECOMMENDATIONS_SCHEMA
 from model.base import Recommender
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
+from model.topn import select_and_rank
 
 
 class ChunkLists(NamedTuple):
@@ -62,6 +65,7 @@ def chunk_lists(
     user_ids: np.ndarray,
     item_ids: np.ndarray,
     held_items: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
 ) -> ChunkLists:
     """The top `depth` unrated movies of `users` and their first `top_n`, and the full-ranking ranks of the
     users' held-out items from the same scores (`Recommender.recommend_and_rank`).
@@ -72,15 +76,44 @@ def chunk_lists(
         top_n, depth: ranks of the recommendations and of the candidates (depth >= top_n).
         user_ids, item_ids: raw ids by dense index (the output speaks raw ids).
         held_items: (c,) int each user's held-out item (-1 for none; it must be among `rated`), or None.
+        scores: (c, n_items) float32 the users' `model.score_users` rows when already scored (writable;
+            masked in place), else None.
 
     Returns:
         `ChunkLists`; a user gets fewer rows only when fewer movies are unrated; ranks (c,) int64 0-based
         (-1 where no held item), or None without `held_items`.
     """
-    items, best, unrated, ranks = model.recommend_and_rank(users, depth, rated, held_items)
+    if scores is None:
+        items, best, unrated, ranks = model.recommend_and_rank(users, depth, rated, held_items)
+    else:
+        items, best, unrated, ranks = select_and_rank(scores, depth, rated, held_items)
     candidates = lists_table(user_ids, item_ids, users, items, best, unrated)
     recommendations = candidates.filter(pc.less_equal(candidates.column(RANK), top_n))
     return ChunkLists(candidates, recommendations, ranks)
+
+
+def scored_chunks(
+    model: Recommender, ranges: Iterable[tuple[int, int]]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(users (c,) int64, scores (c, n_items) float32) for each user range [start, stop) of `ranges`, in
+    order, the scores a writable copy of `model.score_users(users)`. The next range is scored on a
+    background thread while the caller works on the current one (selection, writing: NumPy and Parquet
+    code that leaves cores idle between scoring calls). Memory: the current and the next range's scores,
+    and, between two ranges, the previous one's until the caller lets it go."""
+
+    def score(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        users = np.arange(*bounds, dtype=np.int64)
+        return users, np.array(model.score_users(users), dtype=np.float32, copy=True)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer") as pool:
+        pending: Future | None = None
+        for bounds in ranges:
+            current = None if pending is None else pending.result()
+            pending = pool.submit(score, bounds)
+            if current is not None:
+                yield current
+        if pending is not None:
+            yield pending.result()
 
 
 class ListWriter:

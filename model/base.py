@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from model.data.interactions import Interactions
 from model.data.split import HeldOut
-from model.topn import available_cores, mask_rated, top_n
+from model.topn import select_and_rank
 
 MODEL_FILE = "model.json"
 STATE_FILE = "state.npz"
@@ -98,23 +98,7 @@ class Recommender(ABC):
             known items: ties and NaN count against the model), -1 where a user has no held item.
         """
         scores = np.array(self.score_users(user_idx), dtype=np.float32, copy=True)
-        rows = np.arange(scores.shape[0])
-        positive = None if held_items is None else scores[rows, np.maximum(held_items, 0)]
-        if exclude is None:
-            available = np.full(scores.shape[0], scores.shape[1], dtype=np.int64)
-        else:
-            available = mask_rated(scores, exclude)
-        ranks = None
-        if positive is not None:
-            # Excluded cells (the held item among them) are -inf now: they never count unless the
-            # positive is -inf or NaN, when every item not excluded counts against it.
-            ranks = np.count_nonzero(~(scores < positive[:, None]), axis=1).astype(np.int64)
-            worst = ~(positive > -np.inf)
-            ranks[worst] = available[worst]
-            ranks[held_items < 0] = -1
-        scores[np.isnan(scores)] = -np.inf  # a NaN ranks last, never breaks the selection
-        items, best = top_n(scores, n, workers=workers or available_cores())
-        return items, best, np.minimum(available, items.shape[1]), ranks
+        return select_and_rank(scores, n, exclude, held_items, workers)
 
     def warm_start(
         self,

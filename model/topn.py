@@ -81,3 +81,34 @@ def top_n(scores: np.ndarray, n: int, workers: int = 1) -> tuple[np.ndarray, np.
     with ThreadPoolExecutor(max_workers=len(slices)) as pool:
         parts = list(pool.map(lambda s: _top_n_rows(scores[s[0] : s[-1] + 1], k), slices))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def select_and_rank(
+    scores: np.ndarray,
+    n: int,
+    exclude: sp.csr_matrix | None,
+    held_items: np.ndarray | None,
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """`Recommender.recommend_and_rank` from a chunk's score rows: excluded items masked, the top `n`
+    selected and the held items' full-ranking ranks, from `scores` (c, n_items) float32, a writable array
+    the caller gives up (it is masked in place). Returns items (c, k) int64, their scores (c, k) float32,
+    (c,) int64 real recommendations per row and the ranks (c,) int64 or None, as that method documents.
+    """
+    rows = np.arange(scores.shape[0])
+    positive = None if held_items is None else scores[rows, np.maximum(held_items, 0)]
+    if exclude is None:
+        available = np.full(scores.shape[0], scores.shape[1], dtype=np.int64)
+    else:
+        available = mask_rated(scores, exclude)
+    ranks = None
+    if positive is not None:
+        # Excluded cells (the held item among them) are -inf now: they never count unless the
+        # positive is -inf or NaN, when every item not excluded counts against it.
+        ranks = np.count_nonzero(~(scores < positive[:, None]), axis=1).astype(np.int64)
+        worst = ~(positive > -np.inf)
+        ranks[worst] = available[worst]
+        ranks[held_items < 0] = -1
+    scores[np.isnan(scores)] = -np.inf  # a NaN ranks last, never breaks the selection
+    items, best = top_n(scores, n, workers=workers or available_cores())
+    return items, best, np.minimum(available, items.shape[1]), ranks

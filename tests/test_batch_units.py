@@ -170,3 +170,23 @@ def test_list_writer_writes_chunks_in_order_and_reraises_a_failed_write(tmp_path
         with pytest.raises(ValueError):
             writer.write(chunk(0))
         writer.__exit__(None, None, None)
+
+
+def test_scored_chunks_gives_each_range_its_own_writable_scores_in_order():
+    """The next range is scored ahead on another thread; what the caller gets is every range, in order,
+    with a writable copy of the model's rows for exactly those users (never a view of the model's)."""
+    from batch.recommend import scored_chunks
+
+    table = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+
+    class Rows:
+        def score_users(self, users):
+            return table[users[0] : users[-1] + 1]  # a view, as a model may return
+
+    got = list(scored_chunks(Rows(), [(0, 3), (3, 5), (5, 7)]))
+    assert [users.tolist() for users, _ in got] == [[0, 1, 2], [3, 4], [5, 6]]
+    for users, scores in got:
+        np.testing.assert_array_equal(scores, table[users])
+        scores[:] = -1
+    assert table.min() == 0  # the model's rows untouched
+    assert list(scored_chunks(Rows(), [])) == []
