@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from batch.contract import RECOMMENDATIONS_SCHEMA
 from model.base import Recommender
 from model.columns import MOVIE_ID, RANK, SCORE, USER_ID
-from model.topn import select_and_rank
+from model.topn import available_cores, select_and_rank
 
 
 class ChunkLists(NamedTuple):
@@ -96,15 +96,21 @@ def scored_chunks(
     model: Recommender, ranges: Iterable[tuple[int, int]]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(users (c,) int64, scores (c, n_items) float32) for each user range [start, stop) of `ranges`, in
-    order, the scores a writable copy of `model.score_users(users)`. The next range is scored on a
-    background thread while the caller works on the current one (selection, writing: NumPy and Parquet
-    code that leaves cores idle between scoring calls). Memory: the current and the next range's scores,
-    and, between two ranges, the previous one's until the caller lets it go."""
+    order, the scores a writable copy of `model.score_users(users)`. With more than one core to use
+    (`available_cores`) the next range is scored on a background thread while the caller works on the
+    current one (selection, writing: NumPy and Parquet code that leaves cores idle between scoring calls);
+    memory then holds the current and the next range's scores, and, between two ranges, the previous one's
+    until the caller lets it go. With one core (a Ray actor reserving one CPU) there is nothing to overlap
+    with, and the ranges are scored as the caller asks for them."""
 
     def score(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         users = np.arange(*bounds, dtype=np.int64)
         return users, np.array(model.score_users(users), dtype=np.float32, copy=True)
 
+    ranges = list(ranges)
+    if available_cores() == 1 or len(ranges) == 1:
+        yield from map(score, ranges)
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer") as pool:
         pending: Future | None = None
         for bounds in ranges:

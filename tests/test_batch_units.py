@@ -172,10 +172,14 @@ def test_list_writer_writes_chunks_in_order_and_reraises_a_failed_write(tmp_path
         writer.__exit__(None, None, None)
 
 
-def test_scored_chunks_gives_each_range_its_own_writable_scores_in_order():
-    """The next range is scored ahead on another thread; what the caller gets is every range, in order,
-    with a writable copy of the model's rows for exactly those users (never a view of the model's)."""
+@pytest.mark.parametrize("cores", ["1", "2"])
+def test_scored_chunks_gives_each_range_its_own_writable_scores_in_order(cores, monkeypatch):
+    """Scored ahead on another thread (more than one core) or in turn (one): what the caller gets is every
+    range, in order, with a writable copy of the model's rows for exactly those users (never a view of the
+    model's)."""
     from batch.recommend import scored_chunks
+
+    monkeypatch.setenv("OMP_NUM_THREADS", cores)
 
     table = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
 
