@@ -211,6 +211,7 @@ class ShardScorer:
             if self.prepared is not None and self.prepared.load_weights(model_dir):
                 self.model = self.prepared
             else:
+                self.prepared = None  # another architecture or size: not kept beside the loaded model
                 self.model = load_model(model_dir)
             self.user_ids, self.item_ids = load_id_maps(model_dir)
             self.model_dir = model_dir
@@ -342,7 +343,7 @@ class ScorerPool:
     def prepare(self, settings: RunSettings, n_users: int, n_items: int) -> None:
         """Have every actor build the run's model untrained at the data's sizes and compile its scorer
         (`ShardScorer.prepare`) without waiting: the job calls this once the data is loaded, so that it
-        happens while the model trains. `run` waits for it."""
+        happens while the model trains; `write_recommendations_ray` waits for it (`prepared_s`)."""
         options = settings.model_options()
         self.preparing = [
             actor.prepare.remote(settings.model, options, n_users, n_items) for actor in self.actors

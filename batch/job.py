@@ -246,9 +246,9 @@ def write_recommendations(
     `settings.depth` movies into candidates.parquet and their first `top_n` into recommendations.parquet.
 
     A chunk's lists come from `batch.recommend.chunk_lists` (the Ray executor's actors call it too): the
-    model's own batched `recommend` (rated movies, `known`, masked before the top-n selection; NCF scores
-    with the structured all-items scorer of its engine, XLA-compiled for Keras, `model.ncf.scoring` for
-    NumPy; bench/score_all.py). A chunk's tables are written while the next chunk is scored
+    model's scores of the chunk's users (`score_users`; NCF scores with the structured all-items scorer of
+    its engine, XLA-compiled for Keras, `model.ncf.scoring` for NumPy; bench/score_all.py), rated movies
+    (`known`) masked before the top-n selection (`model.topn.select_and_rank`, as the model's `recommend`). A chunk's tables are written while the next chunk is scored
     (`batch.recommend.ListWriter`), and the next chunk is scored while this one's lists are selected
     (`batch.recommend.scored_chunks`). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus
     the scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows, of which at
