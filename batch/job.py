@@ -248,11 +248,12 @@ def write_recommendations(
     A chunk's lists come from `batch.recommend.chunk_lists` (the Ray executor's actors call it too): the
     model's scores of the chunk's users (`score_users`; NCF scores with the structured all-items scorer of
     its engine, XLA-compiled for Keras, `model.ncf.scoring` for NumPy; bench/score_all.py), rated movies
-    (`known`) masked before the top-n selection (`model.topn.select_and_rank`, as the model's `recommend`). A chunk's tables are written while the next chunk is scored
-    (`batch.recommend.ListWriter`), and the next chunk is scored while this one's lists are selected
-    (`batch.recommend.scored_chunks`). Memory per chunk: the (chunk_users, n_movies) float32 score matrix plus
-    the scorer's own bounded working set; the output of a chunk is (chunk_users, depth) rows, of which at
-    most two chunks' are held (one being written); two or three chunks' score matrices are held at once.
+    (`known`) masked before the top-n selection (`model.topn.select_and_rank`, as the model's `recommend`).
+    A chunk's tables are written while the next chunk is scored (`batch.recommend.ListWriter`), and the
+    next chunk is scored while this one's lists are selected (`batch.recommend.scored_chunks`). Memory per
+    chunk: the (chunk_users, n_movies) float32 score matrix plus the scorer's own bounded working set; the
+    output of a chunk is (chunk_users, depth) rows, of which at most two chunks' are held (one being
+    written); two or three chunks' score matrices are held at once.
 
     With `held` (the test items, when the published model is the selection model) the same scores also
     give each held-out item's full-ranking rank (`Recommender.recommend_and_rank`; `known` holds the held
