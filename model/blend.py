@@ -45,6 +45,11 @@ def blend_rows(neumf: np.ndarray, partner: np.ndarray, weight: float) -> np.ndar
     return (weight * standardise_rows(neumf) + (1.0 - weight) * standardise_rows(partner)).astype(np.float32)
 
 
+def _as_json(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Options as they read back from JSON (tuples become lists), so saved hyperparameters compare equal."""
+    return None if options is None else json.loads(json.dumps(options))
+
+
 class NeuMFBlend(Recommender):
     """NeuMF blended with EASE^R or iALS per user row (see the module docstring).
 
@@ -73,8 +78,8 @@ class NeuMFBlend(Recommender):
         self.weight = weight
         self.seed = seed
         self.chunk_users = chunk_users
-        self.neumf_options = neumf_options
-        self.partner_options = partner_options
+        self.neumf_options = _as_json(neumf_options)
+        self.partner_options = _as_json(partner_options)
 
     def display_name(self) -> str:
         """How results name this model, e.g. "NeuMF + EASE^R blend (w=0.5)"."""

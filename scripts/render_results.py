@@ -49,10 +49,14 @@ def seeds_label(model: dict) -> str:
     return f", mean of training seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else ""
 
 
-def goal_rows(board: dict) -> dict[tuple[str, str], dict]:
-    """The leaderboard's goal comparisons of the refit models, by (other model, metric)."""
+def goal_rows(board: dict, model: str = "neumf") -> dict[tuple[str, str], dict]:
+    """The leaderboard's goal comparisons of `model`'s refit runs, by (other model, metric)."""
     goal = (board.get("paired") or {}).get("goal") or []
-    return {(g["against"], g["metric"]): g for g in goal if g["figures"] == REFIT}
+    return {
+        (g["against"], g["metric"]): g
+        for g in goal
+        if g["figures"] == REFIT and g.get("model", "neumf") == model
+    }
 
 
 def difference(g: dict) -> str:
@@ -63,6 +67,7 @@ def rows() -> list[tuple[str, str]]:
     board = load("leaderboard.json")
     models = {m["name"]: m for m in board["models"]}
     neumf = models.pop("neumf")
+    blend = models.pop("neumf_blend", None)  # not a baseline
     best_sampled = max(models.values(), key=lambda m: m[REFIT]["sampled"]["hr@10"])
     best_full = max(models.values(), key=lambda m: m[REFIT]["full"]["hr@10"])
     goal = goal_rows(board)
@@ -74,9 +79,19 @@ def rows() -> list[tuple[str, str]]:
     post = endpoints["gunicorn_2_workers"]["new_user"]
     scale = next(r for r in load("scale.json")["runs"] if r["data"] == "synthetic ml-25m")
     lb = "leaderboard.json"
+    blend_goal = goal_rows(board, "neumf_blend")
     compared = [
-        (other, protocol, goal.get((name, "hr@10")), goal.get((name, "ndcg@10")))
+        (model, other, protocol, source.get((name, "hr@10")), source.get((name, "ndcg@10")))
+        for model, source in (("NeuMF", goal), (blend["display"] if blend else "", blend_goal))
         for name, other, protocol in (("ials", "iALS", "sampled"), ("ease", "EASE^R", "full"))
+    ]
+    blend_rows = [
+        (
+            f"{blend['display']}, test HR@10 / NDCG@10, {title}{seeds_label(blend)}",
+            link(pair(blend[REFIT][protocol]), lb),
+        )
+        for protocol, title in (("sampled", "sampled (1 + 99)"), ("full", "full ranking"))
+        if blend is not None and blend.get(REFIT)
     ]
     return [
         (
@@ -87,6 +102,7 @@ def rows() -> list[tuple[str, str]]:
             f"NeuMF (defaults), test HR@10 / NDCG@10, full ranking{seeds_label(neumf)}",
             link(pair(neumf[REFIT]["full"]), lb),
         ),
+        *blend_rows,
         (
             f"new user, no retraining: fold-in of their newest liked movies ({chosen}), test, full ranking",
             link(pair(foldin["results"]["test"][chosen]), "foldin.json"),
@@ -105,11 +121,11 @@ def rows() -> list[tuple[str, str]]:
         ),
         *(
             (
-                f"NeuMF minus {other}, {protocol}, per user: HR@10 / NDCG@10 difference "
+                f"{model} minus {other}, {protocol}, per user: HR@10 / NDCG@10 difference "
                 "(p: paired t-test / Wilcoxon)",
                 link(f"{difference(hr)}; {difference(ndcg)}", lb),
             )
-            for other, protocol, hr, ndcg in compared
+            for model, other, protocol, hr, ndcg in compared
             if hr is not None and ndcg is not None
         ),
         (
@@ -237,13 +253,14 @@ def render_leaderboard() -> str:
         display = {m["name"]: m["display"] for m in models}
         lines += [
             "",
-            "| trained on | NeuMF against | metric | NeuMF | other | Δ [95% CI] | p (t / Wilcoxon) "
+            "| model | trained on | against | metric | model | other | Δ [95% CI] | p (t / Wilcoxon) "
             "| at or above? | difference |",
-            "|---|---|---|---:|---:|---|---|---|---|",
+            "|---|---|---|---|---:|---:|---|---|---|---|",
         ]
         for g in goal:
             lines.append(
-                f"| {TRAINED_ON[g['figures']]} | {display[g['against']]}, {g['protocol']} "
+                f"| {display[g.get('model', 'neumf')]} | {TRAINED_ON[g['figures']]} "
+                f"| {display[g['against']]}, {g['protocol']} "
                 f"| {g['metric'].upper()} | {g['model_mean']:.4f} | {g['against_mean']:.4f} "
                 f"| {g['mean_difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] "
                 f"| {g['t_pvalue']:.2g} / {g['wilcoxon_pvalue']:.2g} | {'yes' if g['at_or_above'] else 'no'} "
