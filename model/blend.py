@@ -53,6 +53,9 @@ def _as_json(options: dict[str, Any] | None) -> dict[str, Any] | None:
 class NeuMFBlend(Recommender):
     """NeuMF blended with EASE^R or iALS per user row (see the module docstring).
 
+    The defaults (EASE^R, weight 0.3) are the choice of `bench/blend_validation.py` on the validation item
+    (bench/results/blend_validation.md).
+
     Args:
         partner: the linear member, "ease" (EASE^R) or "ials" (iALS), with its registered defaults (the
             leaderboard's validation choice, recency weighting included) unless `partner_options` says
@@ -68,7 +71,7 @@ class NeuMFBlend(Recommender):
     def __init__(
         self,
         partner: Literal["ease", "ials"] = "ease",
-        weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5,
+        weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3,
         seed: int = 0,
         chunk_users: Annotated[int, Field(ge=1)] = 1024,
         neumf_options: dict[str, Any] | None = None,
