@@ -17,7 +17,8 @@ users and candidates, the same training seeds).
 
     python bench/blend_validation.py --data-dir /work/shared/data/ml-1m --seeds 0
 
-Writes bench/results/blend_validation.json and blend_validation.md.
+Writes bench/results/blend_validation.json and blend_validation.md (`--stem` names other files, e.g. a check
+of the choice on more seeds).
 """
 
 from __future__ import annotations
@@ -259,15 +260,16 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--split-seed", type=int, default=0, help="must be the leaderboard's")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json")
+    parser.add_argument("--stem", default="blend_validation", help="name of the result files")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    path = RESULTS / "blend_validation.json"
+    path = RESULTS / f"{args.stem}.json"
     if not args.render_only:
         if not args.data_dir:
             parser.error("pass --data-dir or set NCF_DATA_DIR")
         path.write_text(json.dumps(run(args), indent=2) + "\n")
-    (RESULTS / "blend_validation.md").write_text(to_markdown(json.loads(path.read_text())))
-    logger.info("wrote %s and blend_validation.md", path)
+    path.with_suffix(".md").write_text(to_markdown(json.loads(path.read_text())))
+    logger.info("wrote %s and its .md", path)
     return 0
 
 
