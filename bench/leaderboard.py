@@ -489,7 +489,7 @@ def goal_markdown(report: dict) -> list[str]:
         "users (per-user figures averaged over seeds); 95% CI of Δ; p-values of the paired t-test and the "
         "Wilcoxon signed-rank test.",
         "",
-        "| model | trained on | protocol | metric | model | other | Δ [95% CI] | p (t) | p (Wilcoxon) "
+        "| model | trained on | protocol | metric | its figure | other | Δ [95% CI] | p (t) | p (Wilcoxon) "
         "| at or above? | difference |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

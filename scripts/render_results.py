@@ -263,7 +263,7 @@ def render_leaderboard() -> str:
         display = {m["name"]: m["display"] for m in models}
         lines += [
             "",
-            "| model | trained on | against | metric | model | other | Δ [95% CI] | p (t / Wilcoxon) "
+            "| model | trained on | against | metric | its figure | other | Δ [95% CI] | p (t / Wilcoxon) "
             "| at or above? | difference |",
             "|---|---|---|---|---:|---:|---|---|---|---|",
         ]
