@@ -8,8 +8,9 @@ time); nothing of size users x items is held at once. Scoring pairs (`score`) co
 distinct users involved, so it gives exactly the values `score_users` gives.
 
 Where it is usable: wherever the partner fits. EASE^R holds a dense (n_items, n_items) float64 inverse
-while fitting (3,706 items of ML-1M: 110 MB; 59,047 of ML-25M: 28 GB), so the EASE^R blend is for
-catalogues of a few tens of thousands of items at most; iALS holds (n_users + n_items) x factors.
+while fitting (3,706 items of ML-1M: 110 MB; 59,047 of ML-25M: 28 GB) and a float32 one for scoring, so
+the EASE^R blend is for catalogues of a few tens of thousands of items at most, not for the large-catalogue
+profile (whose model, like the job's default, is `neumf`); iALS holds (n_users + n_items) x factors.
 """
 
 from __future__ import annotations
