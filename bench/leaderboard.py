@@ -100,6 +100,11 @@ RECENCY = [{"recent_fraction": 0.0, "recent_weight": 1.0}] + [
     {"recent_fraction": f, "recent_weight": w} for f in (0.1, 0.2) for w in (2.0, 3.0, 4.0, 6.0, 8.0)
 ]
 JOINT_SEARCH: dict[str, list[dict]] = {"ials": RECENCY, "ease": RECENCY}
+# Models whose configuration is chosen on validation by another script (no grid here: their defaults).
+CHOSEN_ELSEWHERE = {
+    "neumf_blend": "its partner and weight (the constructor defaults) were chosen on the validation item by "
+    "bench/blend_validation.py (blend_validation.md)",
+}
 
 
 def grid(name: str, search: bool) -> list[dict]:
@@ -643,6 +648,7 @@ def to_markdown(report: dict) -> str:
     for r in rows:
         same = "equal to" if r["chosen_equals_defaults"] else "NOT equal to"
         source = f" (chosen in {r['chosen_from']}, search not rerun)" if r.get("chosen_from") else ""
+        source += f"; {CHOSEN_ELSEWHERE[r['name']]}" if r["name"] in CHOSEN_ELSEWHERE else ""
         lines.append(
             f"**{r['display']}**: chosen {json.dumps(r['chosen_params'])}{source} ({same} the constructor "
             f"defaults {json.dumps(r['constructor_defaults'])}); fit runs (s): {r['fit_seconds']['runs']}"
