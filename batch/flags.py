@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator
-from typing import Any, get_args, get_origin
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -28,7 +29,7 @@ def flag_name(path: str) -> str:
     if path in ALIASES:
         return "--" + ALIASES[path]
     *groups, name = path.split(".")
-    prefix = groups[-1] + "-" if groups and groups[-1] not in UNPREFIXED else ""
+    prefix = groups[-1].replace("_", "-") + "-" if groups and groups[-1] not in UNPREFIXED else ""
     return "--" + prefix + name.replace("_", "-")
 
 
@@ -52,7 +53,11 @@ def _is_bool(annotation: Any) -> bool:
 
 
 def _is_dict(annotation: Any) -> bool:
-    return annotation is dict or get_origin(annotation) is dict
+    """A dict setting, also as `dict[...] | None`."""
+    if annotation is dict or get_origin(annotation) is dict:
+        return True
+    options = [a for a in get_args(annotation) if a is not type(None)]
+    return get_origin(annotation) in (Union, UnionType) and len(options) == 1 and _is_dict(options[0])
 
 
 def _default_text(field: FieldInfo) -> str:

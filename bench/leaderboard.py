@@ -52,12 +52,18 @@ SEEDS = (0, 1, 2)
 # Column groups of the paired tests: (figures, protocol); "test_refit" names the refit in the .npz files.
 PAIRED_GROUPS = (("test", "sampled"), ("test", "full"), (REFIT, "sampled"), (REFIT, "full"))
 NPZ_NAME = {"validation": "validation", "test": "test", REFIT: "test_refit"}
-# The issue's goal: NeuMF at or above iALS on the sampled protocol and EASE^R on full ranking.
-GOAL = (("neumf", "ials", "sampled"), ("neumf", "ease", "full"))
+# The issue's goal: NeuMF (or the NeuMF blend) at or above iALS on the sampled protocol and EASE^R on full
+# ranking.
+GOAL = (
+    ("neumf", "ials", "sampled"),
+    ("neumf", "ease", "full"),
+    ("neumf_blend", "ials", "sampled"),
+    ("neumf_blend", "ease", "full"),
+)
 GOAL_METRICS = ("hr@10", "ndcg@10")
 ALPHA = 0.05
 SELECTION_METRIC = ("sampled", "ndcg@10")
-ORDER = ("itempop", "itemknn", "bpr", "ials", "eals", "ease", "neumf")
+ORDER = ("itempop", "itemknn", "bpr", "ials", "eals", "ease", "neumf", "neumf_blend")
 DISPLAY = {
     "itempop": "ItemPop",
     "itemknn": "ItemKNN (cosine)",
@@ -94,6 +100,11 @@ RECENCY = [{"recent_fraction": 0.0, "recent_weight": 1.0}] + [
     {"recent_fraction": f, "recent_weight": w} for f in (0.1, 0.2) for w in (2.0, 3.0, 4.0, 6.0, 8.0)
 ]
 JOINT_SEARCH: dict[str, list[dict]] = {"ials": RECENCY, "ease": RECENCY}
+# Models whose configuration is chosen on validation by another script (no grid here: their defaults).
+CHOSEN_ELSEWHERE = {
+    "neumf_blend": "its partner and weight (the constructor defaults) were chosen on the validation item by "
+    "bench/blend_validation.py (blend_validation.md)",
+}
 
 
 def grid(name: str, search: bool) -> list[dict]:
@@ -131,6 +142,13 @@ def make_model(
 def is_stochastic(model: Recommender) -> bool:
     """True for models whose fit depends on a training seed (NCF models, and models taking `seed`)."""
     return isinstance(model, NCFModel) or "seed" in {p.name for p in constructor_parameters(type(model))}
+
+
+def display_of(name: str, model: Recommender) -> str:
+    """A row's name in the results: the model's own `display_name()` when it has one (the NeuMF blend:
+    both members and the weight), else `DISPLAY`'s."""
+    display_name = getattr(model, "display_name", None)
+    return display_name() if display_name is not None else DISPLAY.get(name, name)
 
 
 def recency_of(model: Recommender) -> dict | None:
@@ -270,7 +288,7 @@ def run_model(name: str, split: LeaveOneOutSplit, evaluator: Evaluator, args: ar
     default_params = {k: getattr(build_model(name), k) for k in searched_keys(name)}
     entry = {
         "name": name,
-        "display": DISPLAY.get(name, name),
+        "display": display_of(name, model),
         "chosen_params": params,
         "chosen_from": None if args.chosen_from is None else str(args.chosen_from),
         "recency": recency_of(model),
@@ -469,34 +487,37 @@ def goal_markdown(report: dict) -> list[str]:
         return []
     display = {r["name"]: r["display"] for r in report["models"]}
     lines = [
-        "## The goal: default NeuMF at or above iALS (sampled) and EASE^R (full ranking)",
+        "## The goal: default NeuMF (and the NeuMF blend) at or above iALS (sampled) and EASE^R (full "
+        "ranking)",
         "",
-        "Test item, figures averaged over the training seeds; Δ = NeuMF - the other model, paired over users "
-        "(per-user figures averaged over seeds); 95% CI of Δ; p-values of the paired t-test and the "
+        "Test item, figures averaged over the training seeds; Δ = the model - the other model, paired over "
+        "users (per-user figures averaged over seeds); 95% CI of Δ; p-values of the paired t-test and the "
         "Wilcoxon signed-rank test.",
         "",
-        "| trained on | protocol | metric | NeuMF | other | Δ [95% CI] | p (t) | p (Wilcoxon) | at or above? "
-        "| difference |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | trained on | protocol | metric | its figure | other | Δ [95% CI] | p (t) | p (Wilcoxon) "
+        "| at or above? | difference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     trained = {"test": "train", REFIT: "train + validation"}
     for g in goal:
         lines.append(
-            f"| {trained[g['figures']]} | {g['protocol']} | {METRIC_TITLES.get(g['metric'], g['metric'])} "
+            f"| {display[g['model']]} | {trained[g['figures']]} | {g['protocol']} "
+            f"| {METRIC_TITLES.get(g['metric'], g['metric'])} "
             f"| {g['model_mean']:.4f} | {display[g['against']]} {g['against_mean']:.4f} "
             f"| {g['mean_difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] "
             f"| {_p(g['t_pvalue'])} | {_p(g['wilcoxon_pvalue'])} | {'yes' if g['at_or_above'] else 'no'} "
             f"| {g['difference']} |"
         )
     lines.append("")
-    for which in ("test", REFIT):
-        rows = [g for g in goal if g["figures"] == which]
+    models = list(dict.fromkeys(g["model"] for g in goal))
+    for model, which in itertools.product(models, ("test", REFIT)):
+        rows = [g for g in goal if g["figures"] == which and g["model"] == model]
         if not rows:
             continue
         below = [g for g in rows if not g["at_or_above"]]
-        where = f"trained on {trained[which]}"
+        where = f"{display[model]}, trained on {trained[which]}"
         if not below:
-            lines.append(f"- {where}: **goal reached**: NeuMF is at or above on all {len(rows)} figures.")
+            lines.append(f"- {where}: **goal reached**: at or above on all {len(rows)} figures.")
             continue
         parts = [
             f"{display[g['against']]} {g['protocol']} {METRIC_TITLES.get(g['metric'], g['metric'])} "
@@ -504,7 +525,7 @@ def goal_markdown(report: dict) -> list[str]:
             for g in below
         ]
         lines.append(
-            f"- {where}: **goal not reached**: NeuMF is below on {len(below)} of {len(rows)} figures: "
+            f"- {where}: **goal not reached**: below on {len(below)} of {len(rows)} figures: "
             + "; ".join(parts)
             + "."
         )
@@ -627,6 +648,7 @@ def to_markdown(report: dict) -> str:
     for r in rows:
         same = "equal to" if r["chosen_equals_defaults"] else "NOT equal to"
         source = f" (chosen in {r['chosen_from']}, search not rerun)" if r.get("chosen_from") else ""
+        source += f"; {CHOSEN_ELSEWHERE[r['name']]}" if r["name"] in CHOSEN_ELSEWHERE else ""
         lines.append(
             f"**{r['display']}**: chosen {json.dumps(r['chosen_params'])}{source} ({same} the constructor "
             f"defaults {json.dumps(r['constructor_defaults'])}); fit runs (s): {r['fit_seconds']['runs']}"

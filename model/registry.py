@@ -41,6 +41,7 @@ MODELS: dict[str, ModelSpec] = {
     "ials": ModelSpec("model.als.IALS"),
     "eals": ModelSpec("model.eals.EALS"),
     "ease": ModelSpec("model.ease.EASE"),
+    "neumf_blend": ModelSpec("model.blend.NeuMFBlend"),
     **{kind: ModelSpec(ncf_kind=kind) for kind in NCF_KINDS},
 }
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.registry import build_model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -206,3 +208,32 @@ def test_paired_tests_and_the_goal_verdicts(tmp_path):
     report = {"meta": {}, "models": rows, "paired": paired}
     lines = "\n".join(board.goal_markdown(report))
     assert "**goal not reached**" in lines and "IALS sampled HR@10" in lines
+
+
+def test_the_goal_covers_the_blend_row_and_names_it(tmp_path):
+    """With a NeuMF blend row, the goal's four comparisons are made for it as well, its verdict line names
+    it, and the row's name is the model's own (members and weight)."""
+    board = leaderboard_module()
+    rng = np.random.default_rng(1)
+    n = 500
+    hits = (rng.random(n) < 0.5).astype(float)
+    arrays = {
+        f"test.{protocol}.{metric}": hits
+        for protocol in ("sampled", "full")
+        for metric in ("hr@10", "ndcg@10")
+    }
+    rows = [_fake_row(name, [0], tmp_path, arrays) for name in ("ials", "ease", "neumf", "neumf_blend")]
+    paired = board.paired_tests({"models": rows}, tmp_path)
+    blend = [
+        (g["against"], g["protocol"], g["metric"]) for g in paired["goal"] if g["model"] == "neumf_blend"
+    ]
+    assert sorted(blend) == sorted(
+        (other, protocol, metric)
+        for other, protocol in (("ials", "sampled"), ("ease", "full"))
+        for metric in ("hr@10", "ndcg@10")
+    )
+    lines = "\n".join(board.goal_markdown({"meta": {}, "models": rows, "paired": paired}))
+    assert "- NEUMF_BLEND, trained on train: **goal reached**" in lines
+    model = build_model("neumf_blend", partner="ease", weight=0.3)
+    assert board.display_of("neumf_blend", model) == "NeuMF + EASE^R blend (w=0.3)"
+    assert board.display_of("ials", build_model("ials")) == "iALS"

@@ -152,3 +152,13 @@ class TestNeuMFNumpy(RecommenderContract):
         "config": {"factors": 4, "layers": (8, 4)},
         "train_config": {"epochs": 1, "batch_size": 64, "pretrain": False},
     }
+
+
+class TestNeuMFBlend(RecommenderContract):
+    name = "neumf_blend"
+
+    options: ClassVar[dict] = {
+        "weight": 0.5,
+        "neumf_options": TestNeuMFNumpy.options,
+        "partner_options": {"l2": 10.0},
+    }
