@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
         fits.append({"seed": seed, "fit_seconds": seconds})
         for partner in PARTNERS:
             for weight in WEIGHTS:
-                blend = NeuMFBlend(partner=partner, weight=weight)
+                blend = NeuMFBlend(partner=partner, weight=weight, neumf_scores=args.neumf_scores)
                 blend.neumf_, blend.partner_ = members["neumf"], members[partner]
                 blend.n_users, blend.n_items = split.train.n_users, split.train.n_items
                 _, per_user = evaluator.evaluate_per_user(blend, "validation")
@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> dict:
         "rule": "max over (partner, weight) of min over the goal figures of the relative validation margin "
         "over iALS (sampled HR@10, NDCG@10) and EASE^R (full HR@10, NDCG@10); ties to the larger weight",
         "seeds": args.seeds,
+        "neumf_scores": args.neumf_scores,
         "weights": list(WEIGHTS),
         "chosen": {
             "partner": chosen["partner"],
@@ -261,6 +262,9 @@ def main() -> int:
     parser.add_argument("--split-seed", type=int, default=0, help="must be the leaderboard's")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json")
     parser.add_argument("--stem", default="blend_validation", help="name of the result files")
+    parser.add_argument(
+        "--neumf-scores", choices=("probability", "logit"), default="probability", help="NeuMFBlend's"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     path = RESULTS / f"{args.stem}.json"

@@ -40,10 +40,19 @@ def standardise_rows(scores: np.ndarray) -> np.ndarray:
     return ((scores - mean) / std).astype(np.float32)
 
 
-def blend_rows(neumf: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
+def logits(probabilities: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) of (c, n_items) probabilities as float32, p clipped to [1e-7, 1 - 1e-7]."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1.0 - 1e-7)
+    return np.log(p / (1.0 - p)).astype(np.float32)
+
+
+def blend_rows(
+    neumf: np.ndarray, partner: np.ndarray, weight: float, neumf_scores: str = "probability"
+) -> np.ndarray:
     """`weight * z(neumf) + (1 - weight) * z(partner)`, z = `standardise_rows`; both (c, n_items), result
-    (c, n_items) float32."""
-    return (weight * standardise_rows(neumf) + (1.0 - weight) * standardise_rows(partner)).astype(np.float32)
+    (c, n_items) float32. `neumf_scores` "logit": NeuMF's probabilities become logits first."""
+    ours = logits(neumf) if neumf_scores == "logit" else neumf
+    return (weight * standardise_rows(ours) + (1.0 - weight) * standardise_rows(partner)).astype(np.float32)
 
 
 def _as_json(options: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -62,6 +71,7 @@ class NeuMFBlend(Recommender):
             leaderboard's validation choice, recency weighting included) unless `partner_options` says
             otherwise.
         weight: share of NeuMF's standardised scores, in [0, 1] (1 - weight goes to the partner's).
+        neumf_scores: what of NeuMF is standardised: its probabilities, or their logits.
         seed: training seed of NeuMF (its `train_config.seed`) and of iALS.
         chunk_users: users per block of scored rows.
         neumf_options: `model.registry.build_model("neumf", ...)` options of the NeuMF member (engine,
@@ -73,6 +83,7 @@ class NeuMFBlend(Recommender):
         self,
         partner: Literal["ease", "ials"] = "ease",
         weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3,
+        neumf_scores: Literal["probability", "logit"] = "probability",
         seed: int = 0,
         chunk_users: Annotated[int, Field(ge=1)] = 1024,
         neumf_options: dict[str, Any] | None = None,
@@ -80,6 +91,7 @@ class NeuMFBlend(Recommender):
     ) -> None:
         self.partner = partner
         self.weight = weight
+        self.neumf_scores = neumf_scores
         self.seed = seed
         self.chunk_users = chunk_users
         self.neumf_options = _as_json(neumf_options)
@@ -146,7 +158,10 @@ class NeuMFBlend(Recommender):
         for start in range(0, user_idx.shape[0], self.chunk_users):
             users = user_idx[start : start + self.chunk_users]
             out[start : start + users.shape[0]] = blend_rows(
-                self.neumf_.score_users(users), self.partner_.score_users(users), self.weight
+                self.neumf_.score_users(users),
+                self.partner_.score_users(users),
+                self.weight,
+                self.neumf_scores,
             )
         return out
 

@@ -30,9 +30,9 @@ def fitted(partner: str = "ease", weight: float = 0.5, **options) -> NeuMFBlend:
     return model.fit(contract_data()[0])
 
 
-def with_weight(model: NeuMFBlend, weight: float) -> NeuMFBlend:
-    """The same fitted members under another weight."""
-    other = NeuMFBlend(**{**model.hyperparameters(), "weight": weight})
+def with_weight(model: NeuMFBlend, weight: float, **changes) -> NeuMFBlend:
+    """The same fitted members under another weight (and other `changes` of the hyperparameters)."""
+    other = NeuMFBlend(**{**model.hyperparameters(), "weight": weight, **changes})
     other.neumf_, other.partner_ = model.neumf_, model.partner_
     other.n_users, other.n_items = model.n_users, model.n_items
     return other
@@ -65,6 +65,21 @@ def test_the_blend_mixes_standardised_rows():
     assert (standardise_rows(np.ones((2, 5))) == 0).all()  # no spread: zeros, not NaN
 
 
+def test_logit_blending_standardises_neumfs_logits():
+    """`neumf_scores="logit"`: NeuMF's probabilities enter as log(p / (1 - p)), the partner's as they are;
+    at weight 1 the blend still ranks as NeuMF (the logit is monotone)."""
+    model = fitted(weight=0.3, neumf_scores="logit")
+    users = np.array([0, 7, 23])
+    neumf, partner = model.neumf_.score_users(users), model.partner_.score_users(users)
+    logit = np.log(neumf.astype(np.float64) / (1 - neumf.astype(np.float64)))
+    expected = 0.3 * standardise_rows(logit) + 0.7 * standardise_rows(partner)
+    np.testing.assert_allclose(model.score_users(users), expected, atol=1e-4)
+    plain = with_weight(model, 0.3, neumf_scores="probability")
+    assert not np.allclose(plain.score_users(users), expected, atol=1e-3)  # the option changes the blend
+    ranks = np.argsort(-with_weight(model, 1.0).score_users(users), axis=1, kind="stable")
+    np.testing.assert_array_equal(ranks, np.argsort(-neumf.astype(np.float64), axis=1, kind="stable"))
+
+
 def test_pairs_score_as_the_rows_across_chunks():
     model = fitted(chunk_users=5)  # several chunks of distinct users
     rng = np.random.default_rng(1)
@@ -88,7 +103,12 @@ def test_save_and_load_keep_both_members_and_the_weight(tmp_path, partner):
 
 @pytest.mark.parametrize(
     ("options", "field"),
-    [({"weight": 1.5}, "weight"), ({"weight": -0.1}, "weight"), ({"partner": "bpr"}, "partner")],
+    [
+        ({"weight": 1.5}, "weight"),
+        ({"weight": -0.1}, "weight"),
+        ({"partner": "bpr"}, "partner"),
+        ({"neumf_scores": "rank"}, "neumf_scores"),
+    ],
 )
 def test_bad_settings_are_a_validation_error(options, field):
     with pytest.raises(ValidationError, match=field):
