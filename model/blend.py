@@ -2,8 +2,9 @@
 standardised per user and mixed with one weight.
 
 For each user row, each member's scores over every item become z-scores ((s - mean) / std over the items;
-a constant row becomes zeros), and the blend scores `weight * z_neumf + (1 - weight) * z_partner`. Weight
-1 ranks as NeuMF, weight 0 as the partner. Rows are computed chunk by chunk (`chunk_users` users at a
+a constant row becomes zeros; NeuMF's probabilities first become logits by default, `neumf_scores`), and
+the blend scores `weight * z_neumf + (1 - weight) * z_partner`. Weight 1 ranks as NeuMF, weight 0 as the
+partner. Rows are computed chunk by chunk (`chunk_users` users at a
 time); nothing of size users x items is held at once. Scoring pairs (`score`) computes the rows of the
 distinct users involved, so it gives exactly the values `score_users` gives.
 
@@ -63,8 +64,10 @@ def _as_json(options: dict[str, Any] | None) -> dict[str, Any] | None:
 class NeuMFBlend(Recommender):
     """NeuMF blended with EASE^R or iALS per user row (see the module docstring).
 
-    The defaults (EASE^R, weight 0.3) are the choice of `bench/blend_validation.py` on the validation item
-    (bench/results/blend_validation.md).
+    The defaults (EASE^R, NeuMF's logits, weight 0.6) are the choice of `bench/blend_validation.py` on the
+    validation item: partner and weight by its rule with logits (bench/results/blend_validation_logit.md),
+    logits rather than probabilities by the same rule's figure at each one's best point (-0.0033 against
+    -0.0083, bench/results/blend_validation.md), training seed 0.
 
     Args:
         partner: the linear member, "ease" (EASE^R) or "ials" (iALS), with its registered defaults (the
@@ -82,8 +85,8 @@ class NeuMFBlend(Recommender):
     def __init__(
         self,
         partner: Literal["ease", "ials"] = "ease",
-        weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3,
-        neumf_scores: Literal["probability", "logit"] = "probability",
+        weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6,
+        neumf_scores: Literal["probability", "logit"] = "logit",
         seed: int = 0,
         chunk_users: Annotated[int, Field(ge=1)] = 1024,
         neumf_options: dict[str, Any] | None = None,
@@ -98,8 +101,10 @@ class NeuMFBlend(Recommender):
         self.partner_options = _as_json(partner_options)
 
     def display_name(self) -> str:
-        """How results name this model, e.g. "NeuMF + EASE^R blend (w=0.5)"."""
-        return f"NeuMF + {PARTNER_NAMES[self.partner]} blend (w={self.weight:g})"
+        """How results name this model, e.g. "NeuMF + EASE^R blend (w=0.5)", "(logits, w=0.6)" when NeuMF's
+        logits are blended."""
+        scores = "logits, " if self.neumf_scores == "logit" else ""
+        return f"NeuMF + {PARTNER_NAMES[self.partner]} blend ({scores}w={self.weight:g})"
 
     # --- members ----------------------------------------------------------------------------------
     def _build_neumf(self) -> Recommender:

@@ -40,7 +40,7 @@ def with_weight(model: NeuMFBlend, weight: float, **changes) -> NeuMFBlend:
 
 @pytest.mark.parametrize("partner", ["ease", "ials"])
 def test_weight_one_is_neumf_and_weight_zero_the_partner(partner):
-    model = fitted(partner)
+    model = fitted(partner, neumf_scores="probability")
     users = np.arange(N_USERS)
     for weight, member in ((1.0, model.neumf_), (0.0, model.partner_)):
         blend = with_weight(model, weight)
@@ -54,7 +54,7 @@ def test_weight_one_is_neumf_and_weight_zero_the_partner(partner):
 
 
 def test_the_blend_mixes_standardised_rows():
-    model = fitted(weight=0.3)
+    model = fitted(weight=0.3, neumf_scores="probability")
     users = np.array([0, 7, 23])
     neumf, partner = model.neumf_.score_users(users), model.partner_.score_users(users)
     expected = 0.3 * standardise_rows(neumf) + 0.7 * standardise_rows(partner)
@@ -124,10 +124,10 @@ def test_warm_start_takes_the_previous_blends_neumf():
     assert model.fit(contract_data()[0]).report()["members"]["partner"]["class"] == "model.ease.EASE"
 
 
-def test_display_name_names_both_members():
-    assert (
-        build_model("neumf_blend", partner="ials", weight=0.4).display_name() == "NeuMF + iALS blend (w=0.4)"
-    )
+def test_display_name_names_both_members_and_what_of_neumf_is_blended():
+    plain = build_model("neumf_blend", partner="ials", weight=0.4, neumf_scores="probability")
+    assert plain.display_name() == "NeuMF + iALS blend (w=0.4)"
+    assert build_model("neumf_blend").display_name() == "NeuMF + EASE^R blend (logits, w=0.6)"
 
 
 def test_weight_zero_evaluates_as_its_partner_on_ml100k(ml100k_dir):

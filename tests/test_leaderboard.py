@@ -234,6 +234,8 @@ def test_the_goal_covers_the_blend_row_and_names_it(tmp_path):
     )
     lines = "\n".join(board.goal_markdown({"meta": {}, "models": rows, "paired": paired}))
     assert "- NEUMF_BLEND, trained on train: **goal reached**" in lines
-    model = build_model("neumf_blend", partner="ease", weight=0.3)
+    model = build_model("neumf_blend", partner="ease", weight=0.3, neumf_scores="probability")
     assert board.display_of("neumf_blend", model) == "NeuMF + EASE^R blend (w=0.3)"
+    model = build_model("neumf_blend", partner="ease", weight=0.6, neumf_scores="logit")
+    assert board.display_of("neumf_blend", model) == "NeuMF + EASE^R blend (logits, w=0.6)"
     assert board.display_of("ials", build_model("ials")) == "iALS"
