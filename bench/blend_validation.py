@@ -180,6 +180,11 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _scores(result: dict) -> str:
+    """What of NeuMF the run blended (runs before the option blended probabilities)."""
+    return "logits" if result.get("neumf_scores") == "logit" else "probabilities"
+
+
 def _display(partner: str, weight: float) -> str:
     return f"NeuMF + {PARTNER_NAMES[partner]} (w={weight:g})"
 
@@ -194,8 +199,9 @@ def to_markdown(result: dict) -> str:
         f"{result['generated']} ({result['machine']}); training seeds {result['seeds']}. ML-1M, the "
         "leaderboard's split (seed 0); members fitted on the training part with their registered defaults "
         "(NeuMF's epochs chosen on validation as usual); validation item only, no test item, no refit. "
-        "Blend: per user, weight x NeuMF's standardised scores + (1 - weight) x the partner's "
-        "(`model.blend`). Weight 1 is NeuMF, weight 0 the partner, as fitted in this run.",
+        f"Blend: per user, weight x NeuMF's standardised {_scores(result)} + (1 - weight) x the "
+        "partner's standardised scores (`model.blend`). Weight 1 is NeuMF, weight 0 the partner, as fitted "
+        "in this run.",
         "",
         f"Rule (fixed before the run): {result['rule']}.",
         "",
