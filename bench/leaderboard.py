@@ -102,8 +102,8 @@ RECENCY = [{"recent_fraction": 0.0, "recent_weight": 1.0}] + [
 JOINT_SEARCH: dict[str, list[dict]] = {"ials": RECENCY, "ease": RECENCY}
 # Models whose configuration is chosen on validation by another script (no grid here: their defaults).
 CHOSEN_ELSEWHERE = {
-    "neumf_blend": "its partner and weight (the constructor defaults) were chosen on the validation item by "
-    "bench/blend_validation.py (blend_validation.md)",
+    "neumf_blend": "its partner, weight and NeuMF's scores (the constructor defaults) were chosen on the "
+    "validation item by bench/blend_validation.py (blend_validation_logit.md, blend_validation.md)",
 }
 
 
