@@ -33,13 +33,18 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
-from neumf_validation import AGAINST, BOARD, METRICS, RESULTS, leaderboard_validation, title  # bench/ on path
+from neumf_validation import (  # bench/ on path
+    BOARD,
+    METRICS,
+    RESULTS,
+    paired_against_leaderboard,
+    title,
+)
 
 from model.base import Recommender
 from model.blend import PARTNER_NAMES, NeuMFBlend
 from model.data import DataLoader, leave_one_out
 from model.evaluation import Evaluator
-from model.paired import paired_test
 from model.registry import build_model
 
 logger = logging.getLogger("bench.blend_validation")
@@ -144,18 +149,7 @@ def run(args: argparse.Namespace) -> dict:
     compared = []
     for point in [chosen, *(b for b in best_of.values() if b is not chosen)]:
         ours = mean_per_user[point["partner"], point["weight"]]
-        against = {}
-        for name in AGAINST:
-            row = next(r for r in board["models"] if r["name"] == name)
-            stored = np.load(RESULTS / row["runs"][0]["per_user_file"])["validation.user_idx"]
-            if not np.array_equal(stored, users):
-                raise SystemExit(f"{name}: the leaderboard's validation users differ from this split's")
-            theirs = leaderboard_validation(row, args.seeds)
-            against[name] = {
-                "display": row["display"],
-                "validation_mean": {key: float(values.mean()) for key, values in theirs.items()},
-                "tests": {key: paired_test(ours[key], theirs[key]).to_dict() for key in ours},
-            }
+        against = paired_against_leaderboard(board, users, ours, args.seeds)
         compared.append({"partner": point["partner"], "weight": point["weight"], "against": against})
     return {
         "rule": "max over (partner, weight) of min over the goal figures of the relative validation margin "

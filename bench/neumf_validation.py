@@ -70,6 +70,28 @@ def leaderboard_validation(row: dict, seeds: list[int]) -> dict[str, np.ndarray]
     }
 
 
+def paired_against_leaderboard(
+    board: dict, users: np.ndarray, ours: dict[str, np.ndarray], seeds: list[int]
+) -> dict[str, dict]:
+    """`ours` (per-user validation figures of `users`, keyed "protocol.metric") against each `AGAINST`
+    row of the leaderboard `board`: its display name, the training seeds of its figures, its validation
+    means and the paired tests (`model.paired`). Refuses a leaderboard of other validation users."""
+    compared = {}
+    for name in AGAINST:
+        row = next(r for r in board["models"] if r["name"] == name)
+        stored = np.load(RESULTS / row["runs"][0]["per_user_file"])["validation.user_idx"]
+        if not np.array_equal(stored, users):
+            raise SystemExit(f"{name}: the leaderboard's validation users differ from this split's")
+        theirs = leaderboard_validation(row, seeds)
+        compared[name] = {
+            "display": row["display"],
+            "seeds": seeds if row["stochastic"] else row["seeds"],
+            "validation_mean": {key: float(values.mean()) for key, values in theirs.items()},
+            "tests": {key: paired_test(ours[key], theirs[key]).to_dict() for key in ours},
+        }
+    return compared
+
+
 def run(args: argparse.Namespace) -> dict:
     dataset = DataLoader(args.data_dir).load()
     board = json.loads(BOARD.read_text())
@@ -93,19 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         for protocol, metrics in METRICS.items()
         for metric in metrics
     }
-    users = split.validation.user_idx
-    compared = {}
-    for name in AGAINST:
-        row = next(r for r in board["models"] if r["name"] == name)
-        stored = np.load(RESULTS / row["runs"][0]["per_user_file"])["validation.user_idx"]
-        if not np.array_equal(stored, users):
-            raise SystemExit(f"{name}: the leaderboard's validation users differ from this split's")
-        theirs = leaderboard_validation(row, args.seeds)
-        compared[name] = {
-            "display": row["display"],
-            "seeds": args.seeds if row["stochastic"] else row["seeds"],
-            "tests": {key: paired_test(ours[key], theirs[key]).to_dict() for key in ours},
-        }
+    compared = paired_against_leaderboard(board, split.validation.user_idx, ours, args.seeds)
     return {
         "name": args.name,
         "train_config_overrides": overrides,
