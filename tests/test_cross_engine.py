@@ -41,6 +41,10 @@ def _batch(size=64, seed=1):
     return users, items, labels
 
 
+def _log_loss(logits, labels):
+    return float(np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))))
+
+
 def _pair(config, train_config, params):
     keras_model = KerasNCF(config, train_config)
     keras_model.build(N_USERS, N_ITEMS, params)
@@ -78,8 +82,17 @@ def test_weights_copied_from_keras_give_the_same_scores(kind):
         ("neumf", {"optimizer": "adam", "learning_rate": 0.01, "weight_decay": 0.0}, 0.01),
         ("neumf", {"optimizer": "adam", "learning_rate": 0.01, "weight_decay": 2.0}, 0.0),
         ("neumf", {"optimizer": "sgd", "learning_rate": 0.5, "momentum": 0.9, "weight_decay": 0.1}, 0.0),
+        ("neumf", {"learning_rate": 0.01, "weight_decay": 2.0, "loss": "softmax", "num_negatives": 3}, 0.0),
     ],
-    ids=["neumf-sgd", "neumf-momentum", "neumf-adam", "neumf-adam-l2", "neumf-adamw", "neumf-sgdw"],
+    ids=[
+        "neumf-sgd",
+        "neumf-momentum",
+        "neumf-adam",
+        "neumf-adam-l2",
+        "neumf-adamw",
+        "neumf-sgdw",
+        "neumf-softmax",
+    ],
 )
 def test_one_optimizer_step_gives_the_same_weights(kind, train_overrides, l2):
     config = NCFConfig(kind=kind, l2=l2, **SMALL)
@@ -87,9 +100,15 @@ def test_one_optimizer_step_gives_the_same_weights(kind, train_overrides, l2):
     train_config = TrainConfig(**train_overrides)
     keras_model, numpy_model = _pair(config, train_config, params)
     users, items, labels = _batch()
+    logits = np.asarray(keras_model.network((users, items)), dtype=np.float64)
     keras_loss = keras_model.train_epoch(users, items, labels, batch_size=64)  # one batch: one step
     numpy_loss = numpy_model.train_epoch(users, items, labels, batch_size=64)
     assert abs(keras_loss - numpy_loss) < 1e-5
+    if train_config.loss == "softmax":  # the loss the engines report is the groups' softmax loss
+        groups = logits.reshape(-1, train_config.group_size())
+        top = groups.max(axis=1)
+        expected = np.mean(np.log(np.exp(groups - top[:, None]).sum(axis=1)) + top - groups[:, 0])
+        assert abs(keras_loss - expected) < 1e-4 < abs(keras_loss - _log_loss(logits, labels))
     after_keras, after_numpy = keras_model.get_params(), numpy_model.get_params()
     for name, before in params.items():
         moved = np.abs(after_keras[name] - before).max()

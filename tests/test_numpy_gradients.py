@@ -1,12 +1,13 @@
 """The NumPy engine's hand-written gradients agree with central finite differences (float64, tiny models),
-for every parameter of GMF, MLP and NeuMF, with and without L2 and dropout."""
+for every parameter of GMF, MLP and NeuMF, with and without L2 and dropout, under the log loss and the
+softmax loss."""
 
 import numpy as np
 import pytest
 
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_engine import NumpyNCF
-from model.ncf.numpy_network import log_loss_with_logits
+from model.ncf.numpy_network import log_loss_with_logits, softmax_loss_with_logits
 from model.ncf.numpy_sparse import row_selector, sum_rows
 from model.ncf.params import init_params
 
@@ -26,7 +27,7 @@ def _batch():
     return users, items, labels
 
 
-def _model(config):
+def _model(config, train_config=None):
     params = init_params(config, N_USERS, N_ITEMS, seed=2)
     # Weights far larger than the 0.01 init, so that every unit matters and ReLUs are on and off.
     params = {k: v.astype(np.float64) * (40.0 if k.endswith("embedding") else 1.5) for k, v in params.items()}
@@ -36,7 +37,7 @@ def _model(config):
     for name in params:
         if name.endswith("bias"):
             params[name] = rng.uniform(0.1, 0.5, size=params[name].shape)
-    model = Float64NCF(config, TrainConfig(seed=5))
+    model = Float64NCF(config, train_config or TrainConfig(seed=5))
     model.build(N_USERS, N_ITEMS, params)
     return model
 
@@ -64,20 +65,25 @@ def _dense_gradients(model, users, items, labels):
     return grads
 
 
+SOFTMAX = TrainConfig(seed=5, loss="softmax", num_negatives=3)  # the batch of 12: three groups of 4
+
+
 @pytest.mark.parametrize(
-    "config",
+    ("config", "train_config"),
     [
-        NCFConfig(kind="gmf", factors=3),
-        NCFConfig(kind="mlp", layers=(6, 4, 3)),
-        NCFConfig(kind="mlp", layers=(4,)),
-        NCFConfig(kind="neumf", factors=2, layers=(6, 4, 2)),
-        NCFConfig(kind="neumf", factors=2, layers=(4, 3), l2=0.01),
-        NCFConfig(kind="neumf", factors=2, layers=(6, 5, 4), dropout=0.3),
+        (NCFConfig(kind="gmf", factors=3), None),
+        (NCFConfig(kind="mlp", layers=(6, 4, 3)), None),
+        (NCFConfig(kind="mlp", layers=(4,)), None),
+        (NCFConfig(kind="neumf", factors=2, layers=(6, 4, 2)), None),
+        (NCFConfig(kind="neumf", factors=2, layers=(4, 3), l2=0.01), None),
+        (NCFConfig(kind="neumf", factors=2, layers=(6, 5, 4), dropout=0.3), None),
+        (NCFConfig(kind="neumf", factors=2, layers=(6, 4, 2)), SOFTMAX),
+        (NCFConfig(kind="neumf", factors=2, layers=(4, 3), l2=0.01), SOFTMAX),
     ],
-    ids=["gmf", "mlp", "mlp-no-hidden", "neumf", "neumf-l2", "neumf-dropout"],
+    ids=["gmf", "mlp", "mlp-no-hidden", "neumf", "neumf-l2", "neumf-dropout", "softmax", "softmax-l2"],
 )
-def test_gradients_match_central_differences(config):
-    model = _model(config)
+def test_gradients_match_central_differences(config, train_config):
+    model = _model(config, train_config)
     users, items, labels = _batch()
     analytic = _dense_gradients(model, users, items, labels)
     views = model._views()
@@ -95,7 +101,10 @@ def test_gradients_match_central_differences(config):
                 losses.append(model.gradients(users, items, labels)[0])
             view[index] = original
             numeric[index] = (losses[0] - losses[1]) / (2 * eps)
-        assert np.abs(numeric).max() > 0, f"{name}: no gradient at all, the check would be vacuous"
+        if name == "output/bias" and model.train_config.loss == "softmax":
+            assert np.abs(numeric).max() < 1e-8  # a shift of a group's logits leaves its softmax
+        else:
+            assert np.abs(numeric).max() > 0, f"{name}: no gradient at all, the check would be vacuous"
         np.testing.assert_allclose(analytic[name], numeric, rtol=1e-5, atol=1e-8, err_msg=name)
 
 
@@ -107,6 +116,23 @@ def test_log_loss_is_stable_for_huge_logits():
     assert np.isfinite(loss) and abs(loss - expected) < 1e-3
     np.testing.assert_allclose(grad * 5, [-1.0, 0.0, -0.5, 0.0, 1.0], atol=1e-6)
     assert grad.dtype == np.float32
+
+
+def test_softmax_loss_by_hand_stable_and_its_parts_add_up():
+    logits = np.array([2.0, 0.0, 1.0, -1000.0, 1000.0, 0.0], dtype=np.float32)  # two groups of 3
+    loss, grad = softmax_loss_with_logits(logits, 3, 2)
+    first = np.log(np.exp(2.0) + 1 + np.exp(1.0)) - 2.0
+    assert np.isfinite(loss) and abs(loss - (first + 2000.0) / 2) < 1e-3
+    share = np.exp([2.0, 0.0, 1.0]) / np.exp([2.0, 0.0, 1.0]).sum()
+    np.testing.assert_allclose(grad[:3], (share - [1, 0, 0]) / 2, rtol=1e-5)
+    np.testing.assert_allclose(grad[3:], [-0.5, 0.5, 0.0], atol=1e-6)
+    assert grad.dtype == np.float32
+    parts = softmax_loss_with_logits(logits[:3], 3, 2), softmax_loss_with_logits(logits[3:], 3, 2)
+    assert abs(parts[0][0] + parts[1][0] - loss) < 1e-3
+    np.testing.assert_allclose(np.concatenate([parts[0][1], parts[1][1]]), grad, rtol=1e-6)
+    # One negative per positive: BPR's pairwise loss, -log sigmoid(x_pos - x_neg).
+    pair = np.array([0.7, -0.4], dtype=np.float64)
+    assert abs(softmax_loss_with_logits(pair, 2, 1)[0] - np.log1p(np.exp(-1.1))) < 1e-12
 
 
 def test_sum_rows_matches_add_at():

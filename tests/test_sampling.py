@@ -36,6 +36,21 @@ def test_epoch_layout_and_no_positive_leaks():
     np.testing.assert_array_equal(users[n:], np.repeat(train.user_idx, 4))
 
 
+def test_grouped_epoch_holds_the_same_examples_a_positive_then_its_negatives():
+    train = _toy()
+    sampler = NegativeSampler(train, num_negatives=4, seed=3, recent_fraction=0.2, recent_weight=3)
+    flat, grouped = sampler.epoch(2), sampler.epoch(2, grouped=True)
+    users, items, labels = (a.reshape(-1, 5) for a in grouped)
+    n_pos = users.shape[0]
+    assert n_pos > len(train)  # the recent positives' copies are groups too
+    assert all(a.dtype == b.dtype for a, b in zip(flat, grouped, strict=True))
+    np.testing.assert_array_equal(labels, np.tile([1, 0, 0, 0, 0], (n_pos, 1)))
+    assert (users == users[:, :1]).all()  # a group is one user's
+    np.testing.assert_array_equal(users[:, 0], flat[0][:n_pos])
+    np.testing.assert_array_equal(items[:, 0], flat[1][:n_pos])
+    np.testing.assert_array_equal(items[:, 1:].ravel(), flat[1][n_pos:])  # the same draws
+
+
 def test_reproducible_per_epoch_and_fresh_across_epochs():
     train = _toy()
     a = NegativeSampler(train, 4, seed=3)

@@ -29,6 +29,7 @@ class ScriptedModel(NCFModel):
         self.trained: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.scored: list[tuple[np.ndarray, np.ndarray]] = []
         self.learning_rates: list[float] = []
+        self.batch_sizes: list[int] = []
         self.start_quality: float | None = None  # validation quality of a given start (epoch 0)
 
     def build(self, n_users, n_items, params):
@@ -47,6 +48,7 @@ class ScriptedModel(NCFModel):
 
     def train_epoch(self, user_idx, item_idx, labels, batch_size):
         self.trained.append((user_idx.copy(), item_idx.copy(), labels.copy()))
+        self.batch_sizes.append(batch_size)
         self.epoch += 1
         return 1.0 / self.epoch
 
@@ -195,3 +197,25 @@ def test_cosine_schedule_by_hand_and_refit_follows_the_same_curve():
 def test_a_cosine_curve_shorter_than_the_run_is_refused():
     with pytest.raises(ValueError, match="schedule_epochs"):
         TrainConfig(epochs=10, schedule_epochs=5, lr_schedule="cosine")
+
+
+def test_softmax_loss_trains_on_whole_shuffled_groups():
+    model = fit([0.5] * 2, epochs=2, patience=0, loss="softmax", num_negatives=3, batch_size=10)
+    for users, items, labels in model.trained:
+        # batch_size 10 holds two whole groups of 4: the trainer hands over 8 (checked by the engines)
+        groups = [a.reshape(-1, 4) for a in (users, items, labels)]
+        np.testing.assert_array_equal(groups[2], np.tile([1, 0, 0, 0], (groups[2].shape[0], 1)))
+        assert (groups[0] == groups[0][:, :1]).all()
+        assert not np.array_equal(groups[0][:, 0], np.sort(groups[0][:, 0]))  # shuffled, by group
+    assert model.batch_sizes == [8, 8]
+
+
+def test_softmax_loss_needs_negatives_in_every_tower():
+    with pytest.raises(ValueError, match="num_negatives >= 1"):
+        TrainConfig(loss="softmax", num_negatives=0)
+    config = TrainConfig(loss="softmax", num_negatives=4, gmf={"num_negatives": 0})
+    with pytest.raises(ValueError, match="num_negatives >= 1"):
+        config.tower_config("gmf")
+    assert config.tower_config("mlp").group_size() == 5
+    assert TrainConfig(batch_size=4096).group_batch_size() == 4096
+    assert TrainConfig(batch_size=4096, loss="softmax", num_negatives=8).group_batch_size() == 4095

@@ -159,8 +159,10 @@ class NegativeSampler:
         self._pos_users = train.user_idx[rows].astype(np.int32, copy=False)
         self._pos_items = train.item_idx[rows].astype(np.int32, copy=False)
 
-    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Examples for `epoch`, positives first then negatives (unshuffled; the trainer shuffles).
+    def epoch(self, epoch: int, grouped: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Examples for `epoch` (unshuffled; the trainer shuffles): positives first then negatives, or with
+        `grouped` each positive followed by its own negatives (groups of 1 + num_negatives rows, for the
+        softmax loss). Both layouts hold the same examples (the same draws).
 
         Returns:
             (user_idx int32 (m,), item_idx int32 (m,), label float32 (m,)) with m = p * (1 + num_negatives),
@@ -168,9 +170,17 @@ class NegativeSampler:
             negatives.
         """
         rng = np.random.default_rng([self.seed, epoch])
-        n_pos = self._pos_users.shape[0]
+        n_pos, group = self._pos_users.shape[0], 1 + self.num_negatives
         neg_users = np.repeat(self._pos_users, self.num_negatives)
         neg_items = sample_negatives(neg_users, self._lookup, self.train.n_items, rng, self._weights)
+        if grouped:
+            users = np.repeat(self._pos_users, group)
+            items = np.empty((n_pos, group), dtype=np.int32)
+            items[:, 0] = self._pos_items
+            items[:, 1:] = neg_items.reshape(n_pos, self.num_negatives)
+            labels = np.zeros((n_pos, group), dtype=np.float32)
+            labels[:, 0] = 1.0
+            return users, items.ravel(), labels.ravel()
         users = np.concatenate([self._pos_users, neg_users])
         items = np.concatenate([self._pos_items, neg_items])
         labels = np.zeros(users.shape[0], dtype=np.float32)

@@ -76,10 +76,13 @@ class NCFModel(Recommender):
     def train_epoch(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
-        """One pass over the given examples, in the given order, in mini-batches; returns the mean log loss.
+        """One pass over the given examples, in the given order, in mini-batches; returns the mean training
+        loss per example (`train_config.loss`).
 
         Args:
             user_idx, item_idx: (m,) int32; labels: (m,) float32 in {0, 1}. Already shuffled by the trainer.
+                Under the softmax loss the examples come in groups of g = `train_config.group_size()` rows,
+                each a positive then its negatives, and m and `batch_size` are multiples of g.
         """
 
     # --- shared behaviour ---------------------------------------------------------------------------

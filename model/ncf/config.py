@@ -114,6 +114,14 @@ class TrainConfig(BaseModel):
         "embedding tables included, is multiplied by 1 - learning_rate * weight_decay (0 = off)",
     )
     num_negatives: int = Field(8, ge=0, description="fresh negatives per positive each epoch")
+    loss: Literal["log", "softmax"] = Field(
+        "log",
+        description="training loss: log (the paper's: each positive and negative is one example of a "
+        "binary log loss), or softmax (each positive and its `num_negatives` negatives form a group whose "
+        "loss is -log of the positive's softmax share, log(sum exp(group logits)) - positive logit, "
+        "averaged over the groups; with one negative it is BPR's pairwise loss); with softmax a "
+        "mini-batch holds batch_size // (1 + num_negatives) whole groups",
+    )
     negative_popularity: float = Field(
         0.0,
         ge=0.0,
@@ -167,10 +175,34 @@ class TrainConfig(BaseModel):
         """How NeuMF's pretrained `kind` tower trains: this configuration with the tower's own settings
         (the fields of `self.gmf` / `self.mlp` that are set), and no pretraining of its own."""
         own = getattr(self, kind).model_dump(exclude_none=True)
-        return self.model_copy(update={"pretrain": False, **own})
+        return TrainConfig.model_validate({**self.model_dump(), "pretrain": False, **own})
+
+    def group_size(self) -> int:
+        """Examples per loss group: 1 + num_negatives under the softmax loss, 1 under the log loss."""
+        return 1 + self.num_negatives if self.loss == "softmax" else 1
+
+    def group_batch_size(self) -> int:
+        """Examples per mini-batch: `batch_size` rounded down to whole loss groups (at least one)."""
+        group = self.group_size()
+        return max(1, self.batch_size // group) * group
+
+    def check_groups(self, m: int, batch_size: int) -> None:
+        """Raise ValueError unless `m` examples and mini-batches of `batch_size` are whole loss groups."""
+        group = self.group_size()
+        if m % group or batch_size % group:
+            raise ValueError(
+                f"loss softmax: {m} examples in mini-batches of {batch_size} are not whole groups of "
+                f"{group} (a positive and its num_negatives negatives)"
+            )
 
     @model_validator(mode="after")
     def _check_schedule_length(self) -> TrainConfig:
         if self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
             raise ValueError("schedule_epochs must be at least epochs (the cosine curve would rise again)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_softmax_negatives(self) -> TrainConfig:
+        if self.loss == "softmax" and self.num_negatives < 1:
+            raise ValueError("loss softmax needs num_negatives >= 1 (a group: a positive, its negatives)")
         return self

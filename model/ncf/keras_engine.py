@@ -2,8 +2,9 @@
 
 The network is a `keras.Model` of Embedding and Dense layers whose variables map one-to-one to the
 engine-neutral parameter names of `model.ncf.params` (so `get_params` / `set_params` are exact copies).
-It outputs logits; the log loss is computed from logits (numerically stable) and `score` applies the
-sigmoid.
+It outputs logits; the training loss (`TrainConfig.loss`: log loss, or the softmax loss over groups of a
+positive and its negatives, `batch_loss`) is computed from logits (numerically stable) and `score`
+applies the sigmoid.
 
 Training (`train_epoch`): with `TrainConfig.embedding_updates` "dense" (the default) each step is Keras'
 own optimizer (`make_optimizer`: Adam / AdamW, or SGD) over every variable, so every row of the embedding
@@ -140,6 +141,17 @@ class NCFNetwork(keras.Model):
         return named
 
 
+def batch_loss(train_config: TrainConfig, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """The mean training loss of a mini-batch: logits, labels (b,) float32 -> scalar. Log loss: the mean
+    sigmoid cross-entropy of the b examples. Softmax: the mean over the b / g groups (g =
+    `train_config.group_size()`, consecutive rows, the positive first) of log(sum exp(group logits)) minus
+    the positive's logit (labels unused)."""
+    if train_config.loss == "log":
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+    groups = tf.reshape(logits, (-1, train_config.group_size()))
+    return tf.reduce_mean(tf.reduce_logsumexp(groups, axis=1) - groups[:, 0])
+
+
 _STRATEGY: tf.distribute.Strategy | None = None
 
 
@@ -243,7 +255,7 @@ class KerasNCF(NCFModel):
     # dense updates: Keras' optimizer over every variable
     def _dense_loss(self, users, items, labels):
         logits = self.network((users, items), training=True)
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        loss = batch_loss(self.train_config, logits, labels)
         if self.config.l2 > 0.0:
             loss += self.config.l2 * self._penalty(users, items)
         return loss
@@ -314,7 +326,7 @@ class KerasNCF(NCFModel):
         with tf.GradientTape() as tape:
             tape.watch(list(rows.values()))
             logits = self.network.head(rows, training=True)
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+            loss = batch_loss(self.train_config, logits, labels)
             if l2 > 0.0:
                 kernels = [tf.reduce_sum(tf.square(v)) for n, v in self._vars.items() if n.endswith("kernel")]
                 loss += l2 * tf.add_n(kernels)
@@ -363,8 +375,9 @@ class KerasNCF(NCFModel):
     def train_epoch(
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
-        """One pass in mini-batches of `batch_size` (the last may be smaller); returns the mean log loss
-        (plus the L2 term when `l2` > 0), weighted by batch size."""
+        """One pass in mini-batches of `batch_size` (the last may be smaller); returns the mean training
+        loss (plus the L2 term when `l2` > 0), weighted by batch size."""
+        self.train_config.check_groups(user_idx.shape[0], batch_size)
         if self._strategy is not None:
             return self._train_epoch_workers(user_idx, item_idx, labels, batch_size)
         m = int(user_idx.shape[0])
@@ -410,6 +423,7 @@ class KerasNCF(NCFModel):
         if batch_size % workers:
             raise ValueError(f"batch_size {batch_size} is not a multiple of the {workers} workers")
         local = batch_size // workers
+        self.train_config.check_groups(0, local)
         n_full = int(user_idx.shape[0]) // batch_size
         if n_full == 0:
             return float("nan")

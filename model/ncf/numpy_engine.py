@@ -50,7 +50,15 @@ from threadpoolctl import threadpool_limits
 from model.ncf.base import NCFModel
 from model.ncf.config import NCFConfig, TrainConfig
 from model.ncf.numpy_kernels import take_rows
-from model.ncf.numpy_network import Rows, backward, dense_names, forward, gmf_width, log_loss_with_logits
+from model.ncf.numpy_network import (
+    Rows,
+    backward,
+    dense_names,
+    forward,
+    gmf_width,
+    log_loss_with_logits,
+    softmax_loss_with_logits,
+)
 from model.ncf.numpy_optimizers import SGD, Adam, Optimizer
 from model.ncf.numpy_parallel import StepRunner
 from model.ncf.numpy_sparse import row_selector
@@ -176,7 +184,7 @@ class NumpyNCF(NCFModel):
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
         """One pass in mini-batches of `batch_size`, in the given order; returns the mean training loss
-        (log loss, plus the L2 term when `l2` > 0), weighted by batch size.
+        (`train_config.loss`, plus the L2 term when `l2` > 0), weighted by batch size.
 
         BLAS runs single-threaded here: the matrices are small (batch x 64), so BLAS threads only add
         overhead, and on a shared, loaded machine OpenBLAS threads slowed training several-fold in our runs.
@@ -184,6 +192,7 @@ class NumpyNCF(NCFModel):
         start of the epoch (after the step's arrays are allocated, so that they share them) and stopped at
         its end.
         """
+        self.train_config.check_groups(user_idx.shape[0], batch_size)
         labels = np.asarray(labels, dtype=self.dtype)
         n, total = labels.shape[0], 0.0
         self._step_arrays(min(batch_size, n))
@@ -222,8 +231,9 @@ class NumpyNCF(NCFModel):
         config, batch = self.config, labels.shape[0]
         arrays = self._step_arrays(batch)
         arrays.users[...], arrays.items[...], arrays.labels[...] = user_idx, item_idx, labels
-        parts = min(self.parts, batch)
-        bounds = [batch * k // parts for k in range(parts + 1)]
+        group = self.train_config.group_size()  # parts hold whole groups of the softmax loss
+        parts = min(self.parts, batch // group)
+        bounds = [group * (batch // group * k // parts) for k in range(parts + 1)]
         tasks = [("_part", (k, start, stop, batch)) for k, (start, stop) in enumerate(pairwise(bounds))]
         # Dropout draws its masks from one generator: the parts then run one after the other, in order, here.
         losses = [self._part(*args) for _, args in tasks] if config.dropout > 0 else self._runner.run(tasks)
@@ -260,7 +270,11 @@ class NumpyNCF(NCFModel):
         grads = Rows(user_grads[:, :f], item_grads[:, mlp:], user_grads[:, f:], item_grads[:, :mlp])
         rng = self._dropout_rng if config.dropout > 0 else None
         logits, cache = forward(config, self._dense, inputs, rng, arrays.zeros)
-        loss, dlogits = log_loss_with_logits(logits, arrays.labels[start:stop], batch)
+        if self.train_config.loss == "softmax":
+            group = self.train_config.group_size()
+            loss, dlogits = softmax_loss_with_logits(logits, group, batch // group)
+        else:
+            loss, dlogits = log_loss_with_logits(logits, arrays.labels[start:stop], batch)
         backward(config, self._dense, cache, dlogits, grads, arrays.dense_by_name[index])
         if config.l2:  # l2 * |row|^2 / B per gathered row: its penalty slice is 2 l2 row / B
             loss += config.l2 * float(np.sum(np.square(gathered))) / batch

@@ -9,6 +9,8 @@ layers, the MLP's dense layer k being `mlp/dense_{k}` (kernel W_k, bias b_k):
     output  x       = g w_g + h_L w_h + b                      (B,) logits       [w_g | w_h]: output kernel
     loss            = 1/B sum_j max(x_j, 0) - x_j y_j + log(1 + exp(-|x_j|))    log loss of sigmoid(x)
 
+or, under the softmax loss, over the n = B / G groups of G consecutive examples (a positive x_0, then its
+negatives): loss = 1/n sum_groups log(sum_k exp(x_k)) - x_0, with dx_k = (softmax(x)_k - [k = 0]) / n.
 GMF alone has no h_L term, MLP alone no g term; d_k is the inverted-dropout mask (0 or 1 / (1 - rate);
 1 without dropout). The backward pass, from dx = d loss / dx = (sigmoid(x) - y) / B, (B,):
 
@@ -159,6 +161,32 @@ def log_loss_with_logits(
     grad -= labels
     grad /= logits.dtype.type(n)
     return float(loss.sum()) / n, grad
+
+
+def softmax_loss_with_logits(logits: np.ndarray, group: int, n_groups: int) -> tuple[float, np.ndarray]:
+    """Softmax loss of groups of logits, computed stably, and its gradient w.r.t. the logits.
+
+    For a group of g consecutive logits x (the positive first, then its negatives), with s = softmax(x):
+    loss = log(sum_k exp(x_k)) - x_0; d loss / d x_k = (s_k - [k = 0]) / n.
+
+    Args:
+        logits: (B,) float, B a multiple of `group`.
+        group: g, the rows of a group (1 + negatives per positive).
+        n_groups: n, the groups of the whole batch these B / g groups are part of: the loss returned is
+            the sum of the groups' losses / n, so the losses of the parts of a batch add up to its mean.
+
+    Returns:
+        (loss, dx (B,) of the logits' dtype).
+    """
+    x = logits.reshape(-1, group)
+    top = x.max(axis=1, keepdims=True)
+    e = np.exp(x - top)
+    total = e.sum(axis=1, keepdims=True)
+    loss = float(np.sum(np.log(total[:, 0]) + top[:, 0] - x[:, 0])) / n_groups
+    e /= total  # s
+    e[:, 0] -= 1
+    e /= logits.dtype.type(n_groups)
+    return loss, e.reshape(-1)
 
 
 def backward(

@@ -3,7 +3,8 @@ any model with the `Trainable` hooks).
 
 Per epoch: the step size of the learning-rate schedule (`epoch_learning_rate`), fresh negatives from
 the data layer (`NegativeSampler.epoch(e)`, with each user's newest positives weighted per
-`recent_fraction` / `recent_weight`), a seeded shuffle, one `model.train_epoch` call, then HR@10 /
+`recent_fraction` / `recent_weight`), a seeded shuffle (of whole groups, a positive and its negatives,
+under the softmax loss), one `model.train_epoch` call, then HR@10 /
 NDCG@10 on the **validation** items (sampled protocol). The best epoch's parameters are kept
 (`get_params` / `set_params`) and restored at the end; a model with given starting parameters
 (`init_params`, e.g. NeuMF after pretraining) has its start scored too, as epoch 0, and keeps it when no
@@ -93,6 +94,7 @@ class NeuMFTrainer:
             negative_popularity=cfg.negative_popularity,
         )
         rng = np.random.default_rng([cfg.seed, 1])
+        group, batch_size = cfg.group_size(), cfg.group_batch_size()
         history: list[dict[str, float]] = []
         best_hr, best_epoch, best_params = -1.0, 0, None
         if validation is not None and model.init_params is not None:
@@ -113,10 +115,10 @@ class NeuMFTrainer:
         for epoch in range(1, cfg.epochs + 1):
             start = time.perf_counter()
             model.set_learning_rate(epoch_learning_rate(cfg, epoch))
-            examples = list(sampler.epoch(epoch))
-            _shuffle(rng, examples)
+            examples = list(sampler.epoch(epoch, grouped=group > 1))
+            _shuffle(rng, examples, group)
             n_examples = examples[0].shape[0]
-            loss = model.train_epoch(*examples, cfg.batch_size)
+            loss = model.train_epoch(*examples, batch_size)
             del examples  # gigabytes on large data: gone before the next epoch is sampled
             train_s = time.perf_counter() - start
             row: dict[str, float] = {"epoch": epoch, "loss": round(float(loss), 6)}
@@ -150,11 +152,15 @@ class NeuMFTrainer:
         return model
 
 
-def _shuffle(rng: np.random.Generator, arrays: list[np.ndarray]) -> None:
-    """Put the list's (m,) arrays in one seeded random order (`rng.permutation(m)`'s), replacing them one
-    at a time, so that with the list holding the only references at most one extra copy exists beside
-    the int32 order (an epoch of large data is gigabytes)."""
+def _shuffle(rng: np.random.Generator, arrays: list[np.ndarray], group: int = 1) -> None:
+    """Put the list's (m,) arrays in one seeded random order, of whole runs of `group` rows (m a multiple
+    of `group`; rows keep their order inside a run; with `group` 1 `rng.permutation(m)`'s order),
+    replacing them one at a time, so that with the list holding the only references at most one extra copy
+    exists beside the int32 order (an epoch of large data is gigabytes)."""
     m = arrays[0].shape[0]
-    order = rng.permutation(np.arange(m, dtype=np.int32 if m < 2**31 else np.int64))
+    dtype = np.int32 if m < 2**31 else np.int64
+    order = rng.permutation(np.arange(m // group, dtype=dtype))
+    if group > 1:
+        order = (order[:, None] * dtype(group) + np.arange(group, dtype=dtype)).ravel()
     for k in range(len(arrays)):
         arrays[k] = arrays[k][order]
