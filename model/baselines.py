@@ -45,7 +45,7 @@ class RandomModel(Recommender):
         x = (
             np.asarray(user_idx, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
             ^ np.asarray(item_idx, dtype=np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
-            ^ np.uint64(self.seed) * np.uint64(0x94D049BB133111EB)
+            ^ np.uint64(self.seed * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF)  # wraps as uint64, no warning
         )
         x ^= x >> np.uint64(31)
         x *= np.uint64(0xBF58476D1CE4E5B9)
