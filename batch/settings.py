@@ -180,12 +180,18 @@ class PipelineSettings(BaseSettings):
         return PROTOCOLS if self.protocol == "both" else (self.protocol,)
 
     def model_options(self) -> dict[str, Any]:
-        """`model.registry.build_model` options of the chosen model."""
+        """`model.registry.build_model` options of the chosen model. A model holding a NeuMF member (the
+        blend) without `neumf_options` of its own gets the run's `engine`, `ncf` and `train` settings for
+        it (the member's training seed stays the blend's `seed`)."""
+        ncf = self.ncf.model_dump(exclude={"kind"})
+        ncf_options = {"engine": self.engine, "config": ncf, "train_config": self.train.model_dump()}
         if MODELS[self.model].ncf_kind is not None:
-            ncf = self.ncf.model_dump(exclude={"kind"})
-            return {"engine": self.engine, "config": ncf, "train_config": self.train.model_dump()}
+            return ncf_options
         group = getattr(self.models, self.model, None)
-        return group.model_dump() if group is not None else {}
+        options = group.model_dump() if group is not None else {}
+        if "neumf_options" in options and options["neumf_options"] is None:
+            options["neumf_options"] = ncf_options
+        return options
 
     @classmethod
     def settings_customise_sources(

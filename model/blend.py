@@ -78,7 +78,8 @@ class NeuMFBlend(Recommender):
         seed: training seed of NeuMF (its `train_config.seed`) and of iALS.
         chunk_users: users per block of scored rows.
         neumf_options: `model.registry.build_model("neumf", ...)` options of the NeuMF member (engine,
-            config, train_config); none: the default NeuMF.
+            config, train_config); none: the default NeuMF (the batch job gives its run's `--engine`,
+            NCF and training settings instead).
         partner_options: constructor arguments of the partner overriding its defaults.
     """
 

@@ -67,6 +67,34 @@ def test_baseline_settings_reach_the_baseline(command):
     assert (model.l2, model.recent_weight) == (123.0, 2.0)
 
 
+@pytest.mark.parametrize("command", ["evaluate", "run"])
+def test_ncf_flags_reach_the_blends_neumf_member(command):
+    args = (
+        "--model",
+        "neumf_blend",
+        "--engine",
+        "numpy",
+        "--epochs",
+        "3",
+        "--factors",
+        "16",
+        "--train-seed",
+        "9",
+    )
+    blend = build_model("neumf_blend", **settings(command, *args).model_options())
+    neumf = blend._build_neumf()
+    assert neumf.engine == "numpy" and neumf.config.factors == 16 and neumf.train_config.epochs == 3
+    assert neumf.train_config.seed == blend.seed == 0  # the member trains with the blend's seed
+    # by default the member is the default NeuMF, as the blend's own default
+    default = build_model("neumf_blend", **settings(command, "--model", "neumf_blend").model_options())
+    member = default._build_neumf()
+    assert (member.engine, member.config, member.train_config) == ("keras", NCFConfig(), TrainConfig())
+    # the blend's own neumf_options win
+    given = settings(command, "--model", "neumf_blend", "--neumf-blend-neumf-options", '{"engine": "numpy"}')
+    member = build_model("neumf_blend", **given.model_options())._build_neumf()
+    assert member.engine == "numpy" and member.train_config.epochs == TrainConfig().epochs
+
+
 def test_env_names_nested_settings(monkeypatch):
     monkeypatch.setenv("NCF_MODELS__IALS__FACTORS", "12")
     monkeypatch.setenv("NCF_TRAIN__MLP__EPOCHS", "2")
