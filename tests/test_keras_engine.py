@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from batch.cli import main
 from model.ncf import keras_engine
@@ -50,9 +51,7 @@ def test_tiled_all_items_scorer_equals_pair_scores_across_tiles_and_calls(monkey
     assert grid.shape == (67, n_items) and grid.dtype == np.float32
     # float64 reference; the large weights leave float32 errors of ~2e-4 (pair scores alike), a misplaced
     # tile errs by far more
-    exact = 1.0 / (
-        1.0 + np.exp(-logits_all_items({k: v.astype(np.float64) for k, v in params.items()}, config, users))
-    )
+    exact = expit(logits_all_items({k: v.astype(np.float64) for k, v in params.items()}, config, users))
     np.testing.assert_allclose(grid, exact, atol=1e-3)
     pairs = model.score(np.repeat(users, n_items), np.tile(np.arange(n_items), users.size))
     assert np.abs(grid - exact).max() <= 2 * np.abs(pairs.reshape(grid.shape) - exact).max() + 1e-6
