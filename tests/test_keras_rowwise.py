@@ -159,8 +159,9 @@ def test_lazy_adam_matches_a_numpy_reference(update_way):
         ({"optimizer": "adam", "learning_rate": 0.01, "weight_decay": 0.0}, 0.01),
         ({"optimizer": "sgd", "learning_rate": 0.5, "momentum": 0.9, "weight_decay": 0.1}, 0.0),
         ({"optimizer": "sgd", "learning_rate": 0.5, "weight_decay": 0.0}, 0.0),
+        ({"learning_rate": 0.01, "weight_decay": 0.5, "loss": "softmax", "num_negatives": 3}, 0.0),
     ],
-    ids=["adamw", "adam-l2", "sgdw-momentum", "sgd"],
+    ids=["adamw", "adam-l2", "sgdw-momentum", "sgd", "adamw-softmax"],
 )
 def test_several_steps_match_the_numpy_engine(update_way, train_overrides, l2):
     """Three steps whose batches drop rows and take them back: the NumPy engine's lazy updates are the
