@@ -92,7 +92,9 @@ def summarise(name: str, run: dict) -> dict:
 
 def render(result: dict) -> str:
     rows = result["runs"]
-    steps = sorted({s for r in rows for s in r["step_seconds"]}, key=list(rows[0]["step_seconds"]).index)
+    # job order of the steps, from the run with the most (runs of older code may lack a step: "-")
+    fullest = max(rows, key=lambda r: len(r["step_seconds"]))
+    steps = list(dict.fromkeys([*fullest["step_seconds"], *(s for r in rows for s in r["step_seconds"])]))
     lines = [
         f"# {result['title']}",
         "",
@@ -111,7 +113,10 @@ def render(result: dict) -> str:
     lines += ["", "Seconds per step (peak RSS MB at the step's end):", ""]
     lines += ["| data | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
     for r in rows:
-        cells = [f"{r['step_seconds'].get(s, 0):.1f} ({r['step_peak_rss_mb'].get(s, 0):,.0f})" for s in steps]
+        cells = [
+            f"{r['step_seconds'][s]:.1f} ({r['step_peak_rss_mb'][s]:,.0f})" if s in r["step_seconds"] else "-"
+            for s in steps
+        ]
         lines.append(f"| {r['data']} | " + " | ".join(cells) + " |")
     g = result["growth"]
     lines += [
