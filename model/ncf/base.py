@@ -77,7 +77,7 @@ class NCFModel(Recommender):
         self, user_idx: np.ndarray, item_idx: np.ndarray, labels: np.ndarray, batch_size: int
     ) -> float:
         """One pass over the given examples, in the given order, in mini-batches; returns the mean training
-        loss per example (`train_config.loss`).
+        loss (`train_config.loss`: per example under the log loss, per group under the softmax loss).
 
         Args:
             user_idx, item_idx: (m,) int32; labels: (m,) float32 in {0, 1}. Already shuffled by the trainer.

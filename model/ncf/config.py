@@ -175,7 +175,8 @@ class TrainConfig(BaseModel):
         """How NeuMF's pretrained `kind` tower trains: this configuration with the tower's own settings
         (the fields of `self.gmf` / `self.mlp` that are set), and no pretraining of its own."""
         own = getattr(self, kind).model_dump(exclude_none=True)
-        return TrainConfig.model_validate({**self.model_dump(), "pretrain": False, **own})
+        tower = self.model_copy(update={"pretrain": False, **own})
+        return tower._check_softmax_negatives()
 
     def group_size(self) -> int:
         """Examples per loss group: 1 + num_negatives under the softmax loss, 1 under the log loss."""

@@ -141,14 +141,15 @@ class NCFNetwork(keras.Model):
         return named
 
 
-def batch_loss(train_config: TrainConfig, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """The mean training loss of a mini-batch: logits, labels (b,) float32 -> scalar. Log loss: the mean
-    sigmoid cross-entropy of the b examples. Softmax: the mean over the b / g groups (g =
-    `train_config.group_size()`, consecutive rows, the positive first) of log(sum exp(group logits)) minus
-    the positive's logit (labels unused)."""
-    if train_config.loss == "log":
+def batch_loss(loss: str, group: int, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """The mean training loss of a mini-batch: logits, labels (b,) float32 -> scalar. `loss` "log": the
+    mean sigmoid cross-entropy of the b examples. "softmax": the mean over the b / `group` groups
+    (consecutive rows, the positive first) of log(sum exp(group logits)) minus the positive's logit (labels
+    unused). `loss` and `group` are Python values (`TrainConfig.loss`, `TrainConfig.group_size()`), fixed
+    when the step is traced."""
+    if loss == "log":
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
-    groups = tf.reshape(logits, (-1, train_config.group_size()))
+    groups = tf.reshape(logits, (-1, group))
     return tf.reduce_mean(tf.reduce_logsumexp(groups, axis=1) - groups[:, 0])
 
 
@@ -198,6 +199,7 @@ class KerasNCF(NCFModel):
         check_params(params, self.config, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
         self.lazy = self.train_config.embedding_updates == "lazy"
+        self._loss = (self.train_config.loss, self.train_config.group_size())  # batch_loss's, as traced
         self._strategy = cluster_strategy()
         if self._strategy is not None and self.lazy:
             raise ValueError("training on several workers ($TF_CONFIG) supports dense embedding updates only")
@@ -255,7 +257,7 @@ class KerasNCF(NCFModel):
     # dense updates: Keras' optimizer over every variable
     def _dense_loss(self, users, items, labels):
         logits = self.network((users, items), training=True)
-        loss = batch_loss(self.train_config, logits, labels)
+        loss = batch_loss(*self._loss, logits, labels)
         if self.config.l2 > 0.0:
             loss += self.config.l2 * self._penalty(users, items)
         return loss
@@ -326,7 +328,7 @@ class KerasNCF(NCFModel):
         with tf.GradientTape() as tape:
             tape.watch(list(rows.values()))
             logits = self.network.head(rows, training=True)
-            loss = batch_loss(self.train_config, logits, labels)
+            loss = batch_loss(*self._loss, logits, labels)
             if l2 > 0.0:
                 kernels = [tf.reduce_sum(tf.square(v)) for n, v in self._vars.items() if n.endswith("kernel")]
                 loss += l2 * tf.add_n(kernels)
