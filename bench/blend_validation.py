@@ -34,17 +34,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 from neumf_validation import (  # bench/ on path
-    BOARD,
-    METRICS,
     RESULTS,
+    flat_per_user,
+    leaderboard_split,
     paired_against_leaderboard,
     title,
 )
 
 from model.base import Recommender
 from model.blend import PARTNER_NAMES, NeuMFBlend
-from model.data import DataLoader, leave_one_out
-from model.evaluation import Evaluator
 from model.registry import build_model
 
 logger = logging.getLogger("bench.blend_validation")
@@ -91,17 +89,8 @@ def criterion(means: dict[str, float], references: dict[str, dict[str, float]]) 
     )
 
 
-def flatten(per_user: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {f"{p}.{m}": per_user[p][m] for p, metrics in METRICS.items() for m in metrics}
-
-
 def run(args: argparse.Namespace) -> dict:
-    dataset = DataLoader(args.data_dir).load()
-    board = json.loads(BOARD.read_text())
-    if board["meta"]["seed"] != args.split_seed or board["meta"]["dataset"] != dataset.name:
-        raise SystemExit("the leaderboard's per-user figures are of another data set or split")
-    split = leave_one_out(dataset, seed=args.split_seed)
-    evaluator = Evaluator(split, k=10, protocols=("sampled", "full"))
+    board, split, evaluator = leaderboard_split(args.data_dir, args.split_seed)
     users = split.validation.user_idx
     per_seed: dict[tuple[str, float], list[dict[str, np.ndarray]]] = {}
     fits = []
@@ -122,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
                 blend.neumf_, blend.partner_ = members["neumf"], members[partner]
                 blend.n_users, blend.n_items = split.train.n_users, split.train.n_items
                 _, per_user = evaluator.evaluate_per_user(blend, "validation")
-                per_seed.setdefault((partner, weight), []).append(flatten(per_user))
+                per_seed.setdefault((partner, weight), []).append(flat_per_user(per_user))
         del members
     mean_per_user = {
         point: {key: np.mean([run[key] for run in runs], axis=0) for key in runs[0]}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data import DataLoader, leave_one_out
+from model.data import DataLoader, LeaveOneOutSplit, leave_one_out
 from model.evaluation import Evaluator
 from model.paired import paired_test
 from model.registry import build_model
@@ -92,13 +92,25 @@ def paired_against_leaderboard(
     return compared
 
 
-def run(args: argparse.Namespace) -> dict:
-    dataset = DataLoader(args.data_dir).load()
+def flat_per_user(per_user: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """`Evaluator.evaluate_per_user`'s per-user figures ({protocol: {metric: (u,)}}) of the `METRICS`,
+    keyed "protocol.metric"."""
+    return {f"{p}.{m}": per_user[p][m] for p, metrics in METRICS.items() for m in metrics}
+
+
+def leaderboard_split(data_dir: Path | None, split_seed: int) -> tuple[dict, LeaveOneOutSplit, Evaluator]:
+    """The leaderboard file, the leave-one-out split of `data_dir` with `split_seed` and an evaluator of
+    both protocols on it; refuses a leaderboard of another data set or split seed."""
+    dataset = DataLoader(data_dir).load()
     board = json.loads(BOARD.read_text())
-    if board["meta"]["seed"] != args.split_seed or board["meta"]["dataset"] != dataset.name:
+    if board["meta"]["seed"] != split_seed or board["meta"]["dataset"] != dataset.name:
         raise SystemExit("the leaderboard's per-user figures are of another data set or split")
-    split = leave_one_out(dataset, seed=args.split_seed)
-    evaluator = Evaluator(split, k=10, protocols=("sampled", "full"))
+    split = leave_one_out(dataset, seed=split_seed)
+    return board, split, Evaluator(split, k=10, protocols=("sampled", "full"))
+
+
+def run(args: argparse.Namespace) -> dict:
+    board, split, evaluator = leaderboard_split(args.data_dir, args.split_seed)
     overrides = parse_overrides(args.set)
     runs, arrays = [], []
     for seed in args.seeds:
@@ -109,12 +121,8 @@ def run(args: argparse.Namespace) -> dict:
         figures, per_user = evaluator.evaluate_per_user(model, "validation")
         logger.info("%s seed %d: fit %.0fs, validation %s", args.name, seed, fit_s, figures)
         runs.append({"seed": seed, "fit_seconds": round(fit_s, 1), "validation": figures})
-        arrays.append(per_user)
-    ours = {
-        f"{protocol}.{metric}": np.mean([a[protocol][metric] for a in arrays], axis=0)
-        for protocol, metrics in METRICS.items()
-        for metric in metrics
-    }
+        arrays.append(flat_per_user(per_user))
+    ours = {key: np.mean([a[key] for a in arrays], axis=0) for key in arrays[0]}
     compared = paired_against_leaderboard(board, split.validation.user_idx, ours, args.seeds)
     return {
         "name": args.name,

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from neumf_validation import flat_per_user, title  # bench/ on path
 
 from model.data import DataLoader, leave_one_out
 from model.data.interactions import Interactions
@@ -54,8 +55,6 @@ from model.paired import paired_test
 
 logger = logging.getLogger("bench.side_features_validation")
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = {"sampled": ("hr@10", "ndcg@10"), "full": ("hr@10", "ndcg@10", "recall@20", "mrr")}
-TITLES = {"hr@10": "HR@10", "ndcg@10": "NDCG@10", "recall@20": "Recall@20", "mrr": "MRR"}
 ARMS = ("off", "on")
 GMF_DIM, MLP_DIM, MLP_LAYERS = 64, 32, (64, 32)
 YEAR_BIN = 5
@@ -341,10 +340,6 @@ def restrict(split: LeaveOneOutSplit, max_users: int) -> LeaveOneOutSplit:
     )
 
 
-def flat(per_user: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {f"{p}.{m}": per_user[p][m] for p, metrics in METRICS.items() for m in metrics}
-
-
 def compare(arrays: dict[str, list[dict[str, np.ndarray]]]) -> tuple[dict, dict]:
     """Per-arm means of the per-user figures averaged over seeds, and the paired tests of on minus off."""
     means = {arm: {k: np.mean([a[k] for a in arrays[arm]], axis=0) for k in arrays[arm][0]} for arm in ARMS}
@@ -371,7 +366,7 @@ def run(args: argparse.Namespace, write) -> dict:
             figures, per_user = evaluator.evaluate_per_user(scorer, "validation")
             logger.info("%s seed %d: %s", arm, seed, {k: v for k, v in figures.items()})
             run_[arm] = {**info, "validation": figures}
-            arrays[arm].append(flat(per_user))
+            arrays[arm].append(flat_per_user(per_user))
             del scorer
         run_["tests"] = {
             k: paired_test(arrays["on"][-1][k], arrays["off"][-1][k]).to_dict() for k in arrays["on"][-1]
@@ -409,11 +404,6 @@ def run(args: argparse.Namespace, write) -> dict:
         }
         write(result)
     return result
-
-
-def title(key: str) -> str:
-    protocol, metric = key.split(".")
-    return f"{protocol} {TITLES[metric]}"
 
 
 def to_markdown(r: dict) -> str:
